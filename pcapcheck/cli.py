@@ -1,0 +1,186 @@
+"""Command line: ``pcapcheck analyze | flows | rules | explain``.
+
+Exit codes: 0 nothing at or above --fail-on, 1 a finding at or above it, 2 usage or input error.
+Every PcapcheckError becomes one line on stderr and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .errors import PcapcheckError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Check that the TCP connections in a capture opened and closed the way the RFCs say.",
+)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+EXIT_OK, EXIT_FINDINGS, EXIT_INPUT = 0, 1, 2
+
+Captures = Annotated[list[Path], typer.Argument(help="pcap/pcapng files (gzip ok); several = one timeline")]
+ReaderOpt = Annotated[str, typer.Option("--reader", help="dpkt (default, fast) or tshark (pyshark extra)")]
+
+
+def fail(message: str) -> typer.Exit:
+    """One line on stderr, exit 2."""
+    err_console.print(f"pcapcheck: error: {message}", markup=False)
+    return typer.Exit(EXIT_INPUT)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"pcapcheck {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version.")
+    ] = None,
+) -> None:
+    pass
+
+
+@app.command()
+def flows(captures: Captures, reader: ReaderOpt = "dpkt") -> None:
+    """One row per connection: id, client, server, frames, packets and bytes each way, flags seen."""
+    from .capture import open_capture
+    from .connections import rebuild
+    from .reports.flows import print_flows
+
+    try:
+        capture = open_capture([str(p) for p in captures], reader=reader)
+        conns = list(rebuild(capture.batches()))
+    except PcapcheckError as err:
+        raise fail(str(err)) from None
+    print_flows(conns, capture.info, Console(highlight=False))
+    for warning in capture.info.warnings:
+        err_console.print(f"pcapcheck: warning: {warning}", markup=False)
+
+
+@app.command()
+def analyze(
+    captures: Captures,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the JSON report here.")] = None,
+    csv_dir: Annotated[
+        Optional[Path], typer.Option("--csv", help="Write connections.csv and findings.csv into this folder.")
+    ] = None,
+    html_path: Annotated[Optional[Path], typer.Option("--html", help="Write the HTML report here.")] = None,
+    junit_path: Annotated[Optional[Path], typer.Option("--junit", help="Write JUnit XML here.")] = None,
+    sarif_path: Annotated[Optional[Path], typer.Option("--sarif", help="Write SARIF 2.1.0 here.")] = None,
+    profile: Annotated[
+        Optional[str], typer.Option("--profile", help="Stack profile: rfc9293, linux (default), windows.")
+    ] = None,
+    rules_dir: Annotated[
+        Optional[list[Path]], typer.Option("--rules", help="Extra folder of rule files (repeatable).")
+    ] = None,
+    config_file: Annotated[
+        Optional[Path], typer.Option("--config", help="pcapcheck.toml or pyproject.toml with [tool.pcapcheck].")
+    ] = None,
+    disable: Annotated[Optional[list[str]], typer.Option("--disable", help="Disable a rule (repeatable).")] = None,
+    severity: Annotated[
+        Optional[list[str]], typer.Option("--severity", help="RULE=error|warning|info (repeatable).")
+    ] = None,
+    param: Annotated[
+        Optional[list[str]], typer.Option("--param", help="RULE.NAME=VALUE rule parameter (repeatable).")
+    ] = None,
+    baseline: Annotated[
+        Optional[Path], typer.Option("--baseline", help="Suppress findings recorded in this baseline file.")
+    ] = None,
+    write_baseline: Annotated[
+        Optional[Path], typer.Option("--write-baseline", help="Record the current findings as a baseline.")
+    ] = None,
+    fail_on: Annotated[
+        Optional[str], typer.Option("--fail-on", help="error (default), warning, info or never.")
+    ] = None,
+    reader: ReaderOpt = "dpkt",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")] = False,
+) -> None:
+    """Rebuild every TCP connection, replay it through RFC 9293 and report violations."""
+    from .analysis import analyze as run_analysis
+    from .config import load_config
+    from .reports import write_reports
+    from .reports.baseline import apply_baseline, write_baseline_file
+    from .reports.gate import exit_code
+    from .reports.terminal import print_summary, progress_reader
+
+    try:
+        config = load_config(
+            config_file,
+            profile=profile,
+            extra_rule_dirs=[str(p) for p in rules_dir or []],
+            disable=disable or [],
+            severity=severity or [],
+            params=param or [],
+            fail_on=fail_on,
+        )
+        paths = [str(p) for p in captures]
+        with progress_reader(paths, enabled=not quiet and sys.stderr.isatty(), console=err_console) as progress:
+            result = run_analysis(paths, config, reader=reader, progress=progress)
+        if baseline is not None:
+            apply_baseline(result, baseline)
+        write_reports(
+            result,
+            json_path=json_path,
+            csv_dir=csv_dir,
+            html_path=html_path,
+            junit_path=junit_path,
+            sarif_path=sarif_path,
+        )
+        if write_baseline is not None:
+            write_baseline_file(result, write_baseline)
+    except PcapcheckError as err:
+        raise fail(str(err)) from None
+    if not quiet:
+        print_summary(result, Console(highlight=False))
+    for warning in result.capture.warnings:
+        err_console.print(f"pcapcheck: warning: {warning}", markup=False)
+    if result.error is not None:
+        raise fail(result.error)
+    raise typer.Exit(exit_code(result.findings, config.fail_on))
+
+
+@app.command("rules")
+def list_rules(
+    rules_dir: Annotated[Optional[list[Path]], typer.Option("--rules", help="Extra folder of rule files.")] = None,
+) -> None:
+    """List the rule catalogue: id, severity, category, title."""
+    from .catalogue import load_catalogue
+    from .reports.terminal import print_rules
+
+    try:
+        catalogue = load_catalogue([str(p) for p in rules_dir or []])
+    except PcapcheckError as err:
+        raise fail(str(err)) from None
+    print_rules(catalogue, Console(highlight=False))
+
+
+@app.command()
+def explain(
+    rule: Annotated[str, typer.Argument(help="Rule id, e.g. short-time-wait")],
+    rules_dir: Annotated[Optional[list[Path]], typer.Option("--rules", help="Extra folder of rule files.")] = None,
+) -> None:
+    """Explain one rule: what it checks, the RFC text it rests on, parameters and the remedy."""
+    from .catalogue import load_catalogue
+    from .reports.terminal import print_explanation
+
+    try:
+        catalogue = load_catalogue([str(p) for p in rules_dir or []])
+    except PcapcheckError as err:
+        raise fail(str(err)) from None
+    if rule not in catalogue:
+        raise fail(f"unknown rule '{rule}' (see 'pcapcheck rules')")
+    print_explanation(catalogue[rule], Console(highlight=False))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,131 @@
+"""What a replay produces: the seam between the state machine and the checks.
+
+The replay walks one connection's segments and infers the state of *both* endpoints over time.
+For every segment it records a ``Step`` (the states around it and plain facts about it, the
+``notes``); every state change is a ``Transition``; what the state machine cannot explain is an
+``Anomaly``.  Checks (pcapcheck.checks) read only these and the connection; they never re-run the
+state machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from ..segments import Segment, Side
+
+
+class State(str, Enum):
+    """RFC 9293 §3.3.2 connection states, named as the RFC writes them."""
+
+    CLOSED = "CLOSED"
+    LISTEN = "LISTEN"
+    SYN_SENT = "SYN-SENT"
+    SYN_RECEIVED = "SYN-RECEIVED"
+    ESTABLISHED = "ESTABLISHED"
+    FIN_WAIT_1 = "FIN-WAIT-1"
+    FIN_WAIT_2 = "FIN-WAIT-2"
+    CLOSE_WAIT = "CLOSE-WAIT"
+    CLOSING = "CLOSING"
+    LAST_ACK = "LAST-ACK"
+    TIME_WAIT = "TIME-WAIT"
+    UNKNOWN = "UNKNOWN"  # mid-stream pickup before anything tells the state
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Vantage(str, Enum):
+    """Where the capture was taken, inferred from handshake timing (as tcptrace/Wireshark do)."""
+
+    CLIENT = "client"  # SYN -> SYN-ACK gap large, SYN-ACK -> ACK gap tiny
+    SERVER = "server"  # the reverse
+    MIDDLE = "middle"
+    UNKNOWN = "unknown"
+
+
+class Close(str, Enum):
+    """How a connection ended, for summaries."""
+
+    GRACEFUL = "graceful"  # FIN both ways, both FINs acknowledged
+    ABORTIVE = "abortive"  # torn down by RST after being established
+    REFUSED = "refused"  # SYN answered by RST
+    INCOMPLETE = "incomplete"  # handshake never completed
+    OPEN = "open"  # still open (or half-closed) when the capture ended
+
+
+# Facts a Step may carry in ``notes``.  The replay emits them; checks read them.
+NOTE_RETRANSMISSION = "retransmission"  # sequence space already sent by this side (SYN, FIN or data)
+NOTE_DUPLICATE = "duplicate"  # exact duplicate of an earlier segment (same seq, ack, flags, len)
+NOTE_OUT_OF_WINDOW = "out-of-window"  # fails the receiver's acceptability test (RFC 9293 §3.10.7.4)
+NOTE_ACKS_FIN = "acks-fin"  # ack == peer's FIN seq + 1: acknowledges the peer's FIN
+NOTE_ACKS_UNSEEN = "acks-unseen"  # acknowledges sequence space never seen from the peer (capture loss)
+NOTE_RST_EXACT = "rst-exact"  # RST with seq == RCV.NXT (RFC 5961 §3.2)
+NOTE_RST_IN_WINDOW = "rst-in-window"  # RST in window but not exact (RFC 5961 challenge ACK case)
+NOTE_RST_OUT_OF_WINDOW = "rst-out-of-window"
+NOTE_BEFORE_CAPTURE_KNOWLEDGE = "unexplained-by-capture"  # explained only by packets the capture missed
+NOTE_NEW_INCARNATION_SYN = "new-incarnation-syn"  # SYN that started this incarnation on a reused tuple
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One endpoint moved from one state to another."""
+
+    time: float
+    frame: int
+    endpoint: Side
+    from_state: State
+    to_state: State
+    cause: str  # e.g. "sent FIN", "received ACK of FIN", "2*MSL expired", "received RST"
+    rfc: str = ""  # section that defines this transition, e.g. "RFC 9293 §3.10.7.4"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The replay's view of one segment."""
+
+    segment: Segment
+    sender_before: State
+    sender_after: State
+    receiver_before: State
+    receiver_after: State
+    notes: frozenset[str] = frozenset()
+    # Did the receiver (as inferred from the vantage point) get this segment?  False when a later
+    # retransmission, or the peer's behaviour, proves it was lost after the capture point.
+    delivered: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """A segment (or absence) the state machine cannot explain."""
+
+    kind: str  # e.g. "midstream-start", "ack-unseen-data", "one-direction-missing", "unexpected-segment"
+    frame: int
+    time: float
+    endpoint: Side | None  # who sent the unexplained thing, if anyone
+    capture_quality: bool  # True: an artefact of the capture, not the endpoints' fault
+    detail: dict = field(default_factory=dict)  # states of both sides, expected vs seen seq/ack, ...
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWait:
+    """TIME-WAIT held by one endpoint."""
+
+    endpoint: Side
+    entered_time: float
+    entered_frame: int
+    duration: float  # 2*MSL of the active profile
+    ended_time: float | None  # when it ended (expiry or early end), None if still running at capture end
+    ended_by: str  # "expired", "new-syn", "rst", "running", "would-have-expired"
+
+
+@dataclass(slots=True)
+class Replay:
+    connection_id: int
+    steps: list[Step]
+    transitions: list[Transition]
+    anomalies: list[Anomaly]
+    final_state: dict[Side, State]
+    close: Close
+    vantage: Vantage
+    time_wait: TimeWait | None = None
