@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .segments import Segment, Side
+from .segments import CHECKSUM_BAD, MAX_SACK_BLOCKS, Segment, Side
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -82,9 +82,68 @@ class Connection:
     def endpoint(self, side: Side) -> Endpoint:
         return self.client if side is Side.CLIENT else self.server
 
+    def base(self, side: Side) -> int:
+        """The number relative sequence numbers of ``side`` count from (ISN, or first seen)."""
+        isn = self.client_isn if side is Side.CLIENT else self.server_isn
+        if isn is not None:
+            return isn
+        mask = self.sender == (0 if side is Side.CLIENT else 1)
+        if mask.any():
+            return int(self.seq[mask][0])
+        other = ~mask
+        # Only the peer's segments were captured: their acks are the best guess of our numbers.
+        return int(self.ack[other][0]) if other.any() else 0
+
     def segments(self, indices: Iterable[int] | None = None) -> Iterator[Segment]:
         """Segment objects for all rows, or only for ``indices`` (the fast replay asks for few)."""
-        raise NotImplementedError  # filled by the connection rebuilder
+        bases = (self.base(Side.CLIENT), self.base(Side.SERVER))
+        rows = self.rows
+        for i in range(len(rows)) if indices is None else indices:
+            yield segment_at(self, int(i), bases)
+
+
+def segment_at(conn: Connection, i: int, bases: tuple[int, int]) -> Segment:
+    row = conn.rows[i]
+    side_index = int(conn.sender[i])
+    sender = Side.CLIENT if side_index == 0 else Side.SERVER
+    seq = int(conn.seq[i])
+    ack = int(conn.ack[i])
+    sack_blocks: tuple[tuple[int, int], ...] = ()
+    count = int(row["sack_count"])
+    if count:
+        # SACK edges live in the peer's sequence space, like ack: unwrap them next to ack.
+        raw_ack = int(row["ack"])
+        sack_blocks = tuple(
+            (ack + _delta(int(left), raw_ack), ack + _delta(int(right), raw_ack))
+            for left, right in row["sack"][: min(count, MAX_SACK_BLOCKS)]
+        )
+    return Segment(
+        index=i,
+        frame=int(row["frame"]),
+        time=int(row["ts_ns"]) / 1e9,
+        sender=sender,
+        seq=seq,
+        ack=ack,
+        rel_seq=seq - bases[side_index],
+        rel_ack=ack - bases[1 - side_index],
+        flags=int(row["flags"]),
+        window=int(row["window"]),
+        length=int(row["payload_len"]),
+        mss=int(row["mss"]) if row["mss"] >= 0 else None,
+        wscale=int(row["wscale"]) if row["wscale"] >= 0 else None,
+        sack_permitted=bool(row["sack_permitted"]),
+        ts_val=int(row["ts_val"]) if row["has_ts"] else None,
+        ts_ecr=int(row["ts_ecr"]) if row["has_ts"] else None,
+        sack_blocks=sack_blocks,
+        truncated=bool(row["truncated"]),
+        bad_checksum=int(row["checksum"]) == CHECKSUM_BAD,
+    )
+
+
+def _delta(raw: int, raw_reference: int) -> int:
+    """Signed distance from raw_reference to raw in modulo-2**32 sequence space."""
+    d = (raw - raw_reference) & 0xFFFFFFFF
+    return d - (1 << 32) if d >= (1 << 31) else d
 
 
 def rebuild(batches: Iterable[np.ndarray]) -> Iterator[Connection]:
