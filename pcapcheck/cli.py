@@ -155,7 +155,7 @@ def list_rules(
 ) -> None:
     """List the rule catalogue: id, severity, category, title."""
     from .catalogue import load_catalogue
-    from .reports.terminal import print_rules
+    from .reports.rules_view import print_rules
 
     try:
         catalogue = load_catalogue([str(p) for p in rules_dir or []])
@@ -171,7 +171,7 @@ def explain(
 ) -> None:
     """Explain one rule: what it checks, the RFC text it rests on, parameters and the remedy."""
     from .catalogue import load_catalogue
-    from .reports.terminal import print_explanation
+    from .reports.rules_view import print_explanation
 
     try:
         catalogue = load_catalogue([str(p) for p in rules_dir or []])
