@@ -126,8 +126,12 @@ def analyze(
         paths = [str(p) for p in captures]
         with progress_reader(paths, enabled=not quiet and sys.stderr.isatty(), console=err_console) as progress:
             result = run_analysis(paths, config, reader=reader, progress=progress)
+        # Record before suppressing: a baseline rewritten while one is applied keeps the old entries.
+        if write_baseline is not None:
+            write_baseline_file(result, write_baseline)
         if baseline is not None:
             apply_baseline(result, baseline)
+        # Written even when result.error is set: the reports carry the error and what was computed.
         write_reports(
             result,
             json_path=json_path,
@@ -136,8 +140,7 @@ def analyze(
             junit_path=junit_path,
             sarif_path=sarif_path,
         )
-        if write_baseline is not None:
-            write_baseline_file(result, write_baseline)
+        code = exit_code(result.findings, config.fail_on)
     except PcapcheckError as err:
         raise fail(str(err)) from None
     if not quiet:
@@ -146,7 +149,7 @@ def analyze(
         err_console.print(f"pcapcheck: warning: {warning}", markup=False)
     if result.error is not None:
         raise fail(result.error)
-    raise typer.Exit(exit_code(result.findings, config.fail_on))
+    raise typer.Exit(code)
 
 
 @app.command("rules")

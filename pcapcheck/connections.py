@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .segments import CHECKSUM_BAD, MAX_SACK_BLOCKS, Segment, Side
+from .segments import ACK, CHECKSUM_BAD, FIN, MAX_SACK_BLOCKS, RST, SYN, Segment, Side, address_text
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -146,6 +146,382 @@ def _delta(raw: int, raw_reference: int) -> int:
     return d - (1 << 32) if d >= (1 << 31) else d
 
 
+# --- rebuild ------------------------------------------------------------------------------------
+#
+# Vectorised over all rows: sort once by canonical 4-tuple (stable, so capture order survives
+# inside a tuple), split tuples into incarnations, then unwrap sequence numbers per (connection,
+# direction) with cumulative sums of signed 32-bit deltas.  Only tuples that carry more than one
+# opening SYN walk their rows in Python.
+#
+# The work is done in plain functions over arrays so that a later version can run them over the
+# rows of connections that have settled (closed and past TIME-WAIT) instead of over everything.
+
+SEQ_SPACE = 1 << 32
+FAR_FROM_SPACE = 1 << 30  # a SYN this far from the current sequence space starts a new incarnation
+
+
+@dataclass(slots=True)
+class _Split:
+    """Rows sorted by tuple and time, cut into connections."""
+
+    rows: np.ndarray  # SEGMENT_DTYPE, sorted (tuple, capture order)
+    direction: np.ndarray  # uint8 per row: 0 = sent by the tuple's lower endpoint
+    starts: np.ndarray  # int64 per connection: first row
+    ends: np.ndarray  # int64 per connection: one past the last row
+    tuple_of: np.ndarray  # int64 per connection: which tuple (0-based, in sorted order)
+
+
 def rebuild(batches: Iterable[np.ndarray]) -> Iterator[Connection]:
     """Group segment batches (in timestamp order) into connections; yield them ordered by id."""
-    raise NotImplementedError
+    rows = _gather(batches)
+    if rows is None:
+        return
+    # No reference to the unsorted rows is kept here: the sort's copy replaces them in memory.
+    split = _split_connections(rows)
+    del rows
+    yield from _connections(split)
+
+
+def _gather(batches: Iterable[np.ndarray]) -> np.ndarray | None:
+    parts = [batch for batch in batches if len(batch)]
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _endpoint_keys(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(src_hi, src_lo, dst_hi, dst_lo): the 16-byte addresses as two big-endian 64-bit halves."""
+    src = np.ascontiguousarray(rows["src"]).view(">u8").astype(np.uint64)
+    dst = np.ascontiguousarray(rows["dst"]).view(">u8").astype(np.uint64)
+    return src[:, 0], src[:, 1], dst[:, 0], dst[:, 1]
+
+
+def _split_connections(rows: np.ndarray) -> _Split:
+    s_hi, s_lo, d_hi, d_lo = _endpoint_keys(rows)
+    sport = rows["sport"].astype(np.int64)
+    dport = rows["dport"].astype(np.int64)
+    # Canonical tuple: the lower (address, port) endpoint first; direction 1 = sent by the higher one.
+    higher = (s_hi > d_hi) | ((s_hi == d_hi) & ((s_lo > d_lo) | ((s_lo == d_lo) & (sport > dport))))
+    lo_hi, lo_lo, lo_port = np.where(higher, d_hi, s_hi), np.where(higher, d_lo, s_lo), np.where(higher, dport, sport)
+    hi_hi, hi_lo, hi_port = np.where(higher, s_hi, d_hi), np.where(higher, s_lo, d_lo), np.where(higher, sport, dport)
+    mapped_v4 = np.uint64(0x0000FFFF00000000)
+    if not (lo_hi.any() or hi_hi.any()) and np.all((lo_lo & ~np.uint64(0xFFFFFFFF)) == mapped_v4) and np.all(
+        (hi_lo & ~np.uint64(0xFFFFFFFF)) == mapped_v4
+    ):
+        # IPv4 only: (address, port) fits one 48-bit key per endpoint, so sort on two keys, not six.
+        low32 = np.uint64(0xFFFFFFFF)
+        lo_key = ((lo_lo & low32) << np.uint64(16)) | lo_port.astype(np.uint64)
+        hi_key = ((hi_lo & low32) << np.uint64(16)) | hi_port.astype(np.uint64)
+        key_columns: tuple[np.ndarray, ...] = (lo_key, hi_key)
+    else:
+        key_columns = (lo_hi, lo_lo, lo_port, hi_hi, hi_lo, hi_port)
+    # lexsort is stable: capture order survives within a tuple.
+    order = np.lexsort(key_columns[::-1])
+    keys = tuple(k[order] for k in key_columns)
+    new_tuple = np.zeros(len(rows), dtype=bool)
+    new_tuple[0] = True
+    for k in keys:
+        new_tuple[1:] |= k[1:] != k[:-1]
+    rows = rows[order]
+    direction = higher[order].astype(np.uint8)
+    tuple_starts = np.flatnonzero(new_tuple)
+    tuple_ends = np.append(tuple_starts[1:], len(rows))
+
+    flags = rows["flags"]
+    opening = ((flags & SYN) != 0) & ((flags & ACK) == 0)
+    # Tuples whose opening SYNs (if any) are all one SYN, retransmitted, and come first hold one
+    # connection; only the others need the incarnation walk.
+    tuple_id = np.cumsum(new_tuple) - 1
+    syn_pos = np.flatnonzero(opening)
+    needs_walk = np.zeros(len(tuple_starts), dtype=bool)
+    if len(syn_pos):
+        t = tuple_id[syn_pos]
+        first_syn = np.full(len(tuple_starts), -1, dtype=np.int64)
+        first_syn[t[::-1]] = syn_pos[::-1]  # reversed: the earliest write wins
+        same = (rows["seq"][syn_pos] == rows["seq"][first_syn[t]]) & (direction[syn_pos] == direction[first_syn[t]])
+        needs_walk[t[~same]] = True
+        has_syn = first_syn >= 0
+        needs_walk |= has_syn & (first_syn != tuple_starts)
+
+    extra: list[int] = []  # incarnation starts after a tuple's first row
+    for t in np.flatnonzero(needs_walk).tolist():
+        a, b = int(tuple_starts[t]), int(tuple_ends[t])
+        extra.extend(a + c for c in _incarnation_starts(rows[a:b], direction[a:b])[1:])
+    starts_arr = np.sort(np.concatenate([tuple_starts, np.asarray(extra, dtype=np.int64)]))
+    ends_arr = np.append(starts_arr[1:], len(rows))
+    return _Split(rows, direction, starts_arr, ends_arr, tuple_id[starts_arr])
+
+
+def _incarnation_starts(rows: np.ndarray, direction: np.ndarray) -> list[int]:
+    """Row offsets (within one tuple's rows) where a new incarnation begins; always starts with 0.
+
+    A SYN without ACK opens a new incarnation when the current one has closed (FIN both ways, or
+    RST, which includes a refused SYN), or when its ISN is far outside the sending side's current
+    sequence space.  A retransmitted SYN (same sender, same ISN) never does.
+    """
+    cuts = [0]
+    flags = rows["flags"].tolist()
+    seqs = rows["seq"].tolist()
+    acks = rows["ack"].tolist()
+    dirs = direction.tolist()
+    client_dir: int | None = None
+    client_isn = 0
+    fin = [False, False]
+    reset = False
+    last_seq: list[int | None] = [None, None]  # last raw seq sent by each direction
+    last_ack: list[int | None] = [None, None]  # last raw ack *of* each direction's space
+    for j, (fl, seq, ack, d) in enumerate(zip(flags, seqs, acks, dirs)):
+        if fl & SYN and not fl & ACK:
+            retransmitted = client_dir == d and client_isn == seq
+            if j > cuts[-1] and not retransmitted:
+                reference = last_seq[d] if last_seq[d] is not None else last_ack[d]
+                far = reference is not None and abs(_delta(seq, reference)) > FAR_FROM_SPACE
+                if (fin[0] and fin[1]) or reset or far:
+                    cuts.append(j)
+                    fin, reset = [False, False], False
+                    last_seq, last_ack = [None, None], [None, None]
+                    client_dir = None
+            if client_dir is None:
+                client_dir, client_isn = d, seq
+        if fl & FIN:
+            fin[d] = True
+        if fl & RST:
+            reset = True
+        else:
+            last_seq[d] = seq
+        if fl & ACK:
+            last_ack[1 - d] = ack
+    return cuts
+
+
+def _first_where(mask: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Per connection, the row index of the first row where mask holds, or -1."""
+    big = np.iinfo(np.int64).max
+    pos = np.where(mask, np.arange(len(mask)), big)
+    first = np.minimum.reduceat(pos, starts) if len(starts) else np.zeros(0, dtype=np.int64)
+    return np.where(first < ends, first, -1)
+
+
+def _roles(split: _Split) -> tuple[np.ndarray, np.ndarray]:
+    """(client_direction, roles_inferred) per connection; see the module docstring."""
+    rows, direction, starts, ends = split.rows, split.direction, split.starts, split.ends
+    flags = rows["flags"]
+    syn = (flags & SYN) != 0
+    has_ack = (flags & ACK) != 0
+    first_open = _first_where(syn & ~has_ack, starts, ends)
+    first_synack = _first_where(syn & has_ack, starts, ends)
+    client = np.zeros(len(starts), dtype=np.uint8)
+    inferred = first_open < 0
+    known = ~inferred
+    client[known] = direction[first_open[known]]
+    by_synack = inferred & (first_synack >= 0)
+    client[by_synack] = 1 - direction[first_synack[by_synack]]
+    guess = np.flatnonzero(inferred & (first_synack < 0))
+    if len(guess):
+        listeners = _listener_counts(rows)
+        for k in guess.tolist():
+            client[k] = _guess_client_direction(rows, direction, int(starts[k]), listeners)
+    return client, inferred
+
+
+def _listener_counts(rows: np.ndarray) -> dict[tuple[bytes, int], int]:
+    """How many distinct peer endpoints sent to each endpoint: a listening server has many."""
+    s_hi, s_lo, d_hi, d_lo = _endpoint_keys(rows)
+    sport, dport = rows["sport"], rows["dport"]
+    order = np.lexsort((sport, s_lo, s_hi, dport, d_lo, d_hi))
+    cols = [c[order] for c in (d_hi, d_lo, dport, s_hi, s_lo, sport)]
+    changed = [np.append(True, c[1:] != c[:-1]) for c in cols]
+    changed_endpoint = changed[0] | changed[1] | changed[2]
+    changed_pair = changed_endpoint | changed[3] | changed[4] | changed[5]
+    pair_rows = np.flatnonzero(changed_pair)
+    endpoint_of_pair = np.cumsum(changed_endpoint)[pair_rows]
+    per_endpoint = np.bincount(endpoint_of_pair)
+    ep_rows = np.flatnonzero(changed_endpoint)
+    addr = np.ascontiguousarray(rows["dst"][order][ep_rows]).view("V16").ravel().tolist()
+    port = cols[2][ep_rows].tolist()
+    counts = per_endpoint[1:].tolist()
+    return {(a, p): c for a, p, c in zip(addr, port, counts)}
+
+
+def _guess_client_direction(rows: np.ndarray, direction: np.ndarray, first: int, listeners: dict) -> int:
+    """Mid-stream pickup with no SYN or SYN-ACK: which direction is the client's.
+
+    The server is the endpoint that more peers talk to (a listener); failing that the one with a
+    well-known port (< 1024) when only one has it; failing that the lower port; failing that the
+    receiver of the first packet seen.
+    """
+    row = rows[first]
+    sender_is_higher = int(direction[first])
+    src = (row["src"].tobytes(), int(row["sport"]))
+    dst = (row["dst"].tobytes(), int(row["dport"]))
+    src_peers, dst_peers = listeners.get(src, 0), listeners.get(dst, 0)
+    if src_peers != dst_peers and max(src_peers, dst_peers) > 1:
+        src_is_server = src_peers > dst_peers
+    elif (src[1] < 1024) != (dst[1] < 1024):
+        src_is_server = src[1] < 1024
+    elif src[1] != dst[1]:
+        src_is_server = src[1] < dst[1]
+    else:
+        src_is_server = False
+    return 1 - sender_is_higher if src_is_server else sender_is_higher
+
+
+def _unwrap(raw: np.ndarray, group: np.ndarray, trusted: np.ndarray) -> np.ndarray:
+    """Unwrap 32-bit numbers into int64 per group (rows already ordered by group, then time).
+
+    Trusted rows continue each other: each adds the signed 32-bit distance from the previous
+    trusted row of its group, starting from its raw value.  An untrusted row (a RST may carry any
+    sequence number, e.g. 0) is placed nearest to the trusted row before it (or after it, at the
+    start of a group), so it can never shift the numbers that follow.
+    """
+    n = len(raw)
+    out = raw.astype(np.int64)
+    if n == 0:
+        return out
+    new_group = np.ones(n, dtype=bool)
+    new_group[1:] = group[1:] != group[:-1]
+    group_index = np.cumsum(new_group) - 1
+    # A group without trusted rows trusts all of its rows.
+    trusted_in_group = np.bincount(group_index, weights=trusted, minlength=group_index[-1] + 1) > 0
+    trusted = trusted | ~trusted_in_group[group_index]
+    t = np.flatnonzero(trusted)
+    rt = out[t]
+    d = np.zeros(len(t), dtype=np.int64)
+    d[1:] = (rt[1:] - rt[:-1]) & 0xFFFFFFFF
+    d[d >= 1 << 31] -= SEQ_SPACE
+    group_t = group_index[t]
+    t_new = np.ones(len(t), dtype=bool)
+    t_new[1:] = group_t[1:] != group_t[:-1]
+    # Restart the running sum at the first trusted row of every group, from its raw value.
+    d[t_new] = rt[t_new]
+    csum = np.cumsum(d)
+    restart = np.maximum.accumulate(np.where(t_new, np.arange(len(t)), 0))
+    unwrapped = csum - (csum[restart] - rt[restart])
+    out[t] = unwrapped
+    u = np.flatnonzero(~trusted)
+    if len(u):
+        pos = np.arange(n)
+        prev_t = np.maximum.accumulate(np.where(trusted, pos, -1))
+        next_t = np.minimum.accumulate(np.where(trusted, pos, n)[::-1])[::-1]
+        ref = prev_t[u]
+        use_next = (ref < 0) | (group_index[np.maximum(ref, 0)] != group_index[u])
+        ref = np.where(use_next, next_t[u], ref)
+        ref_val = out[ref]
+        delta = (out[u] - ref_val) & 0xFFFFFFFF
+        delta[delta >= 1 << 31] -= SEQ_SPACE
+        out[u] = ref_val + delta
+    return out
+
+
+def _connections(split: _Split) -> Iterator[Connection]:
+    rows, starts, ends = split.rows, split.starts, split.ends
+    n_conn = len(starts)
+    client_dir, inferred = _roles(split)
+    conn_of_row = np.repeat(np.arange(n_conn), ends - starts)
+    sender = (split.direction != client_dir[conn_of_row]).astype(np.uint8)
+    flags = rows["flags"]
+
+    # Order rows by (connection, sender), time kept: each side's numbers form one group.
+    group = conn_of_row * 2 + sender
+    by_side = np.argsort(group, kind="stable")
+    seq = np.empty(len(rows), dtype=np.int64)
+    seq[by_side] = _unwrap(rows["seq"][by_side], group[by_side], (flags[by_side] & RST) == 0)
+    ack = rows["ack"].astype(np.int64)
+    acked = (flags & ACK) != 0
+    ack_sorted = _unwrap(rows["ack"][by_side], group[by_side], acked[by_side])
+    ack[by_side] = np.where(acked[by_side], ack_sorted, ack[by_side])
+    ack = _align_acks(ack, acked, seq, conn_of_row, sender, starts, ends)
+
+    syn = (flags & SYN) != 0
+    first_client_syn = _first_where(syn & ((flags & ACK) == 0) & (sender == 0), starts, ends)
+    first_server_syn = _first_where(syn & (sender == 1), starts, ends)
+    flags_seen = np.bitwise_or.reduceat(flags.astype(np.int64), starts)
+
+    # ids in order of first frame; incarnations and links per tuple
+    first_frame = rows["frame"][starts]
+    id_order = np.lexsort((starts, first_frame))
+    conn_id = np.empty(n_conn, dtype=np.int64)
+    conn_id[id_order] = np.arange(1, n_conn + 1)
+    incarnation = np.ones(n_conn, dtype=np.int64)
+    same_tuple = np.zeros(n_conn, dtype=bool)
+    same_tuple[1:] = split.tuple_of[1:] == split.tuple_of[:-1]
+    for k in np.flatnonzero(same_tuple).tolist():
+        incarnation[k] = incarnation[k - 1] + 1
+
+    # Endpoints of each connection, from its first row, turned into text once per address.
+    a = starts
+    client_is_src = sender[a] == 0
+    src, dst = rows["src"][a], rows["dst"][a]
+    client_addr = np.where(client_is_src[:, None], src, dst)
+    server_addr = np.where(client_is_src[:, None], dst, src)
+    client_port = np.where(client_is_src, rows["sport"][a], rows["dport"][a]).tolist()
+    server_port = np.where(client_is_src, rows["dport"][a], rows["sport"][a]).tolist()
+    versions = rows["ip_version"][a].tolist()
+    client_key = client_addr.view("V16").ravel().tolist()
+    server_key = server_addr.view("V16").ravel().tolist()
+    names: dict[tuple[bytes, int], str] = {}
+
+    def text(raw: bytes, version: int) -> str:
+        name = names.get((raw, version))
+        if name is None:
+            name = names[(raw, version)] = address_text(raw, version)
+        return name
+
+    start_l, end_l = starts.tolist(), ends.tolist()
+    ids, incs, inferred_l = conn_id.tolist(), incarnation.tolist(), inferred.tolist()
+    same_l, seen_l = same_tuple.tolist(), flags_seen.tolist()
+    cs_l, ss_l = first_client_syn.tolist(), first_server_syn.tolist()
+    for k in id_order.tolist():
+        a_k, b_k = start_l[k], end_l[k]
+        cs, ss = cs_l[k], ss_l[k]
+        yield Connection(
+            id=ids[k],
+            client=Endpoint(text(client_key[k], versions[k]), client_port[k]),
+            server=Endpoint(text(server_key[k], versions[k]), server_port[k]),
+            incarnation=incs[k],
+            roles_inferred=inferred_l[k],
+            rows=rows[a_k:b_k],
+            sender=sender[a_k:b_k],
+            seq=seq[a_k:b_k],
+            ack=ack[a_k:b_k],
+            client_isn=int(seq[cs]) if cs >= 0 else None,
+            server_isn=int(seq[ss]) if ss >= 0 else None,
+            previous_id=ids[k - 1] if same_l[k] else None,
+            flags_seen=seen_l[k],
+        )
+
+
+def _align_acks(
+    ack: np.ndarray,
+    acked: np.ndarray,
+    seq: np.ndarray,
+    conn_of_row: np.ndarray,
+    sender: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+) -> np.ndarray:
+    """Shift each side's unwrapped acks by whole 2**32 so they sit next to the peer's unwrapped seqs.
+
+    Both were unwrapped from their own first value; after an ISN close to 2**32 the first ack can
+    already have wrapped while the peer's first seq has not.
+    """
+    for side in (0, 1):
+        first_ack = _first_where(acked & (sender == side), starts, ends)
+        peer_first = _first_where(sender == 1 - side, starts, ends)
+        both = np.flatnonzero((first_ack >= 0) & (peer_first >= 0))
+        if not len(both):
+            continue
+        a0 = ack[first_ack[both]]
+        p0 = seq[peer_first[both]]
+        d = (a0 - p0) & 0xFFFFFFFF
+        d[d >= 1 << 31] -= SEQ_SPACE
+        shift = (p0 + d) - a0
+        need = np.flatnonzero(shift != 0)
+        if not len(need):
+            continue
+        per_conn = np.zeros(len(starts), dtype=np.int64)
+        per_conn[both[need]] = shift[need]
+        rows_shift = per_conn[conn_of_row]
+        fix = acked & (sender == side) & (rows_shift != 0)
+        ack[fix] += rows_shift[fix]
+    return ack

@@ -10,11 +10,22 @@ Contract:
 Several files are one timeline merged by timestamp (a tcpdump -C/-G ring buffer).
 A truncated *last* record is a warning in ``info.warnings``; everything before it is still read.
 Any other damage raises CaptureError after the batches already yielded.
+
+Within one file records keep the file's order (frame == file_frame, as Wireshark numbers them).
+
+Readers: "dpkt" (default) frames pcap/pcapng with a tight record walk and decodes all headers with
+vectorised numpy gathers (pcapcheck.capture.decode); "tshark" asks tshark (through the optional
+pyshark extra) for the same fields and exists to cross-check the default one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import CaptureError, ConfigError
 
 
 @dataclass(slots=True)
@@ -28,3 +39,84 @@ class CaptureInfo:
     link_types: list[str] = field(default_factory=list)  # e.g. ["EN10MB", "LINUX_SLL2"]
     warnings: list[str] = field(default_factory=list)  # one line each, name the file
     comments: list[str] = field(default_factory=list)  # pcapng comments / interface names (untrusted text)
+    formats: list[str] = field(default_factory=list)  # per file: "pcap", "pcapng", "pcap.gz", ...
+    truncated_packets: int = 0  # TCP segments captured shorter than sent (snaplen)
+
+
+READERS = ("dpkt", "tshark")
+
+
+class Capture:
+    """One or more capture files read as one timeline."""
+
+    def __init__(self, paths: list[str], files: list, info: CaptureInfo):
+        self.paths = paths
+        self._files = files
+        self.info = info
+        self._started = False
+
+    def batches(self) -> Iterator[np.ndarray]:
+        if self._started:
+            raise RuntimeError("Capture.batches() can be iterated only once")
+        self._started = True
+        from .merge import merge
+
+        sources = [self._decoded(i, f) for i, f in enumerate(self._files)]
+        stream = (d.segments for d in sources[0]) if len(sources) == 1 else merge(sources)
+        for batch in stream:
+            if len(batch):
+                yield batch
+
+    def _decoded(self, index: int, source) -> Iterator:
+        info = self.info
+        try:
+            for decoded in source.decoded(index):
+                info.packets += decoded.records
+                info.tcp_packets += len(decoded.segments)
+                info.non_tcp_packets = info.packets - info.tcp_packets
+                info.truncated_packets += int(np.count_nonzero(decoded.segments["truncated"]))
+                if decoded.records:
+                    first, last = int(decoded.record_ts.min()) / 1e9, int(decoded.record_ts.max()) / 1e9
+                    info.first_time = first if info.first_time is None else min(info.first_time, first)
+                    info.last_time = last if info.last_time is None else max(info.last_time, last)
+                for name in source.link_names:
+                    if name not in info.link_types:
+                        info.link_types.append(name)
+                yield decoded
+        finally:
+            info.warnings.extend(w for w in source.warnings if w not in info.warnings)
+            info.comments.extend(c for c in source.comments if c not in info.comments)
+            source.close()
+
+
+def open_capture(paths: Sequence[str] | str, reader: str = "dpkt") -> Capture:
+    """Open every file now (so bad headers fail before any analysis); read them in ``batches()``."""
+    path_list = [paths] if isinstance(paths, str) else [str(p) for p in paths]
+    if not path_list:
+        raise ConfigError("no capture file given")
+    if reader not in READERS:
+        raise ConfigError(f"unknown reader '{reader}' (choose dpkt or tshark)")
+    files = []
+    try:
+        for path in path_list:
+            if reader == "dpkt":
+                from .files import open_file
+
+                files.append(open_file(path))
+            else:
+                from .tshark import open_tshark_file
+
+                files.append(open_tshark_file(path))
+    except CaptureError:
+        for f in files:
+            f.close()
+        raise
+    info = CaptureInfo(paths=path_list, formats=[f.format_name for f in files])
+    for f in files:
+        for name in f.link_names:
+            if name not in info.link_types:
+                info.link_types.append(name)
+    return Capture(path_list, files, info)
+
+
+__all__ = ["Capture", "CaptureInfo", "open_capture"]

@@ -65,6 +65,14 @@ NOTE_RST_IN_WINDOW = "rst-in-window"  # RST in window but not exact (RFC 5961 ch
 NOTE_RST_OUT_OF_WINDOW = "rst-out-of-window"
 NOTE_BEFORE_CAPTURE_KNOWLEDGE = "unexplained-by-capture"  # explained only by packets the capture missed
 NOTE_NEW_INCARNATION_SYN = "new-incarnation-syn"  # SYN that started this incarnation on a reused tuple
+NOTE_STATE_DROPPED = "state-dropped"  # the receiver no longer held the connection: it answered with RST
+NOTE_TIME_WAIT_RESTART = "time-wait-restart"  # retransmitted FIN re-ACKed in TIME-WAIT, 2*MSL restarted
+
+# Anomaly kinds the replay records (Anomaly.kind).
+ANOMALY_MIDSTREAM_START = "midstream-start"
+ANOMALY_ACK_UNSEEN_DATA = "ack-unseen-data"
+ANOMALY_ONE_DIRECTION_MISSING = "one-direction-missing"
+ANOMALY_UNEXPECTED_SEGMENT = "unexpected-segment"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +124,9 @@ class TimeWait:
     entered_frame: int
     duration: float  # 2*MSL of the active profile
     ended_time: float | None  # when it ended (expiry or early end), None if still running at capture end
-    ended_by: str  # "expired", "new-syn", "rst", "running", "would-have-expired"
+    ended_by: str  # "expired", "new-syn", "rst", "running", "would-have-expired", "dropped"
+    # Last restart of the 2*MSL timer by a retransmitted FIN (RFC 9293 §3.10.7.4), None if never.
+    restarted_time: float | None = None
 
 
 @dataclass(slots=True)
@@ -128,4 +138,6 @@ class Replay:
     final_state: dict[Side, State]
     close: Close
     vantage: Vantage
-    time_wait: TimeWait | None = None
+    time_wait: TimeWait | None = None  # the first endpoint to enter TIME-WAIT
+    # Every endpoint that entered TIME-WAIT (both after a simultaneous close), in order of entry.
+    time_waits: list[TimeWait] = field(default_factory=list)

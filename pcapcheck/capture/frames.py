@@ -1,0 +1,43 @@
+"""Frames: where each record of one chunk of a capture file sits, before any protocol decoding.
+
+Both file formats (pcap, pcapng) reduce a chunk of the file to these columns; the decoder then reads
+the link, IP and TCP headers straight out of ``buf`` with vectorised gathers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# A record longer than this cannot be a real packet (the largest snaplen in use is 256 KiB).
+MAX_RECORD = 262144
+
+
+@dataclass(slots=True)
+class Frames:
+    buf: np.ndarray  # uint8 view of the chunk's bytes
+    offset: np.ndarray  # int64: where each record's packet data starts in buf
+    caplen: np.ndarray  # int64: bytes captured
+    origlen: np.ndarray  # int64: bytes on the wire
+    ts_ns: np.ndarray  # int64: nanoseconds since the epoch
+    linktype: np.ndarray  # int32: link type of each record (pcapng: per interface)
+    first_file_frame: int  # 1-based number of the first record within its file
+
+    def __len__(self) -> int:
+        return len(self.offset)
+
+
+def gather_u32(buf: np.ndarray, pos: np.ndarray, little: bool) -> np.ndarray:
+    """32-bit unsigned integers at byte positions ``pos`` (all inside buf), as int64."""
+    b = [buf[pos + i].astype(np.int64) for i in range(4)]
+    if little:
+        return b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)
+    return (b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]
+
+
+def too_long(caplen: int, snaplen: int) -> bool:
+    """A record length that only a corrupt file produces (> 256 KiB, or far beyond the snaplen)."""
+    if caplen > MAX_RECORD:
+        return True
+    return snaplen > 0 and caplen > max(2 * snaplen, 65535 + 64)

@@ -1,0 +1,100 @@
+"""Opening a capture file: existence checks, gzip detection, and reading it in large chunks.
+
+Files are read as a stream of big chunks (never the whole file, never one record at a time), so a
+capture of any size runs in bounded memory and gzip-compressed captures need no temporary copy.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from ..errors import CaptureError
+
+CHUNK_SIZE = 4 << 20  # bytes per read: large enough to amortise Python overhead, small for memory
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def open_stream(path: str) -> "ChunkReader":
+    """Open ``path`` for reading, transparently gunzipping."""
+    if not os.path.exists(path):
+        raise CaptureError(path, "no such file")
+    if os.path.isdir(path):
+        raise CaptureError(path, "is a directory, not a capture file")
+    try:
+        raw = open(path, "rb")
+    except OSError as err:
+        raise CaptureError(path, f"cannot open: {err.strerror or err}") from None
+    head = raw.read(2)
+    raw.seek(0)
+    if head == GZIP_MAGIC:
+        return ChunkReader(path, gzip.GzipFile(fileobj=raw, mode="rb"), raw)
+    return ChunkReader(path, raw, raw)
+
+
+class ChunkReader:
+    """Reads a stream in CHUNK_SIZE pieces and tells a clean end from a cut-short gzip member."""
+
+    def __init__(self, path: str, stream: BinaryIO, raw: BinaryIO):
+        self.path = path
+        self.stream = stream
+        self.raw = raw
+        self.compressed = stream is not raw
+        self.cut_short = False  # a gzip stream that ended without its end-of-stream marker
+
+    def read(self, size: int = 0) -> bytes:
+        size = size or CHUNK_SIZE
+        if self.compressed:
+            return self._read_compressed(size)
+        try:
+            return self.stream.read(size)
+        except (gzip.BadGzipFile, zlib.error) as err:
+            raise CaptureError(self.path, f"corrupt gzip data: {err}") from None
+        except OSError as err:
+            raise CaptureError(self.path, f"read error: {err}") from None
+
+    def _read_compressed(self, size: int) -> bytes:
+        # read1 returns what one step decompresses, so a gzip member cut short loses nothing
+        # before the cut ("Compressed file ended before the end-of-stream marker was reached").
+        parts, have = [], 0
+        while have < size and not self.cut_short:
+            try:
+                piece = self.stream.read1(size - have)
+            except EOFError:
+                self.cut_short = True
+                break
+            except (gzip.BadGzipFile, zlib.error) as err:
+                raise CaptureError(self.path, f"corrupt gzip data: {err}") from None
+            except OSError as err:
+                raise CaptureError(self.path, f"read error: {err}") from None
+            if not piece:
+                break
+            parts.append(piece)
+            have += len(piece)
+        return b"".join(parts)
+
+    def read_exact(self, size: int) -> bytes:
+        """Up to ``size`` bytes, fewer only at the end of the file."""
+        parts = []
+        want = size
+        while want > 0:
+            piece = self.read(want)
+            if not piece:
+                break
+            parts.append(piece)
+            want -= len(piece)
+        return b"".join(parts)
+
+    def chunks(self) -> Iterator[bytes]:
+        while True:
+            piece = self.read()
+            if not piece:
+                return
+            yield piece
+
+    def close(self) -> None:
+        self.stream.close()
+        self.raw.close()

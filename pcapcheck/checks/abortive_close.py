@@ -1,0 +1,42 @@
+"""abortive-close: an established connection torn down by RST from a side that never sent FIN.
+
+RFC 9293 §3.10.4 (ABORT) allows it, but it discards data in flight both ways; usually the cause is
+SO_LINGER {on, 0} or closing a socket with unread received data (RFC 1122 §4.2.2.13).
+Not on a refused or never-established connection, nor for a RST the receiver would not accept
+(out of window), nor when the sender's state is unknown: in a mid-stream capture only if the
+sender sent data in it, which proves it had not sent FIN before the capture began.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..findings import Finding
+from ..replay.model import NOTE_RST_OUT_OF_WINDOW, State
+from .context import CheckContext, first_fin, sent_data_before, started_midstream
+
+RULE = "abortive-close"
+
+_OPEN_STATES = (State.ESTABLISHED, State.CLOSE_WAIT)
+
+
+def check(ctx: CheckContext) -> Iterator[Finding]:
+    midstream = started_midstream(ctx.connection, ctx.replay)
+    for i, step in enumerate(ctx.steps):
+        rst = step.segment
+        if not rst.rst:
+            continue
+        if step.sender_before not in _OPEN_STATES or NOTE_RST_OUT_OF_WINDOW in step.notes:
+            continue
+        if first_fin(ctx.steps[:i], rst.sender) is not None:
+            continue
+        if midstream and not sent_data_before(ctx.steps, rst.sender, i):
+            continue  # it may have sent its FIN before the capture began
+        state = "CLOSE-WAIT" if step.sender_before is State.CLOSE_WAIT else "ESTABLISHED"
+        yield ctx.finding(
+            rst,
+            rst.sender,
+            f"{ctx.who(rst.sender)} aborted the connection with RST (frame {rst.frame}) in {state} "
+            f"without sending FIN",
+        )
+        return

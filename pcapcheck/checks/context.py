@@ -1,0 +1,143 @@
+"""What one check sees: a connection, its replay, the incarnation before, and its own parameters.
+
+Also the small facts several checks ask of a replay (who sent the first FIN, was it acknowledged,
+was the capture whole).  They only read steps; no check re-runs the state machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..catalogue import RuleSpec
+from ..connections import Connection
+from ..findings import Finding, Severity
+from ..profiles import Profile
+from ..replay.model import ANOMALY_MIDSTREAM_START, ANOMALY_ONE_DIRECTION_MISSING, Replay, Step, Vantage
+from ..segments import Segment, Side
+
+# Anomaly kinds that say the capture is missing the connection's beginning or one direction
+# (Anomaly.endpoint of the latter: the side whose segments are missing).
+MIDSTREAM_KINDS = frozenset({ANOMALY_MIDSTREAM_START})
+ONE_DIRECTION_KINDS = frozenset({ANOMALY_ONE_DIRECTION_MISSING})
+
+
+@dataclass(frozen=True, slots=True)
+class CheckContext:
+    connection: Connection
+    replay: Replay
+    previous: tuple[Connection, Replay] | None  # the incarnation before on the same tuple
+    capture_end: float | None  # time of the capture's last packet (any connection)
+    params: Mapping[str, Any]  # effective parameter values ("profile" already resolved)
+    profile: Profile
+    spec: RuleSpec
+    severity: Severity  # after configuration overrides
+
+    @property
+    def steps(self) -> list[Step]:
+        return self.replay.steps
+
+    def finding(
+        self,
+        segment: Segment,
+        endpoint: Side | None,
+        message: str,
+        *,
+        capture_quality: bool = False,
+        rfc: str | None = None,
+    ) -> Finding:
+        """A finding of this rule at ``segment``; ``rfc`` narrows the rule's first reference for this case."""
+        return Finding(
+            rule=self.spec.id,
+            severity=self.severity,
+            connection=self.connection.id,
+            endpoint=endpoint,
+            frame=segment.frame,
+            time=segment.time,
+            message=message,
+            rfc=rfc or self.spec.rfc_text,
+            capture_quality=capture_quality,
+        )
+
+    def who(self, side: Side) -> str:
+        """'client 198.18.0.1:40000' for messages."""
+        return f"{side.value} {self.connection.endpoint(side)}"
+
+    def captured_until(self, time: float) -> bool:
+        """Did the capture go on at least until ``time``?  Unknown capture end counts as no."""
+        return self.capture_end is not None and self.capture_end >= time
+
+    def seen_from_side(self, side: Side) -> bool:
+        """Did the capture see that side's direction at all (and the replay not call it missing)?"""
+        if any(a.kind in ONE_DIRECTION_KINDS and a.endpoint is side for a in self.replay.anomalies):
+            return False
+        return any(step.segment.sender is side for step in self.steps)
+
+    def captured_at(self, side: Side) -> bool:
+        """Was the capture taken at ``side``'s host (so what it sent later may be lost unseen)?"""
+        return self.replay.vantage is (Vantage.CLIENT if side is Side.CLIENT else Vantage.SERVER)
+
+
+
+
+def fin_number(segment: Segment) -> int:
+    """The sequence number the FIN occupies (after any payload; RFC 9293 §3.4)."""
+    return segment.seq + segment.length + (1 if segment.syn else 0)
+
+
+def first_fin(steps: Iterable[Step], side: Side) -> Step | None:
+    return next((s for s in steps if s.segment.sender is side and s.segment.fin), None)
+
+
+
+
+def acknowledges(segment: Segment, upto: int) -> bool:
+    """Does ``segment`` acknowledge the peer's sequence space up to (not including) ``upto``?"""
+    return segment.has_ack and not segment.rst and segment.ack >= upto
+
+
+def handshake_rtt(steps: list[Step]) -> float | None:
+    """Round trip seen over the handshake: first SYN to the ACK completing it (as tcptrace does)."""
+    syn = next((s.segment for s in steps if s.segment.syn and not s.segment.has_ack), None)
+    if syn is None:
+        return None
+    synack = next(
+        (s.segment for s in steps if s.segment.syn and s.segment.has_ack and s.segment.sender is not syn.sender), None
+    )
+    if synack is None:
+        return None
+    ack = next(
+        (
+            s.segment
+            for s in steps
+            if s.segment.sender is syn.sender and not s.segment.syn and s.segment.has_ack and s.segment.time >= synack.time
+        ),
+        None,
+    )
+    return (ack or synack).time - syn.time
+
+
+def has_capture_quality_anomaly(replay: Replay, kinds: frozenset[str] | None = None) -> bool:
+    return any(a.capture_quality and (kinds is None or a.kind in kinds) for a in replay.anomalies)
+
+
+def started_midstream(conn: Connection, replay: Replay) -> bool:
+    """No SYN at the start: the capture began after the connection did."""
+    if has_capture_quality_anomaly(replay, MIDSTREAM_KINDS):
+        return True
+    return bool(replay.steps) and not replay.steps[0].segment.syn
+
+
+def sent_data_before(steps: list[Step], side: Side, end: int) -> bool:
+    """Did ``side`` send payload among steps[:end]?  Proves it had not closed before the capture began."""
+    return any(s.segment.sender is side and s.segment.length > 0 for s in steps[:end])
+
+
+
+
+def seconds(value: float) -> str:
+    """'1.5 s', '240 s', '12 ms' for messages."""
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    return f"{value:.3g} s" if value < 100 else f"{value:.0f} s"

@@ -1,0 +1,52 @@
+"""data-after-rst: data sent on a connection a RST had already closed.
+
+RFC 9293 §3.10.7.4 (second, "check the RST bit"): an acceptable RST moves the receiver to CLOSED;
+RFC 9293 §3.10.4 ABORT: the sender of a RST has deleted its TCB.  Data after that is answered by
+RST again and lost.  For the peer's RST, data sent within ``grace`` (or two handshake RTTs, if
+longer) may have crossed the RST in flight and is not counted.  A RST the receiver would not accept
+(out of window, RFC 5961 §3.2 in-window-but-not-exact) closes nothing and is ignored, and so does
+a RST from SYN-SENT answering a bad SYN-ACK, after which the handshake goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..findings import Finding
+from ..replay.model import NOTE_RST_IN_WINDOW, NOTE_RST_OUT_OF_WINDOW, State, Step
+from .context import CheckContext, handshake_rtt
+
+RULE = "data-after-rst"
+
+
+def check(ctx: CheckContext) -> Iterator[Finding]:
+    steps = ctx.steps
+    rst_at = next((k for k, s in enumerate(steps) if _closing_rst(steps, k)), None)
+    if rst_at is None:
+        return
+    rst = steps[rst_at].segment
+    crossing = max(ctx.params["grace"], 2 * (handshake_rtt(steps) or 0.0))
+    for later in steps[rst_at + 1 :]:
+        seg = later.segment
+        if seg.length == 0 or seg.rst:
+            continue
+        if seg.sender is rst.sender.peer and seg.time - rst.time <= crossing:
+            continue  # may have been sent before the RST arrived
+        whose = "its own" if seg.sender is rst.sender else "the peer's"
+        yield ctx.finding(
+            seg,
+            seg.sender,
+            f"{ctx.who(seg.sender)} sent {seg.length} bytes (frame {seg.frame}) after {whose} RST "
+            f"(frame {rst.frame}) had closed the connection",
+        )
+        return
+
+
+def _closing_rst(steps: list[Step], k: int) -> bool:
+    step = steps[k]
+    if not step.segment.rst or not step.delivered or step.notes & {NOTE_RST_OUT_OF_WINDOW, NOTE_RST_IN_WINDOW}:
+        return False
+    if step.sender_before is State.SYN_SENT:
+        return False  # answers an unacceptable SYN-ACK; the opener stays in SYN-SENT (RFC 9293 §3.10.7.3)
+    # A handshake going on after it shows the RST closed nothing.
+    return not any(s.segment.syn for s in steps[k + 1 :])

@@ -1,0 +1,92 @@
+"""A new incarnation of a 4-tuple that began while the previous one's TIME-WAIT could still run.
+
+Shared by short-time-wait (no safeguard) and time-wait-reuse (with one).  RFC 9293 §3.6.1 and
+RFC 1122 §4.2.2.13: a SYN received in TIME-WAIT may reopen the connection only if its ISN is
+above the largest sequence number used in the old incarnation; RFC 6191 §2: when both carry
+timestamps, a TSval newer than the old connection's last one decides instead.  An endpoint that
+reopens the tuple itself from TIME-WAIT (Linux tcp_tw_reuse) has only the timestamp safeguard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..connections import Connection
+from ..replay.model import Replay, State
+from ..segments import FIN, SYN, Segment, Side
+from .context import CheckContext
+
+_HALF = 1 << 31
+_MASK = 0xFFFFFFFF
+
+
+@dataclass(frozen=True, slots=True)
+class Reuse:
+    holder: Side  # the endpoint that held TIME-WAIT, as a side of the *new* connection
+    syn: Segment  # the new incarnation's first SYN
+    entered_time: float
+    entered_frame: int
+    elapsed: float  # from entering TIME-WAIT to the new SYN
+    safeguard: str | None  # which RFC safeguard made the reuse safe, or None
+
+
+def find_reuse(ctx: CheckContext) -> Reuse | None:
+    if ctx.previous is None:
+        return None
+    old_conn, old_replay = ctx.previous
+    conn = ctx.connection
+    syn_step = next((s for s in ctx.steps if s.segment.syn and not s.segment.has_ack), None)
+    if syn_step is None:
+        return None
+    syn = syn_step.segment
+    # After a simultaneous close both ends held TIME-WAIT: the one taking part in the new incarnation counts.
+    for old_side, entered_time, entered_frame in _time_waits(old_replay):
+        holder_endpoint = old_conn.endpoint(old_side)
+        if holder_endpoint == conn.client:
+            holder = Side.CLIENT
+        elif holder_endpoint == conn.server:
+            holder = Side.SERVER
+        else:
+            continue
+        # It took part in the new incarnation: it sent the SYN, or answered it with a SYN-ACK.
+        if syn.sender is not holder and not any(
+            s.segment.sender is holder and s.segment.syn and s.segment.has_ack for s in ctx.steps
+        ):
+            continue
+        elapsed = syn.time - entered_time
+        return Reuse(holder, syn, entered_time, entered_frame, elapsed, _safeguard(old_conn, syn, holder, conn))
+    return None
+
+
+def _time_waits(replay: Replay) -> list[tuple[Side, float, int]]:
+    """Every TIME-WAIT of the old incarnation, except those a RST ended (time-wait-assassination)."""
+    held = list(getattr(replay, "time_waits", None) or ([replay.time_wait] if replay.time_wait else []))
+    if held:
+        return [(tw.endpoint, tw.entered_time, tw.entered_frame) for tw in held if tw.ended_by != "rst"]
+    return [(t.endpoint, t.time, t.frame) for t in replay.transitions if t.to_state is State.TIME_WAIT]
+
+
+def _safeguard(old: Connection, syn: Segment, holder: Side, new: Connection) -> str | None:
+    syn_sender = new.endpoint(syn.sender)
+    old_side = Side.CLIENT if old.client == syn_sender else Side.SERVER
+    mask = old.sender == (0 if old_side is Side.CLIENT else 1)
+    old_rows = old.rows[mask]
+    if syn.ts_val is not None and old_rows["has_ts"].any():
+        last_ts = int(old_rows["ts_val"][old_rows["has_ts"]][-1])
+        if _after(syn.ts_val, last_ts):
+            return f"its TSval {syn.ts_val} is newer than the old connection's {last_ts} (RFC 6191)"
+        return None
+    if syn.sender is not holder and len(old_rows):
+        # SYN received in TIME-WAIT: ISN above everything the old incarnation used.
+        flags = old_rows["flags"]
+        ends = old.seq[mask] + old_rows["payload_len"].astype("int64") + ((flags & SYN) != 0) + ((flags & FIN) != 0)
+        old_end = int(ends.max()) & _MASK
+        new_isn = syn.seq & _MASK
+        if _after(new_isn, old_end) or new_isn == old_end:
+            return f"its ISN {new_isn} is above the old connection's last sequence number {old_end} (RFC 9293 §3.6.1)"
+    return None
+
+
+def _after(a: int, b: int) -> bool:
+    """a later than b in 32-bit sequence (or timestamp) arithmetic (RFC 9293 §3.4, RFC 7323 §5.2)."""
+    return 0 < ((a - b) & _MASK) < _HALF

@@ -1,0 +1,65 @@
+"""rst-instead-of-final-ack: the endpoint that closed first answers the peer's FIN with RST.
+
+RFC 9293 §3.10.7.4 (eighth, "check the FIN bit"): in FIN-WAIT-2 a FIN is acknowledged and the
+endpoint enters TIME-WAIT; in FIN-WAIT-1 it enters CLOSING and still acknowledges it.  Sending RST
+instead throws away the peer's last data and leaves the peer without a graceful close.
+
+Not this rule: the FIN was a retransmission already acknowledged (rst-answers-fin-retransmit);
+FIN-WAIT-2 lasted longer than the profile's timer, after which the socket is legitimately gone and
+RST is the right answer for a closed port (fin-wait-2-timeout covers that); a FIN the replay says
+never reached the endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..findings import Finding
+from .context import CheckContext, acknowledges, fin_number
+
+RULE = "rst-instead-of-final-ack"
+
+
+def check(ctx: CheckContext) -> Iterator[Finding]:
+    steps = ctx.steps
+    for i, step in enumerate(steps):
+        rst = step.segment
+        if not rst.rst:
+            continue
+        closer = rst.sender
+        own_at = next((k for k in range(i) if steps[k].segment.sender is closer and steps[k].segment.fin), None)
+        if own_at is None:
+            continue
+        own_fin = steps[own_at]
+        # The peer's FIN this RST answers: the latest one delivered before it, after our own FIN.
+        answered = next(
+            (
+                s
+                for s in reversed(steps[own_at + 1 : i])
+                if s.segment.sender is closer.peer and s.segment.fin and s.delivered
+            ),
+            None,
+        )
+        if answered is None:
+            continue
+        peer_fin_end = fin_number(answered.segment) + 1
+        between = steps[own_at + 1 : i]
+        if any(s.segment.sender is closer and acknowledges(s.segment, peer_fin_end) for s in between):
+            continue  # the final ACK was sent: a later RST is another rule's business
+        fin_wait_2_entry = next(
+            (
+                s.segment.time
+                for s in between
+                if s.segment.sender is closer.peer and acknowledges(s.segment, fin_number(own_fin.segment) + 1)
+            ),
+            None,
+        )
+        if fin_wait_2_entry is not None and answered.segment.time - fin_wait_2_entry > ctx.profile.fin_wait_2:
+            continue  # the FIN-WAIT-2 timer had run out: the socket was gone, RST is correct
+        yield ctx.finding(
+            rst,
+            closer,
+            f"{ctx.who(closer)} had closed (FIN, frame {own_fin.segment.frame}) and answered the peer's FIN "
+            f"(frame {answered.segment.frame}) with RST (frame {rst.frame}) instead of the final ACK",
+        )
+        return

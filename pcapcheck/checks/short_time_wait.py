@@ -1,0 +1,34 @@
+"""short-time-wait: TIME-WAIT cut shorter than the profile's 2·MSL without a safeguard.
+
+RFC 9293 §3.6.1: an endpoint stays in TIME-WAIT for 2·MSL so that old duplicates of the closed
+incarnation die before a new one reuses the 4-tuple; RFC 1122 §4.2.2.13 and RFC 6191 allow early
+reuse only with an ISN above the old sequence space, or a newer timestamp.  The check compares
+the new incarnation's SYN with the previous incarnation's TIME-WAIT (see reuse.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..findings import Finding
+from .context import CheckContext, seconds
+from .reuse import find_reuse
+
+RULE = "short-time-wait"
+
+
+def check(ctx: CheckContext) -> Iterator[Finding]:
+    reuse = find_reuse(ctx)
+    if reuse is None or reuse.safeguard is not None:
+        return
+    limit = ctx.params["time_wait"]
+    if reuse.elapsed >= limit:
+        return
+    role = "opened" if reuse.syn.sender is reuse.holder else "accepted"
+    yield ctx.finding(
+        reuse.syn,
+        reuse.holder,
+        f"{ctx.who(reuse.holder)} entered TIME-WAIT at frame {reuse.entered_frame} and {role} a new "
+        f"incarnation of the same 4-tuple (SYN frame {reuse.syn.frame}) {seconds(reuse.elapsed)} later, "
+        f"before TIME-WAIT of {seconds(limit)}, without a newer timestamp or higher ISN",
+    )

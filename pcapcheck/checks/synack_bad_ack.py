@@ -1,0 +1,37 @@
+"""synack-bad-ack: a SYN-ACK that does not acknowledge the client's SYN (ack ≠ ISN + 1).
+
+RFC 9293 §3.5 (figure 6): the SYN-ACK carries ACK = client ISN + 1.  Compared against every SYN
+the client sent before it (an old duplicate SYN answered correctly is not the server's fault,
+RFC 9293 §3.5 figure 9); silent when the client's SYN was not captured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..findings import Finding
+from ..segments import Side
+from .context import CheckContext
+
+RULE = "synack-bad-ack"
+
+_MASK = 0xFFFFFFFF
+
+
+def check(ctx: CheckContext) -> Iterator[Finding]:
+    syn_ends: dict[Side, set[int]] = {Side.CLIENT: set(), Side.SERVER: set()}
+    for step in ctx.steps:
+        seg = step.segment
+        if seg.syn and not seg.has_ack:
+            syn_ends[seg.sender].add((seg.seq + 1) & _MASK)
+            continue
+        answered = syn_ends[seg.sender.peer]
+        if seg.syn and seg.has_ack and answered and (seg.ack & _MASK) not in answered:
+            isns = ", ".join(str((e - 1) & _MASK) for e in sorted(answered))
+            yield ctx.finding(
+                seg,
+                seg.sender,
+                f"{ctx.who(seg.sender)} sent a SYN-ACK (frame {seg.frame}) with ack {seg.ack & _MASK}, "
+                f"which is not the {seg.sender.peer.value}'s ISN + 1 (ISN {isns})",
+            )
+            return

@@ -1,0 +1,29 @@
+"""time-wait-reuse: a 4-tuple reused during TIME-WAIT with the RFC 6191 / RFC 9293 §3.6.1 safeguard.
+
+Legal, but worth knowing: it relies on timestamps (RFC 6191) or on the new ISN lying above the old
+sequence space (RFC 1122 §4.2.2.13).  Without either it is short-time-wait instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..findings import Finding
+from .context import CheckContext, seconds
+from .reuse import find_reuse
+
+RULE = "time-wait-reuse"
+
+
+def check(ctx: CheckContext) -> Iterator[Finding]:
+    reuse = find_reuse(ctx)
+    if reuse is None or reuse.safeguard is None:
+        return
+    if reuse.elapsed >= ctx.params["time_wait"]:
+        return
+    yield ctx.finding(
+        reuse.syn,
+        reuse.holder,
+        f"{ctx.who(reuse.holder)} reused the 4-tuple {seconds(reuse.elapsed)} after entering TIME-WAIT "
+        f"(frame {reuse.entered_frame}) with the new SYN (frame {reuse.syn.frame}): {reuse.safeguard}",
+    )

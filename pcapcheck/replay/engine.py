@@ -1,0 +1,372 @@
+"""Replay one connection: both endpoints through the reference state machine, event by event.
+
+The stages inside, each a function of its own module:
+
+1. facts.py     plain facts per segment (retransmission, duplicate, ACK of a FIN, ACK of unseen data);
+2. vantage.py   where the capture was taken, and how far each endpoint sat from it;
+3. delivery.py  which captured segments never reached their receiver;
+4. timeline.py  the order in which the endpoints sent and received the segments;
+5. machine.py   each event applied to its endpoint's control block (RFC 9293 §3.10);
+
+then the steps, transitions, TIME-WAIT, anomalies and the kind of close are gathered here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from ..connections import Connection
+from ..profiles import Profile
+from ..segments import ACK, RST, SYN, Segment, Side, flags_text
+from .delivery import undelivered
+from .facts import Notes, add_note, find_controls, sequence_notes, unseen_acks
+from .machine import RFC_TIME_WAIT_TIMEOUT, Outcome, Tcb, on_receive, on_send
+from .model import (
+    ANOMALY_MIDSTREAM_START,
+    ANOMALY_ONE_DIRECTION_MISSING,
+    ANOMALY_UNEXPECTED_SEGMENT,
+    NOTE_STATE_DROPPED,
+    NOTE_TIME_WAIT_RESTART,
+    Anomaly,
+    Close,
+    Replay,
+    State,
+    Step,
+    TimeWait,
+    Transition,
+    Vantage,
+)
+from .timeline import SEND, event_order
+from .vantage import infer_vantage
+
+SIDES = (Side.CLIENT, Side.SERVER)
+UNKNOWN_WINDOW_SHIFT = 14  # no SYN seen: the scale is unknown, so assume the largest (RFC 7323 §2.3)
+
+
+@dataclass(slots=True)
+class TimeWaitClock:
+    """One endpoint's TIME-WAIT: when it began, the 2*MSL deadline, how it ended."""
+
+    entered_time: float
+    entered_frame: int
+    started_frame: int  # the segment that (re)started the timer
+    deadline: float
+    restarts: list[float] = field(default_factory=list)
+    ended_time: float | None = None
+    ended_by: str = "running"
+
+
+def replay(connection: Connection, profile: Profile, capture_end: float | None = None) -> Replay:
+    """Replay ``connection``; ``capture_end`` (default: its last segment) bounds TIME-WAIT expiry."""
+    return _Replayer(connection, profile, capture_end).run()
+
+
+class _Replayer:
+    def __init__(self, conn: Connection, profile: Profile, capture_end: float | None):
+        self.conn = conn
+        self.profile = profile
+        self.segments: list[Segment] = list(conn.segments())
+        last = conn.end if self.segments else 0.0
+        self.capture_end = last if capture_end is None else max(capture_end, last)
+        self.transitions: list[Transition] = []
+        self.anomalies: list[Anomaly] = []
+        self.notes: Notes = {}
+        self.clocks: list[TimeWaitClock | None] = [None, None]
+        self.time_waits: list[tuple[int, TimeWaitClock]] = []
+
+    def run(self) -> Replay:
+        conn, segments = self.conn, self.segments
+        n = len(segments)
+        if n == 0:
+            return Replay(conn.id, [], [], [], {s: State.CLOSED for s in SIDES}, Close.INCOMPLETE, Vantage.UNKNOWN)
+        controls = find_controls(segments)
+        vantage, legs = infer_vantage(conn)
+        sequence_notes(segments, conn, controls, self.notes)
+        self.anomalies.extend(self._capture_anomalies())
+        self.anomalies.extend(unseen_acks(segments, conn, self.notes))
+        lost = undelivered(segments, controls, legs)
+        tcbs = self._initial_tcbs()
+
+        sender_states: list[tuple[State, State] | None] = [None] * n
+        receiver_states: list[tuple[State, State] | None] = [None] * n
+        last_received: list[tuple[int, int] | None] = [None, None]  # (segment, transitions position)
+        for kind, i in event_order(conn, controls, legs):
+            seg = segments[i]
+            side = _index(seg.sender) if kind == SEND else 1 - _index(seg.sender)
+            tcb = tcbs[side]
+            self._expire(side, tcb, seg.time)
+            before = tcb.state
+            out = Outcome()
+            if kind == SEND:
+                on_send(tcb, seg, out)
+            elif i not in lost:
+                on_receive(tcb, seg, out)
+            if out.changes and NOTE_STATE_DROPPED in out.notes and kind == SEND:
+                before = self._drop_at_trigger(side, seg, out, last_received[side], receiver_states)
+            else:
+                self._record(side, seg, out, i)
+            if kind != SEND and i not in lost:
+                last_received[side] = (i, len(self.transitions))
+            if kind == SEND:
+                sender_states[i] = (before, tcb.state)
+            else:
+                receiver_states[i] = (before, tcb.state)
+            if out.unexpected:
+                self._unexpected(seg, out.unexpected, tcbs, kind == SEND)
+        for side, tcb in enumerate(tcbs):
+            self._expire(side, tcb, self.capture_end, at_end=True)
+
+        steps = [
+            Step(
+                segment=seg,
+                sender_before=sender_states[i][0],
+                sender_after=sender_states[i][1],
+                receiver_before=receiver_states[i][0],
+                receiver_after=receiver_states[i][1],
+                notes=frozenset(self.notes.get(i, ())),
+                delivered=i not in lost,
+            )
+            for i, seg in enumerate(segments)
+        ]
+        if any(a.capture_quality for a in self.anomalies):
+            # What the machine could not explain may be what the capture did not show.
+            self.anomalies = [
+                replace(a, capture_quality=True) if a.kind == ANOMALY_UNEXPECTED_SEGMENT else a for a in self.anomalies
+            ]
+        time_waits = [self._time_wait(side, clock) for side, clock in self.time_waits]
+        return Replay(
+            connection_id=conn.id,
+            steps=steps,
+            transitions=self.transitions,
+            anomalies=self.anomalies,
+            final_state={SIDES[s]: tcbs[s].state for s in (0, 1)},
+            close=_close(tcbs, controls_acked(segments, controls)),
+            vantage=vantage,
+            time_wait=time_waits[0] if time_waits else None,
+            time_waits=time_waits,
+        )
+
+    # --- set-up ---------------------------------------------------------------------------------
+
+    def _initial_tcbs(self) -> list[Tcb]:
+        segments = self.segments
+        client_syn = any(s.sender is Side.CLIENT and s.syn and not s.has_ack for s in segments)
+        server_first = next((s for s in segments if s.sender is Side.SERVER), None)
+        server_synack = server_first is not None and server_first.syn and server_first.has_ack
+        client_acks = any(s.sender is Side.CLIENT and s.has_ack and not s.rst for s in segments)
+        if client_syn:
+            client = State.CLOSED
+            # A listener answers a SYN with SYN-ACK; a closed port with RST (§3.10.7.1).
+            listening = server_synack or (server_first is None and client_acks)
+            server = State.LISTEN if listening else State.CLOSED
+        else:
+            client = State.UNKNOWN
+            server = State.LISTEN if server_synack else State.UNKNOWN
+        tcbs = [Tcb(client), Tcb(server)]
+        shifts = self._window_shifts()
+        for tcb, shift in zip(tcbs, shifts):
+            tcb.window_shift = shift
+        return tcbs
+
+    def _window_shifts(self) -> tuple[int, int]:
+        """RFC 7323 §2.2: scaling applies only when both SYNs carried the option."""
+        offered: list[int | None] = [None, None]
+        saw_syn = [False, False]
+        for seg in self.segments:
+            if seg.syn:
+                side = _index(seg.sender)
+                saw_syn[side] = True
+                if seg.wscale is not None:
+                    offered[side] = min(seg.wscale, 14)
+        if not any(saw_syn):
+            return UNKNOWN_WINDOW_SHIFT, UNKNOWN_WINDOW_SHIFT
+        if offered[0] is None or offered[1] is None:
+            return 0, 0
+        return offered[0], offered[1]
+
+    def _capture_anomalies(self) -> list[Anomaly]:
+        segments = self.segments
+        found = []
+        first = segments[0]
+        if not (first.syn and not first.has_ack):
+            found.append(
+                Anomaly(
+                    kind=ANOMALY_MIDSTREAM_START,
+                    frame=first.frame,
+                    time=first.time,
+                    endpoint=None,
+                    capture_quality=True,
+                    detail={"first_flags": first.flag_text, "first_sender": first.sender.value},
+                )
+            )
+        for side in SIDES:
+            sent = [s for s in segments if s.sender is side.peer]
+            if len(sent) == len(segments) and any(s.has_ack and not s.rst for s in sent):
+                found.append(
+                    Anomaly(
+                        kind=ANOMALY_ONE_DIRECTION_MISSING,
+                        frame=first.frame,
+                        time=first.time,
+                        endpoint=side,  # whose segments are missing
+                        capture_quality=True,
+                        detail={"missing": side.value, "seen": len(sent)},
+                    )
+                )
+        return found
+
+    # --- per event ------------------------------------------------------------------------------
+
+    def _record(self, side: int, seg: Segment, out: Outcome, i: int) -> None:
+        for note in out.notes:
+            add_note(self.notes, i, note)
+        for change in out.changes:
+            self.transitions.append(
+                Transition(seg.time, seg.frame, SIDES[side], change.from_state, change.to_state, change.cause, change.rfc)
+            )
+            if change.to_state is State.TIME_WAIT:
+                clock = TimeWaitClock(seg.time, seg.frame, seg.frame, seg.time + self.profile.time_wait)
+                self.clocks[side] = clock
+                self.time_waits.append((side, clock))
+            elif change.from_state is State.TIME_WAIT and self.clocks[side] is not None:
+                clock = self.clocks[side]
+                clock.ended_time = seg.time
+                clock.ended_by = "rst"
+                self.clocks[side] = None
+        clock = self.clocks[side]
+        if NOTE_TIME_WAIT_RESTART in out.notes and clock is not None:
+            clock.restarts.append(seg.time)
+            clock.started_frame = seg.frame
+            clock.deadline = seg.time + self.profile.time_wait
+
+    def _drop_at_trigger(
+        self,
+        side: int,
+        rst: Segment,
+        out: Outcome,
+        trigger: tuple[int, int] | None,
+        receiver_states: list[tuple[State, State] | None],
+    ) -> State:
+        """A RST from TIME-WAIT: the endpoint had dropped the connection by the segment it answers.
+
+        Returns the state before the RST was sent.
+        """
+        change = out.changes[0]
+        clock = self.clocks[side]
+        self.clocks[side] = None
+        at, position = rst, len(self.transitions)
+        if trigger is not None and receiver_states[trigger[0]] is not None:
+            j, position = trigger
+            if receiver_states[j][1] is State.TIME_WAIT:
+                at = self.segments[j]
+                receiver_states[j] = (receiver_states[j][0], State.CLOSED)
+                add_note(self.notes, j, NOTE_STATE_DROPPED)
+                if NOTE_TIME_WAIT_RESTART in self.notes.get(j, ()):
+                    self.notes[j].discard(NOTE_TIME_WAIT_RESTART)
+                    if clock is not None and clock.restarts and clock.restarts[-1] == at.time:
+                        clock.restarts.pop()
+            else:
+                position = len(self.transitions)
+        self.transitions.insert(
+            position,
+            Transition(at.time, at.frame, SIDES[side], change.from_state, change.to_state, change.cause, change.rfc),
+        )
+        for note in out.notes - {NOTE_STATE_DROPPED}:
+            add_note(self.notes, rst.index, note)
+        if at is rst:
+            add_note(self.notes, rst.index, NOTE_STATE_DROPPED)
+        if clock is not None:
+            clock.ended_time = at.time
+            clock.ended_by = "dropped"
+        return State.CLOSED if at is not rst else change.from_state
+
+    def _expire(self, side: int, tcb: Tcb, now: float, at_end: bool = False) -> None:
+        """§3.10.8: "If the time-wait timeout expires on a connection, delete the TCB"."""
+        clock = self.clocks[side]
+        if clock is None or tcb.state is not State.TIME_WAIT or now < clock.deadline:
+            return
+        self.transitions.append(
+            Transition(
+                clock.deadline,
+                clock.started_frame,
+                SIDES[side],
+                State.TIME_WAIT,
+                State.CLOSED,
+                "2*MSL expired",
+                RFC_TIME_WAIT_TIMEOUT,
+            )
+        )
+        tcb.state = State.CLOSED
+        clock.ended_time = clock.deadline
+        clock.ended_by = "expired"
+        self.clocks[side] = None
+
+    def _unexpected(self, seg: Segment, reason: str, tcbs: list[Tcb], sent: bool) -> None:
+        sender, receiver = tcbs[_index(seg.sender)], tcbs[1 - _index(seg.sender)]
+        self.anomalies.append(
+            Anomaly(
+                kind=ANOMALY_UNEXPECTED_SEGMENT,
+                frame=seg.frame,
+                time=seg.time,
+                endpoint=seg.sender,
+                capture_quality=False,
+                detail={
+                    "reason": reason,
+                    "at": "sender" if sent else "receiver",
+                    "flags": seg.flag_text,
+                    "client_state": tcbs[0].state.value,
+                    "server_state": tcbs[1].state.value,
+                    "seq": seg.rel_seq,
+                    "ack": seg.rel_ack,
+                    "expected_seq": None if receiver.rcv_nxt is None else receiver.rcv_nxt - self.conn.base(seg.sender),
+                    "expected_ack": _expected_ack(receiver, self.conn, seg),
+                },
+            )
+        )
+
+    def _time_wait(self, side: int, clock: TimeWaitClock) -> TimeWait:
+        return TimeWait(
+            endpoint=SIDES[side],
+            entered_time=clock.entered_time,
+            entered_frame=clock.entered_frame,
+            duration=self.profile.time_wait,
+            ended_time=clock.ended_time,
+            ended_by=clock.ended_by,
+            restarted_time=clock.restarts[-1] if clock.restarts else None,
+        )
+
+
+def _index(side: Side) -> int:
+    return 0 if side is Side.CLIENT else 1
+
+
+def _expected_ack(receiver: Tcb, conn: Connection, seg: Segment) -> int | None:
+    """What an acceptable ACK from the sender would carry: the receiver's SND.NXT, relative."""
+    if receiver.snd_nxt is None:
+        return None
+    return receiver.snd_nxt - conn.base(seg.sender.peer)
+
+
+def controls_acked(segments: list[Segment], controls) -> tuple[bool, bool]:
+    """Was each side's FIN acknowledged by the peer (ACK >= FIN + 1), delivered or not?"""
+    acked = [False, False]
+    for side in (0, 1):
+        fin = controls.fin[side]
+        if fin is None:
+            continue
+        acked[side] = any(
+            _index(s.sender) != side and s.flags & ACK and not s.flags & RST and s.ack > fin for s in segments
+        )
+    return acked[0], acked[1]
+
+
+def _close(tcbs: list[Tcb], fins_acked: tuple[bool, bool]) -> Close:
+    """The close categories of model.Close, in order of precedence."""
+    if any(t.refused for t in tcbs):
+        return Close.REFUSED
+    if not any(t.synchronized for t in tcbs):
+        return Close.INCOMPLETE
+    if all(fins_acked):
+        return Close.GRACEFUL
+    if any(t.reset for t in tcbs):
+        return Close.ABORTIVE
+    return Close.OPEN

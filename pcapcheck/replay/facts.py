@@ -1,0 +1,147 @@
+"""Facts about segments that need no endpoint state, read from the capture as a whole.
+
+Retransmission, duplicate, acknowledgement of a FIN, acknowledgement of sequence space the capture
+never saw: each is a plain property of the segments, so it is computed once here, before the state
+machine runs, and merged into the steps' notes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..connections import Connection
+from ..segments import ACK, FIN, RST, SYN, Segment, Side
+from .model import (
+    ANOMALY_ACK_UNSEEN_DATA,
+    NOTE_ACKS_FIN,
+    NOTE_ACKS_UNSEEN,
+    NOTE_DUPLICATE,
+    NOTE_NEW_INCARNATION_SYN,
+    NOTE_RETRANSMISSION,
+    Anomaly,
+)
+
+Notes = dict[int, set[str]]  # segment index -> notes; most segments have none
+
+
+def add_note(notes: Notes, index: int, note: str) -> None:
+    notes.setdefault(index, set()).add(note)
+
+
+@dataclass(frozen=True, slots=True)
+class Controls:
+    """Where each side's SYN and FIN sit in its sequence space (first transmission), by side index."""
+
+    syn: tuple[int | None, int | None]
+    fin: tuple[int | None, int | None]  # the sequence number the FIN occupies
+
+
+def fin_position(seg: Segment) -> int:
+    """The sequence number a FIN occupies: after the SYN and the payload (RFC 9293 §3.4)."""
+    return seg.seq + seg.length + (1 if seg.syn else 0)
+
+
+def find_controls(segments: list[Segment]) -> Controls:
+    syn: list[int | None] = [None, None]
+    fin: list[int | None] = [None, None]
+    for seg in segments:
+        if seg.flags & (SYN | FIN) and not seg.rst:
+            side = 0 if seg.sender is Side.CLIENT else 1
+            if seg.syn and syn[side] is None:
+                syn[side] = seg.seq
+            if seg.fin and fin[side] is None:
+                fin[side] = fin_position(seg)
+    return Controls(tuple(syn), tuple(fin))
+
+
+def sequence_notes(segments: list[Segment], conn: Connection, controls: Controls, notes: Notes) -> None:
+    """NOTE_RETRANSMISSION, NOTE_DUPLICATE, NOTE_ACKS_FIN and NOTE_NEW_INCARNATION_SYN."""
+    highest_end: list[int | None] = [None, None]
+    seen: set[tuple] = set()
+    first_syn = True
+    for seg in segments:
+        side = 0 if seg.sender is Side.CLIENT else 1
+        key = (side, seg.seq, seg.ack, seg.flags, seg.length)
+        if key in seen:
+            add_note(notes, seg.index, NOTE_DUPLICATE)
+        else:
+            seen.add(key)
+        if seg.seg_len and not seg.rst:
+            top = highest_end[side]
+            if top is not None and seg.seq < top:
+                add_note(notes, seg.index, NOTE_RETRANSMISSION)
+            if top is None or seg.end_seq > top:
+                highest_end[side] = seg.end_seq
+        peer_fin = controls.fin[1 - side]
+        if seg.has_ack and not seg.rst and peer_fin is not None and seg.ack == peer_fin + 1:
+            add_note(notes, seg.index, NOTE_ACKS_FIN)
+        if first_syn and seg.syn and not seg.has_ack and seg.sender is Side.CLIENT:
+            first_syn = False
+            if conn.incarnation > 1:
+                add_note(notes, seg.index, NOTE_NEW_INCARNATION_SYN)
+
+
+def unseen_holes(conn: Connection, side_index: int) -> list[int]:
+    """Starts of the stretches of ``side``'s sequence space no captured segment covers.
+
+    The last entry is where the captured space ends: everything above it is unseen too.
+    """
+    mask = conn.sender == side_index
+    if not mask.any():
+        return []
+    flags = conn.rows["flags"][mask]
+    start = conn.seq[mask]
+    length = (
+        conn.rows["payload_len"][mask].astype(np.int64)
+        + ((flags & SYN) != 0).astype(np.int64)
+        + ((flags & FIN) != 0).astype(np.int64)
+    )
+    length[(flags & RST) != 0] = 0
+    order = np.argsort(start, kind="stable")
+    start, end = start[order], (start + length)[order]
+    covered = np.maximum.accumulate(end)
+    # A hole opens where a segment starts above everything before it reached.
+    gaps = np.flatnonzero(start[1:] > covered[:-1])
+    return [int(covered[g]) for g in gaps] + [int(covered[-1])]
+
+
+def unseen_acks(segments: list[Segment], conn: Connection, notes: Notes) -> list[Anomaly]:
+    """NOTE_ACKS_UNSEEN on the first ACK that covers each stretch the capture never saw.
+
+    An ACK can only cover what its receiver got; if the capture never saw that sequence space the
+    capture lost it (or started late), which is not the endpoints' fault.
+    """
+    holes = [unseen_holes(conn, 0), unseen_holes(conn, 1)]
+    position = [0, 0]
+    anomalies: list[Anomaly] = []
+    for seg in segments:
+        if not seg.has_ack or seg.rst:
+            continue
+        side = 0 if seg.sender is Side.CLIENT else 1
+        peer_holes = holes[1 - side]
+        k = position[side]
+        if k >= len(peer_holes) or seg.ack <= peer_holes[k]:
+            continue
+        add_note(notes, seg.index, NOTE_ACKS_UNSEEN)
+        first_hole = peer_holes[k]
+        while k < len(peer_holes) and seg.ack > peer_holes[k]:
+            k += 1
+        position[side] = k
+        base = conn.base(seg.sender.peer)
+        anomalies.append(
+            Anomaly(
+                kind=ANOMALY_ACK_UNSEEN_DATA,
+                frame=seg.frame,
+                time=seg.time,
+                endpoint=seg.sender,
+                capture_quality=True,
+                detail={
+                    "acked_up_to": seg.rel_ack,
+                    "seen_up_to": first_hole - base,
+                    "unseen_bytes": seg.ack - first_hole,
+                },
+            )
+        )
+    return anomalies

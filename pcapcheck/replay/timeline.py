@@ -1,0 +1,88 @@
+"""The order in which each endpoint lived the captured segments.
+
+Each segment is two events: sent by one endpoint, received by the other.  With the capture point
+``leg/2`` away from an endpoint (one way; ``Legs`` holds round trips), an endpoint sent what the
+capture saw at ``t`` at ``t - leg/2`` and received it at ``t + leg/2``.  Both endpoints' events
+then lie on one time axis and are replayed in that order.
+
+Timing alone can misplace an event when round trips vary, so acknowledgements pin it down: an
+endpoint that acknowledges the peer's SYN or FIN must have received it before sending that ACK, and
+one that sent an ACK below a SYN or FIN had not yet received it.  An ACK of a SYN or FIN cannot
+arrive before the SYN or FIN was sent.
+
+Keys are integers (4 * 2 * nanoseconds) so that "just before" and "just after" exist; at equal
+times a reception comes before a transmission (the transmission is the reply).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..connections import Connection
+from ..segments import ACK, FIN, RST, SYN
+from .facts import Controls
+from .vantage import Legs
+
+RECEIVE, SEND = 0, 1
+
+
+def event_order(conn: Connection, controls: Controls, legs: Legs) -> list[tuple[int, int]]:
+    """(kind, segment index) for every transmission and reception, in the order they happened.
+
+    Round trips measured on the handshake may not hold later (or may be wrong when the handshake
+    itself was captured out of order).  When they contradict what the acknowledgements prove, the
+    capture order is taken instead: legs of zero.
+    """
+    keys, consistent = _event_keys(conn, controls, legs)
+    if not consistent and (legs.client or legs.server):
+        keys, _ = _event_keys(conn, controls, Legs(0, 0, False))
+    n = conn.packets
+    kinds = np.concatenate([np.full(n, RECEIVE), np.full(n, SEND)])
+    indices = np.concatenate([np.arange(n), np.arange(n)])
+    order = np.lexsort((indices, kinds, keys))
+    return [(int(kinds[k]), int(indices[k])) for k in order]
+
+
+def _event_keys(conn: Connection, controls: Controls, legs: Legs) -> tuple[np.ndarray, bool]:
+    """Keys of all receptions then all transmissions, and whether every causal bound could hold."""
+    t = conn.rows["ts_ns"].astype(np.int64) - int(conn.rows["ts_ns"][0])
+    sender = conn.sender.astype(np.int64)
+    leg = np.array([legs.client, legs.server], dtype=np.int64)
+    send = 4 * (2 * t - leg[sender])
+    receive = 4 * (2 * t + leg[1 - sender]) - 2
+    flags = conn.rows["flags"].astype(np.int64)
+    seq, ack = conn.seq, conn.ack
+    length = conn.rows["payload_len"].astype(np.int64)
+    acking = ((flags & ACK) != 0) & ((flags & RST) == 0)
+    consistent = True
+
+    # A SYN or FIN is received before the receiver's first ACK of it, after its last ACK below it
+    # (a SYN without ACK counts as one: it acknowledges nothing).
+    control = np.flatnonzero(((flags & (SYN | FIN)) != 0) & ((flags & RST) == 0))
+    bare_syn = ((flags & SYN) != 0) & ((flags & (ACK | RST)) == 0)
+    for i in control:
+        end = int(seq[i] + length[i] + (1 if flags[i] & SYN else 0) + (1 if flags[i] & FIN else 0))
+        replies = acking & (sender != sender[i])
+        covering = replies & (ack >= end)
+        if covering.any():
+            upper = int(send[covering].min())
+            below = ((replies & (ack < end)) | (bare_syn & (sender != sender[i]))) & (send < upper)
+            if below.any():
+                receive[i] = max(receive[i], int(send[below].max()) + 1)
+            receive[i] = min(receive[i], upper - 1)
+            if receive[i] <= send[i]:
+                consistent = False
+    # An ACK of a SYN or FIN arrives after that SYN or FIN left.
+    for side in (0, 1):
+        for bit, position in ((SYN, controls.syn[side]), (FIN, controls.fin[side])):
+            if position is None:
+                continue
+            first = np.flatnonzero((sender == side) & ((flags & bit) != 0))
+            if not len(first):
+                continue
+            sent_at = int(send[first[0]])
+            mask = acking & (sender != side) & (ack > position) & (receive <= sent_at)
+            receive[mask] = sent_at + 1
+    # Nothing is received before it was sent.
+    receive = np.maximum(receive, send + 1)
+    return np.concatenate([receive, send]), consistent

@@ -1,0 +1,103 @@
+"""Where the capture was taken: handshake timing and TTL, as tcptrace and Wireshark reason.
+
+A capture point splits each round trip into two legs.  The SYN -> SYN-ACK gap is the round trip
+from the capture point to the server and back; the SYN-ACK -> ACK gap is the round trip to the
+client and back.  A capture taken at the client sees a tiny client leg, one taken at the server a
+tiny server leg, one in the middle two comparable legs.
+
+TTL confirms it: a stack's own outgoing packets carry its initial TTL (64, 128 or 255); packets that
+crossed a router carry less.  When exactly one side's packets carry an initial TTL, the capture
+was taken at that side's host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..connections import Connection
+from ..segments import ACK, RST, SYN
+from .model import Vantage
+
+INITIAL_TTLS = (64, 128, 255)
+# One leg at most this fraction of the other: the capture point sits at that leg's host.
+NEAR_RATIO = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Legs:
+    """Round-trip time from the capture point to each endpoint and back, in nanoseconds."""
+
+    client: int
+    server: int
+    measured: bool  # False: no complete handshake, both legs taken as 0
+
+    def of(self, side_index: int) -> int:
+        return self.client if side_index == 0 else self.server
+
+
+def handshake_legs(conn: Connection) -> tuple[int | None, int | None]:
+    """(client leg, server leg) in ns from the first answered handshake, None where unseen."""
+    flags = conn.rows["flags"]
+    ts = conn.rows["ts_ns"]
+    sender = conn.sender
+    synacks = np.flatnonzero((sender == 1) & (flags & SYN != 0) & (flags & ACK != 0))
+    if not len(synacks):
+        return None, None
+    first_synack = int(synacks[0])
+    if ((sender[:first_synack] == 1) & (flags[:first_synack] & SYN != 0)).any():
+        return None, None  # a simultaneous open: no SYN -> SYN-ACK round trip to measure
+    # The SYN that SYN-ACK answers: the last client SYN before it (an earlier one may have been lost).
+    syns = np.flatnonzero((sender[:first_synack] == 0) & (flags[:first_synack] & SYN != 0) & (flags[:first_synack] & ACK == 0))
+    server_leg = int(ts[first_synack] - ts[syns[-1]]) if len(syns) else None
+    synack_seq = int(conn.seq[first_synack])
+    acks = np.flatnonzero(
+        (sender == 0)
+        & (flags & ACK != 0)
+        & (flags & (SYN | RST) == 0)
+        & (conn.ack == synack_seq + 1)
+        & (np.arange(len(flags)) > first_synack)
+    )
+    client_leg = None
+    if len(acks):
+        answered = int(acks[0])
+        # The SYN-ACK that ACK answers: the last one before it.
+        last_synack = int(synacks[synacks < answered][-1])
+        client_leg = int(ts[answered] - ts[last_synack])
+    return client_leg, server_leg
+
+
+def initial_ttl(conn: Connection, side_index: int) -> bool | None:
+    """Do ``side``'s packets carry an initial TTL (sent by the capturing host)?  None: none seen."""
+    ttls = conn.rows["ttl"][conn.sender == side_index]
+    if not len(ttls):
+        return None
+    values, counts = np.unique(ttls, return_counts=True)
+    return int(values[np.argmax(counts)]) in INITIAL_TTLS
+
+
+def infer_vantage(conn: Connection) -> tuple[Vantage, Legs]:
+    client_leg, server_leg = handshake_legs(conn)
+    by_ttl = (initial_ttl(conn, 0), initial_ttl(conn, 1))
+    if by_ttl == (True, False):
+        vantage = Vantage.CLIENT
+    elif by_ttl == (False, True):
+        vantage = Vantage.SERVER
+    elif client_leg is not None and server_leg is not None:
+        vantage = _by_timing(client_leg, server_leg)
+    elif by_ttl == (False, False):
+        vantage = Vantage.MIDDLE
+    else:
+        vantage = Vantage.UNKNOWN
+    measured = client_leg is not None and server_leg is not None
+    legs = Legs(client_leg or 0, server_leg or 0, measured)
+    return vantage, legs
+
+
+def _by_timing(client_leg: int, server_leg: int) -> Vantage:
+    if server_leg > 0 and client_leg <= NEAR_RATIO * server_leg:
+        return Vantage.CLIENT
+    if client_leg > 0 and server_leg <= NEAR_RATIO * client_leg:
+        return Vantage.SERVER
+    return Vantage.MIDDLE

@@ -1,0 +1,137 @@
+"""The report document: one plain-data view of an AnalysisResult that every file format shares.
+
+JSON writes it as is, CSV flattens its connection and finding records, JUnit/SARIF/HTML read the
+same records, so a field has one name and one meaning in every report.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from .. import __version__
+from ..findings import Finding, Severity
+from ..replay.model import Transition
+
+if TYPE_CHECKING:  # reports read the analysis result; they never run the pipeline
+    from ..analysis import AnalysisResult, ConnectionReport
+
+TOOL_NAME = "pcapcheck"
+FAIL_ON_VALUES = ("error", "warning", "info", "never")
+SEVERITY_ORDER = ("error", "warning", "info")
+CLOSE_ORDER = ("graceful", "abortive", "refused", "incomplete", "open")
+
+
+def fail_on_of(result: "AnalysisResult") -> str:
+    """The --fail-on threshold of the run ("error" when the config does not say)."""
+    return str(getattr(result.config, "fail_on", None) or "error")
+
+
+def transition_record(t: Transition) -> dict[str, Any]:
+    return {
+        "time": t.time,
+        "frame": t.frame,
+        "endpoint": t.endpoint.value,
+        "from": t.from_state.value,
+        "to": t.to_state.value,
+        "cause": t.cause,
+        "rfc": t.rfc,
+    }
+
+
+def connection_record(conn: "ConnectionReport") -> dict[str, Any]:
+    return {
+        "id": conn.id,
+        "client": str(conn.client),
+        "server": str(conn.server),
+        "incarnation": conn.incarnation,
+        "roles_inferred": conn.roles_inferred,
+        "first_frame": conn.first_frame,
+        "last_frame": conn.last_frame,
+        "start": conn.start,
+        "end": conn.end,
+        "duration": conn.end - conn.start,
+        "packets": conn.packets,
+        "packets_client_to_server": conn.packets_client_to_server,
+        "packets_server_to_client": conn.packets_server_to_client,
+        "bytes_client_to_server": conn.bytes_client_to_server,
+        "bytes_server_to_client": conn.bytes_server_to_client,
+        "client_final_state": conn.client_final_state,
+        "server_final_state": conn.server_final_state,
+        "close": conn.close,
+        "vantage": conn.vantage,
+        "flags_seen": conn.flags_seen,
+        "states": [transition_record(t) for t in conn.transitions],
+    }
+
+
+def finding_record(finding: Finding) -> dict[str, Any]:
+    return {
+        "rule": finding.rule,
+        "severity": finding.severity.value,
+        "connection": finding.connection,
+        "endpoint": finding.endpoint.value if finding.endpoint is not None else None,
+        "frame": finding.frame,
+        "time": finding.time,
+        "message": finding.message,
+        "rfc": finding.rfc,
+        "capture_quality": finding.capture_quality,
+    }
+
+
+def close_counts(result: "AnalysisResult") -> dict[str, int]:
+    """Connections by how they ended, in a fixed order (kinds with no connection omitted)."""
+    counts = Counter(c.close for c in result.connections)
+    ordered = {kind: counts.pop(kind) for kind in CLOSE_ORDER if kind in counts}
+    ordered.update(sorted(counts.items()))
+    return ordered
+
+
+def severity_counts(findings: list[Finding]) -> dict[str, int]:
+    counts = Counter(f.severity.value for f in findings)
+    return {s: counts.get(s, 0) for s in SEVERITY_ORDER}
+
+
+def rule_counts(findings: list[Finding]) -> list[tuple[str, str, int]]:
+    """(rule, severity, count), worst severity first, then most frequent, then by id."""
+    counts = Counter((f.rule, f.severity.value) for f in findings)
+    return sorted(
+        ((rule, severity, n) for (rule, severity), n in counts.items()),
+        key=lambda item: (-Severity(item[1]).rank, -item[2], item[0]),
+    )
+
+
+def worst_first(findings: list[Finding]) -> list[Finding]:
+    """Findings by severity (errors first), capture notes last, then in capture order."""
+    return sorted(findings, key=lambda f: (-f.severity.rank, f.capture_quality, f.frame, f.connection, f.rule))
+
+
+def build_document(result: "AnalysisResult") -> dict[str, Any]:
+    capture = result.capture
+    return {
+        "tool": {"name": TOOL_NAME, "version": __version__},
+        "capture": {
+            "paths": list(capture.paths),
+            "packets": capture.packets,
+            "tcp_packets": capture.tcp_packets,
+            "non_tcp_packets": capture.non_tcp_packets,
+            "first_time": capture.first_time,
+            "last_time": capture.last_time,
+            "link_types": list(capture.link_types),
+            "warnings": list(capture.warnings),
+            "comments": list(capture.comments),
+        },
+        "profile": asdict(result.profile),
+        "fail_on": fail_on_of(result),
+        "summary": {
+            "connections": len(result.connections),
+            "close": close_counts(result),
+            "findings": severity_counts(result.findings),
+            "rules": dict(sorted(Counter(f.rule for f in result.findings).items())),
+        },
+        "connections": [connection_record(c) for c in result.connections],
+        "findings": [finding_record(f) for f in result.findings],
+        "suppressed": result.suppressed,
+        "error": result.error,
+    }

@@ -1,0 +1,82 @@
+"""Reports are written atomically: an interrupted write never leaves a half-written report."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from pcapcheck.errors import PcapcheckError
+from pcapcheck.reports import write_reports
+from pcapcheck.reports.atomic import write_atomically
+from tests.test_reports_sample import sample_result
+
+
+def test_failure_while_writing_keeps_the_previous_file_and_leaves_no_temp_file(tmp_path):
+    target = tmp_path / "report.json"
+    target.write_text("previous report")
+
+    def half_then_crash(handle):
+        handle.write('{"half": ')
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(target, half_then_crash)
+    assert target.read_text() == "previous report"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_failing_json_report_keeps_the_previous_report(tmp_path, monkeypatch):
+    target = tmp_path / "report.json"
+    write_reports(sample_result(), json_path=target)
+    before = target.read_text()
+
+    def broken_dump(obj, handle, **kw):
+        handle.write("{")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(json, "dump", broken_dump)
+    result = sample_result()
+    result.suppressed = 99
+    with pytest.raises(PcapcheckError, match="No space left on device"):
+        write_reports(result, json_path=target)
+    assert target.read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_csv_files_are_each_replaced_whole(tmp_path, monkeypatch):
+    write_reports(sample_result(), csv_dir=tmp_path)
+    findings_before = (tmp_path / "findings.csv").read_text()
+    import pandas as pd
+
+    original = pd.DataFrame.to_csv
+    calls = []
+
+    def fail_second(self, handle, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            handle.write("rule,sev")
+            raise OSError(5, "Input/output error")
+        return original(self, handle, **kw)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", fail_second)
+    with pytest.raises(PcapcheckError):
+        write_reports(sample_result(), csv_dir=tmp_path)
+    assert (tmp_path / "findings.csv").read_text() == findings_before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["connections.csv", "findings.csv"]
+
+
+def test_written_report_gets_the_usual_permissions_not_the_temp_files_0600(tmp_path):
+    target = tmp_path / "r.json"
+    old = os.umask(0o022)
+    try:
+        write_reports(sample_result(), json_path=target)
+    finally:
+        os.umask(old)
+    assert os.stat(target).st_mode & 0o777 == 0o644
+
+
+def test_missing_folder_is_one_clear_error(tmp_path):
+    with pytest.raises(PcapcheckError, match="cannot write report"):
+        write_reports(sample_result(), json_path=tmp_path / "no" / "such" / "dir" / "r.json")
