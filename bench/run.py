@@ -146,7 +146,10 @@ def render_table(summaries: dict[str, Summary], packets: int, targets: list[Targ
     pc = summaries.get("pcapcheck")
     for other in ("tshark", "tcptrace"):
         if pc and other in summaries and pc.runs and summaries[other].runs:
-            lines.append(f"pcapcheck/{other}: {ratio(pc.seconds, summaries[other].seconds):.3f}")
+            wall = ratio(pc.seconds, summaries[other].seconds)
+            cpu = ratio(pc.cpu_seconds, summaries[other].cpu_seconds)
+            # CPU ratios are what a loaded machine distorts least.
+            lines.append(f"pcapcheck/{other}: {wall:.3f} wall, {cpu:.3f} cpu")
     lines.append("")
     for t in targets:
         verdict = "PASS" if t.passed else ("FAIL" if t.passed is False else "n/a")

@@ -89,9 +89,8 @@ def load_catalogue(extra_dirs: Iterable[str | Path] = ()) -> dict[str, RuleSpec]
             raise RuleFileError(str(folder), "-", "rules folder does not exist")
         for rule_id, spec in _load_dir(folder).items():
             if rule_id not in catalogue:
-                raise RuleFileError(
-                    spec.path, "id", f"'{rule_id}' is not a built-in rule; a rule file can only re-describe a check that exists"
-                )
+                problem = f"'{rule_id}' is not a built-in rule; a rule file can only re-describe a check that exists"
+                raise RuleFileError(spec.path, "id", problem)
             catalogue[rule_id] = spec
     return dict(sorted(catalogue.items()))
 

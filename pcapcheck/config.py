@@ -187,6 +187,7 @@ def _from_file(path: Path) -> Config:
     config = Config(source=where)
     for key, value in table.items():
         label = f"{where}: key '{prefix}{key}'"
+        key = "fail-on" if key == "fail_on" else key  # TOML users write either
         if key not in FILE_KEYS:
             raise ConfigError(f"{label}: unknown key (known: {', '.join(FILE_KEYS)})")
         if key == "profile":

@@ -17,10 +17,11 @@ Contract (the implementation fills ``rebuild``):
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from .capture.frames import take_rows
 from .segments import ACK, CHECKSUM_BAD, FIN, MAX_SACK_BLOCKS, RST, SYN, Segment, Side, address_text
 
 
@@ -222,7 +223,7 @@ def _split_connections(rows: np.ndarray) -> _Split:
     new_tuple[0] = True
     for k in keys:
         new_tuple[1:] |= k[1:] != k[:-1]
-    rows = rows[order]
+    rows = take_rows(rows, order)
     direction = higher[order].astype(np.uint8)
     tuple_starts = np.flatnonzero(new_tuple)
     tuple_ends = np.append(tuple_starts[1:], len(rows))
@@ -243,13 +244,62 @@ def _split_connections(rows: np.ndarray) -> _Split:
         has_syn = first_syn >= 0
         needs_walk |= has_syn & (first_syn != tuple_starts)
 
-    extra: list[int] = []  # incarnation starts after a tuple's first row
-    for t in np.flatnonzero(needs_walk).tolist():
+    cuts, walk = _closed_reopenings(rows, direction, tuple_id, tuple_starts, syn_pos, needs_walk)
+    extra: list[int] = cuts.tolist()  # incarnation starts after a tuple's first row
+    for t in np.flatnonzero(walk).tolist():
         a, b = int(tuple_starts[t]), int(tuple_ends[t])
         extra.extend(a + c for c in _incarnation_starts(rows[a:b], direction[a:b])[1:])
     starts_arr = np.sort(np.concatenate([tuple_starts, np.asarray(extra, dtype=np.int64)]))
     ends_arr = np.append(starts_arr[1:], len(rows))
     return _Split(rows, direction, starts_arr, ends_arr, tuple_id[starts_arr])
+
+
+def _closed_reopenings(
+    rows: np.ndarray,
+    direction: np.ndarray,
+    tuple_id: np.ndarray,
+    tuple_starts: np.ndarray,
+    syn_pos: np.ndarray,
+    needs_walk: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The common port-reuse case without a Python walk: every new SYN follows a closed connection.
+
+    For the tuples that need splitting, take their opening SYNs (a retransmission of the one before
+    is no opening); if each one is the tuple's first row or comes after FIN both ways or a RST since
+    the opening before it, the SYNs are exactly the incarnation starts of ``_incarnation_starts``.
+    Returns (incarnation starts found, tuples that still need the walk).
+    """
+    walk = needs_walk.copy()
+    cand = syn_pos[needs_walk[tuple_id[syn_pos]]]
+    if not len(cand):
+        return np.zeros(0, dtype=np.int64), walk
+    t = tuple_id[cand]
+    seq, d = rows["seq"][cand], direction[cand]
+    same_tuple_before = np.zeros(len(cand), dtype=bool)
+    same_tuple_before[1:] = t[1:] == t[:-1]
+    retransmitted = same_tuple_before.copy()
+    retransmitted[1:] &= (seq[1:] == seq[:-1]) & (d[1:] == d[:-1])
+    cand, t = cand[~retransmitted], t[~retransmitted]
+    first_of_tuple = np.ones(len(cand), dtype=bool)
+    first_of_tuple[1:] = t[1:] != t[:-1]
+    since = np.where(first_of_tuple, tuple_starts[t], np.roll(cand, 1))  # the opening before
+    flags = rows["flags"]
+
+    def count_between(mask: np.ndarray) -> np.ndarray:
+        before = np.concatenate(([0], np.cumsum(mask)))
+        return before[cand] - before[since]
+
+    closed = (count_between((flags & RST) != 0) > 0) | (
+        (count_between(((flags & FIN) != 0) & (direction == 0)) > 0)
+        & (count_between(((flags & FIN) != 0) & (direction == 1)) > 0)
+    )
+    at_start = cand == tuple_starts[t]
+    explained = at_start | closed
+    unexplained_tuples = np.unique(t[~explained])
+    walk[:] = False
+    walk[unexplained_tuples] = True
+    keep = ~at_start & ~walk[t]
+    return cand[keep], walk
 
 
 def _incarnation_starts(rows: np.ndarray, direction: np.ndarray) -> list[int]:

@@ -153,3 +153,27 @@ def test_sequence_numbers_are_raw_on_the_segment_rows():
     rows, _ = read_all(DATA / "seq-wrap.pcap")
     assert rows["seq"][:2].tolist() == [2**32 - 100, 2**32 - 50]
     assert int(rows[3]["seq"]) == 2**32 - 99
+
+
+def offloaded_capture(tmp_path):
+    """An outgoing segment captured before the NIC filled in its checksum (Linux CHECKSUM_PARTIAL)."""
+    from scapy.all import IP, TCP, Ether, wrpcap
+
+    from pcapcheck.capture.checksum import fold, pseudo_header_sum
+
+    src, dst = np.zeros((1, 16), np.uint8), np.zeros((1, 16), np.uint8)
+    src[0, 10:] = [0xFF, 0xFF, 198, 18, 0, 1]
+    dst[0, 10:] = [0xFF, 0xFF, 198, 18, 0, 2]
+    partial = int(fold(pseudo_header_sum(src, dst, np.array([True]), [20 + 5]))[0])
+    packets = [
+        Ether() / IP(src="198.18.0.1", dst="198.18.0.2") / TCP(sport=1, dport=2, flags="PA", chksum=partial) / b"hello",
+        Ether() / IP(src="198.18.0.1", dst="198.18.0.2") / TCP(sport=1, dport=2, flags="PA", chksum=partial ^ 1) / b"hello",
+    ]
+    path = tmp_path / "offload.pcap"
+    wrpcap(str(path), packets)
+    return path
+
+
+def test_offloaded_checksum_is_unknown_not_bad(tmp_path):
+    rows, _ = read_all(offloaded_capture(tmp_path))
+    assert rows["checksum"].tolist() == [CHECKSUM_UNKNOWN, CHECKSUM_BAD]

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 
-import numpy as np
-import pytest
-
 from pcapcheck.capture import open_capture
 from pcapcheck.connections import rebuild
 

@@ -253,3 +253,9 @@ def test_close_summary_is_not_required_by_the_close_rules():
     # The checks read steps, not Replay.close: a replay that calls it graceful changes nothing.
     conv = handshake().client("FA").server("A").server("FA").client("R")
     assert [f.frame for f in only("rst-instead-of-final-ack", conv, close=Close.GRACEFUL)] == [7]
+
+
+def test_data_after_a_long_pause_restarts_the_close_wait_clock():
+    conv = handshake().client("FA").server("A").server("PA", length=10, dt=90).client("A")
+    conv.server("FA", dt=10).client("A")
+    assert only("close-wait-leak", conv) == []

@@ -114,7 +114,7 @@ def test_after_a_simultaneous_close_the_time_wait_holder_taking_part_is_named():
     # Both ends held TIME-WAIT.  The server, listed first, ignores the new SYN; the client sent it.
     old_conv, (old_conn, old_rep) = old_incarnation("client")
     t = last_time(old_conv)
-    old_rep.time_waits = [TimeWait(Side.SERVER, t, 7, 60.0, None, "running"), TimeWait(Side.CLIENT, t, 7, 60.0, None, "running")]
+    old_rep.time_waits = [TimeWait(side, t, 7, 60.0, None, "running") for side in (Side.SERVER, Side.CLIENT)]
     old_rep.time_wait = old_rep.time_waits[0]
     new = new_incarnation(5, client_isn=500, answer=False)
     found = findings("short-time-wait", (old_conv, (old_conn, old_rep)), new)

@@ -69,7 +69,8 @@ def test_unknown_parameter_is_rejected(catalogue):
 
 
 def test_unknown_rule_is_rejected(catalogue):
-    for config in (load_config(disable=["nope"]), load_config(severity=["nope=info"]), load_config(params=["nope.x=1"])):
+    configs = (load_config(disable=["nope"]), load_config(severity=["nope=info"]), load_config(params=["nope.x=1"]))
+    for config in configs:
         with pytest.raises(ConfigError, match="unknown rule 'nope'"):
             config.validate(catalogue)
 

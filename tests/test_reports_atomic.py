@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
@@ -32,11 +31,13 @@ def test_failing_json_report_keeps_the_previous_report(tmp_path, monkeypatch):
     write_reports(sample_result(), json_path=target)
     before = target.read_text()
 
-    def broken_dump(obj, handle, **kw):
-        handle.write("{")
+    real_fsync = os.fsync
+
+    def disk_full(fd):
+        real_fsync(fd)
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(json, "dump", broken_dump)
+    monkeypatch.setattr(os, "fsync", disk_full)
     result = sample_result()
     result.suppressed = 99
     with pytest.raises(PcapcheckError, match="No space left on device"):

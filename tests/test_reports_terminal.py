@@ -76,4 +76,4 @@ def test_progress_bar_counts_packets_for_a_big_capture(tmp_path):
             assert callable(progress)
             progress(1500)
             progress(500)
-    assert "2,000 packets" in out.read_text()
+    assert "2,000 packets read" in out.read_text()

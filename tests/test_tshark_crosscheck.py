@@ -58,3 +58,9 @@ def test_readers_agree_file_by_file(name):
 
 def test_readers_agree_on_a_ring_buffer_merged_into_one_timeline():
     assert_readers_agree(*RING[:2])
+
+
+def test_readers_agree_that_an_offloaded_checksum_is_unknown(tmp_path):
+    from .test_capture_formats import offloaded_capture
+
+    assert_readers_agree(offloaded_capture(tmp_path))

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..segments import CHECKSUM_BAD, CHECKSUM_OK, MAX_SACK_BLOCKS, empty_batch
+from ..segments import CHECKSUM_BAD, CHECKSUM_OK, CHECKSUM_UNKNOWN, MAX_SACK_BLOCKS, empty_batch
 from . import linktypes
+from .checksum import offloaded, pseudo_header_sum
 from .frames import Frames
 
 ETHERTYPE_IPV4 = 0x0800
@@ -194,8 +195,7 @@ def _decode_tcp(frames: Frames, file_index: int) -> np.ndarray:
     # A first fragment holds only part of the segment: its checksum cannot be checked.
     checkable = np.flatnonzero(~truncated & ~more_fragments)
     if len(checkable):
-        good = _checksum_ok(frames.buf, out[checkable], l4[checkable], ip_end[checkable])
-        out["checksum"][checkable] = np.where(good, CHECKSUM_OK, CHECKSUM_BAD)
+        out["checksum"][checkable] = _checksum_status(frames.buf, out[checkable], l4[checkable], ip_end[checkable])
     return out
 
 
@@ -282,8 +282,8 @@ def _apply_options(
         out["sack_count"][rows[m]] = sack_count[walkers[m]]
 
 
-def _checksum_ok(buf: np.ndarray, seg: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
-    """RFC 9293 §3.1 checksum over pseudo-header + TCP header + payload, for fully captured segments.
+def _checksum_status(buf: np.ndarray, seg: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """CHECKSUM_OK/BAD per fully captured segment (RFC 9293 §3.1), UNKNOWN when offloaded.
 
     The one's-complement sum of 16-bit words is the sum of (high byte * 256 + low byte); bytes at
     even distance from the segment start are high bytes.  Sums over byte ranges come from
@@ -296,12 +296,10 @@ def _checksum_ok(buf: np.ndarray, seg: np.ndarray, start: np.ndarray, stop: np.n
     sum_odd = _range_sums(odd, start // 2, stop // 2)
     starts_even = start % 2 == 0
     total = np.where(starts_even, sum_even * 256 + sum_odd, sum_odd * 256 + sum_even)
-    tcp_len = stop - start
-    v4 = seg["ip_version"] == 4
-    first = np.where(v4, 12, 0)[:, None]
-    words = lambda a: (a[:, 0::2].astype(np.int64) * 256 + a[:, 1::2]).sum(axis=1, where=(np.arange(8) * 2 >= first))
-    pseudo = words(seg["src"]) + words(seg["dst"]) + IPPROTO_TCP + (tcp_len >> 16) + (tcp_len & 0xFFFF)
-    return (total + pseudo) % 0xFFFF == 0
+    pseudo = pseudo_header_sum(seg["src"], seg["dst"], seg["ip_version"] == 4, stop - start)
+    good = (total + pseudo) % 0xFFFF == 0
+    field = (buf[start + 16].astype(np.int64) << 8) | buf[start + 17]
+    return np.where(good, CHECKSUM_OK, np.where(offloaded(field, pseudo), CHECKSUM_UNKNOWN, CHECKSUM_BAD))
 
 
 def _range_sums(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..segments import empty_batch
 from .decode import Decoded
+from .frames import take_rows
 
 
 @dataclass(slots=True)
@@ -107,7 +108,7 @@ def _emit(streams: list[_Stream], limit: int, next_frame: int) -> tuple[np.ndarr
     if len(seg):
         where = _record_positions(seg, files, file_frames)
         seg["frame"] = next_frame + rank[where]
-        seg = seg[np.argsort(seg["frame"], kind="stable")]
+        seg = take_rows(seg, np.argsort(seg["frame"], kind="stable"))
     return seg, next_frame + len(keys_all)
 
 

@@ -60,7 +60,7 @@ class PcapFile:
             data = data + chunk if data else chunk
             if not data:
                 break
-            positions, stop, corrupt = self._walk(data, last=not chunk)
+            positions, stop, corrupt = self._walk(data)
             if positions:
                 yield self._frames(data, positions, next_frame)
                 next_frame += len(positions)
@@ -77,7 +77,7 @@ class PcapFile:
         if self.reader.cut_short:
             self.warnings.append(f"{self.path}: compressed file ends early; the packets before the end were analysed")
 
-    def _walk(self, data: bytes, last: bool) -> tuple[list[int], int, str | None]:
+    def _walk(self, data: bytes) -> tuple[list[int], int, str | None]:
         """Record header positions of the complete records in ``data`` (the tight loop of the reader)."""
         positions: list[int] = []
         append = positions.append

@@ -91,7 +91,7 @@ class PcapngFile:
             data = data + chunk if data else chunk
             if not data:
                 break
-            rows, stop, corrupt = self._walk(data, last=not chunk)
+            rows, stop, corrupt = self._walk(data)
             if rows:
                 yield self._frames(data, rows, next_frame)
                 next_frame += len(rows)
@@ -108,7 +108,7 @@ class PcapngFile:
         if self.reader.cut_short:
             self.warnings.append(f"{self.path}: compressed file ends early; the packets before the end were analysed")
 
-    def _walk(self, data: bytes, last: bool) -> tuple[list[tuple], int, str | None]:
+    def _walk(self, data: bytes) -> tuple[list[tuple], int, str | None]:
         rows: list[tuple] = []
         end = len(data)
         pos = 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import os
 import zlib
-from collections.abc import Iterator
 from typing import BinaryIO
 
 from ..errors import CaptureError
@@ -87,13 +86,6 @@ class ChunkReader:
             parts.append(piece)
             want -= len(piece)
         return b"".join(parts)
-
-    def chunks(self) -> Iterator[bytes]:
-        while True:
-            piece = self.read()
-            if not piece:
-                return
-            yield piece
 
     def close(self) -> None:
         self.stream.close()

@@ -17,7 +17,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from ..errors import CaptureError, ConfigError
-from ..segments import CHECKSUM_BAD, CHECKSUM_OK, MAX_SACK_BLOCKS, empty_batch
+from ..segments import CHECKSUM_BAD, CHECKSUM_OK, CHECKSUM_UNKNOWN, MAX_SACK_BLOCKS, empty_batch
+from .checksum import offloaded, pseudo_header_sum
 from .decode import Decoded
 
 BATCH = 65536
@@ -49,6 +50,8 @@ FIELDS = (
     "tcp.options.sack_le",
     "tcp.options.sack_re",
     "tcp.checksum.status",
+    "tcp.checksum",
+    "tcp.hdr_len",
 )
 COLUMN = {name: i for i, name in enumerate(FIELDS)}
 
@@ -189,6 +192,11 @@ def _batch(lines: list[list[str]], first_frame: int, file_index: int) -> Decoded
             row["checksum"] = CHECKSUM_OK
         elif status == "0":
             row["checksum"] = CHECKSUM_BAD
+            field = int(f[c["tcp.checksum"]].split(",")[0], 16)
+            tcp_len = int(f[c["tcp.hdr_len"]].split(",")[0]) + int(row["payload_len"])
+            pseudo = pseudo_header_sum(out["src"][i : i + 1], out["dst"][i : i + 1], np.array([not is6]), [tcp_len])
+            if offloaded(np.array([field]), pseudo)[0]:
+                row["checksum"] = CHECKSUM_UNKNOWN
     return Decoded(segments=out, record_ts=record_ts, first_file_frame=first_frame)
 
 

@@ -111,7 +111,10 @@ def handshake_rtt(steps: list[Step]) -> float | None:
         (
             s.segment
             for s in steps
-            if s.segment.sender is syn.sender and not s.segment.syn and s.segment.has_ack and s.segment.time >= synack.time
+            if s.segment.sender is syn.sender
+            and not s.segment.syn
+            and s.segment.has_ack
+            and s.segment.time >= synack.time
         ),
         None,
     )

@@ -10,6 +10,8 @@ endpoint that acknowledges the peer's SYN or FIN must have received it before se
 one that sent an ACK below a SYN or FIN had not yet received it.  An ACK of a SYN or FIN cannot
 arrive before the SYN or FIN was sent.
 
+A SYN or FIN the capture shows after the peer's ACK of it was sent before that ACK.
+
 Keys are integers (4 * 2 * nanoseconds) so that "just before" and "just after" exist; at equal
 times a reception comes before a transmission (the transmission is the reply).
 """
@@ -66,6 +68,10 @@ def _event_keys(conn: Connection, controls: Controls, legs: Legs) -> tuple[np.nd
         covering = replies & (ack >= end)
         if covering.any():
             upper = int(send[covering].min())
+            if send[i] >= upper - 2:
+                # Captured after its own acknowledgement (capture reordering): it left before.
+                send[i] = upper - 3
+                consistent = False
             below = ((replies & (ack < end)) | (bare_syn & (sender != sender[i]))) & (send < upper)
             if below.any():
                 receive[i] = max(receive[i], int(send[below].max()) + 1)

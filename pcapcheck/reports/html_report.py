@@ -31,6 +31,7 @@ TEMPLATE = "report.html.j2"
 MAX_CONNECTION_ROWS = 2000
 # Ladder diagrams cost ~1 KB per drawn segment: draw the worst connections, list the rest.
 MAX_LADDERS = 200
+MAX_FINDING_ROWS = 2000
 
 
 def _environment() -> jinja2.Environment:
@@ -86,7 +87,7 @@ def build_context(result: "AnalysisResult", context: int = CONTEXT) -> dict[str,
     drawn = {s["conn"].id: s["drawn_frames"] for s in sections}
 
     rows = []
-    for f in worst_first(result.findings):
+    for f in worst_first(result.findings)[:MAX_FINDING_ROWS]:
         conn = conns.get(f.connection)
         if f.frame in drawn.get(f.connection, ()):
             link = f"#c{f.connection}-f{f.frame}"
@@ -127,6 +128,9 @@ def build_context(result: "AnalysisResult", context: int = CONTEXT) -> dict[str,
         "rule_counts": rule_counts(result.findings),
         "n_connections": len(result.connections),
         "finding_rows": rows,
+        "findings_total": len(result.findings),
+        "findings_cut": len(result.findings) > MAX_FINDING_ROWS,
+        "rule_titles": {rule_id: spec.title for rule_id, spec in result.rules.items()},
         "fired_rules": fired,
         "sections": sections,
         "all_connections": result.connections[:MAX_CONNECTION_ROWS],

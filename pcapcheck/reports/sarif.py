@@ -1,7 +1,8 @@
 """SARIF 2.1.0 (OASIS): one rule descriptor per catalogue rule, one result per finding.
 
 The "artifact" a result points at is the capture file; SARIF regions are for text or byte
-ranges, so the frame number travels in the region's and the result's property bags, and the
+ranges, so the frame number travels in the region's and the result's property bags (the region
+says line 1, which GitHub requires), and the
 connection is a logical location ("conn 3 198.18.0.1:40001 → 198.18.0.2:8080").
 ``partialFingerprints`` carries the baseline fingerprint, so GitHub code scanning recognises the
 same problem in the next run's capture even though ports and frame numbers changed.
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from ..analysis import AnalysisResult
 
 SARIF_VERSION = "2.1.0"
-SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 
 
@@ -97,8 +98,10 @@ def build_sarif(result: "AnalysisResult") -> dict[str, Any]:
         if paths:
             location["physicalLocation"] = {
                 "artifactLocation": {"uri": artifact_uri(paths[0]), "index": 0},
-                # Frame numbers count over the merged timeline of all capture files given.
-                "region": {"properties": {"frame": f.frame}},
+                # A capture has no lines, but GitHub code scanning drops results without
+                # region.startLine; line 1 stands for "the file", the frame is in the properties
+                # (counted over the merged timeline of all capture files given).
+                "region": {"startLine": 1, "properties": {"frame": f.frame}},
             }
         if conn is not None:
             location["logicalLocations"] = [{"name": case_name(conn), "kind": "object"}]

@@ -57,7 +57,8 @@ def progress_reader(
     """Yield ``progress(n_packets)`` for the capture stage, or None when no bar is wanted.
 
     The reader reports packets, not bytes, and a capture's packet count is unknown until it has
-    been read, so the bar pulses and counts packets and rate against the capture's size.
+    been read, so the bar pulses, counts the packets read and shows the time spent; it stays up
+    while the connections are replayed, since the reader finishes before the replay does.
     """
     size = _total_bytes(paths)
     if not enabled or size < PROGRESS_MIN_BYTES:
@@ -66,9 +67,9 @@ def progress_reader(
     names = ", ".join(Path(p).name for p in paths[:3]) + (" …" if len(paths) > 3 else "")
     with Progress(
         SpinnerColumn(),
-        TextColumn("reading {task.description}"),
+        TextColumn("analysing {task.description}", markup=False),  # file names are not markup
         BarColumn(),
-        TextColumn("{task.completed:,.0f} packets"),
+        TextColumn("{task.completed:,.0f} packets read"),
         TimeElapsedColumn(),
         console=console,
         transient=True,
