@@ -177,9 +177,8 @@ def rebuild(batches: Iterable[np.ndarray]) -> Iterator[Connection]:
     rows = _gather(batches)
     if rows is None:
         return
-    # No reference to the unsorted rows is kept here: the sort's copy replaces them in memory.
     split = _split_connections(rows)
-    del rows
+    del rows  # the split holds its own sorted copy
     yield from _connections(split)
 
 
@@ -237,8 +236,9 @@ def _split_connections(rows: np.ndarray) -> _Split:
     needs_walk = np.zeros(len(tuple_starts), dtype=bool)
     if len(syn_pos):
         t = tuple_id[syn_pos]
+        tuples_with_syn, first_index = np.unique(t, return_index=True)
         first_syn = np.full(len(tuple_starts), -1, dtype=np.int64)
-        first_syn[t[::-1]] = syn_pos[::-1]  # reversed: the earliest write wins
+        first_syn[tuples_with_syn] = syn_pos[first_index]
         same = (rows["seq"][syn_pos] == rows["seq"][first_syn[t]]) & (direction[syn_pos] == direction[first_syn[t]])
         needs_walk[t[~same]] = True
         has_syn = first_syn >= 0

@@ -7,12 +7,14 @@ simply: the same TCP segments as the Ethernet original.
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 
 from pcapcheck.segments import CHECKSUM_BAD, CHECKSUM_OK, CHECKSUM_UNKNOWN, address_text
 
-from .test_capture_support import DATA, WIRE_COLUMNS, differing_columns, read_all
+from .test_capture_support import DATA, WIRE_COLUMNS, differing_columns, make_captures, read_all
 
 REFERENCE = DATA / "real-eth.pcap"
 
@@ -85,7 +87,7 @@ def test_microsecond_and_nanosecond_timestamps_mean_the_same_instant(reference):
 def test_pcapng_interfaces_keep_their_own_link_type_and_timestamp_resolution():
     rows, info = read_all(DATA / "multi-if.pcapng")
     assert info.link_types == ["EN10MB", "RAW", "IPV4"]
-    assert info.comments[:3] == ["if0", "if1", "if2"]
+    assert info.comments == ["crafted by make_captures.py", "if0", "if1", "if2"]
     base = 1_750_000_000 * 10**9
     # if0 microseconds, if1 nanoseconds (keeps the 777), if2 binary 2**-20 s (rounds down)
     assert rows["ts_ns"][:3].tolist() == [base, base + 1_000_777, base + 1_999_855]
@@ -177,3 +179,52 @@ def offloaded_capture(tmp_path):
 def test_offloaded_checksum_is_unknown_not_bad(tmp_path):
     rows, _ = read_all(offloaded_capture(tmp_path))
     assert rows["checksum"].tolist() == [CHECKSUM_UNKNOWN, CHECKSUM_BAD]
+
+
+def pcapng_block(order: str, btype: int, body: bytes) -> bytes:
+    body += b"\x00" * (-len(body) % 4)
+    return struct.pack(order + "II", btype, len(body) + 12) + body + struct.pack(order + "I", len(body) + 12)
+
+
+def write_big_endian_pcapng(path) -> int:
+    """Every packet block type, in a big-endian section: EPB, SPB (no timestamp), obsolete PB.
+
+    Returns the EPB's timestamp in microseconds (the PB's is 2 us later)."""
+    frames = [f for _, _, f, _ in read_pcap_records(REFERENCE)[:3]]
+    ts = 1_750_000_000_000_001  # microseconds
+    data = pcapng_block(">", 0x0A0D0D0A, struct.pack(">IHHq", 0x1A2B3C4D, 1, 0, -1))
+    data += pcapng_block(">", 1, struct.pack(">HHI", 1, 0, 0))
+    data += pcapng_block(">", 6, struct.pack(">IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(frames[0]), len(frames[0])) + frames[0])
+    data += pcapng_block(">", 3, struct.pack(">I", len(frames[1])) + frames[1])
+    data += pcapng_block(">", 2, struct.pack(">HHIIII", 0, 0, ts >> 32, (ts & 0xFFFFFFFF) + 2, len(frames[2]), len(frames[2])) + frames[2])
+    path.write_bytes(data)
+    return ts
+
+
+def test_big_endian_pcapng_with_simple_and_obsolete_packet_blocks(tmp_path):
+    ts = write_big_endian_pcapng(tmp_path / "be.pcapng")
+    rows, info = read_all(tmp_path / "be.pcapng")
+    assert info.packets == 3 and info.formats == ["pcapng"]
+    assert rows["ts_ns"].tolist() == [ts * 1000, 0, (ts + 2) * 1000]
+    assert differing_columns(rows, reference_rows()[:3], WIRE_COLUMNS + ("frame",)) == []
+
+
+def read_pcap_records(path):
+    return make_captures().read_pcap(path)[0]
+
+
+def reference_rows():
+    return read_all(REFERENCE)[0]
+
+
+def test_sections_of_either_byte_order_follow_each_other_in_one_pcapng_file(tmp_path):
+    little = (DATA / "multi-if.pcapng").read_bytes()
+    big = tmp_path / "be.pcapng"
+    write_big_endian_pcapng(big)
+    both = tmp_path / "both.pcapng"
+    both.write_bytes(little + big.read_bytes())
+    rows, info = read_all(both)
+    assert info.packets == 27 + 3
+    assert rows["frame"].tolist() == list(range(1, 31))
+    # interface 0 of the second section is Ethernet again, with its own (default) resolution
+    assert rows["ts_ns"][27] == 1_750_000_000_000_001 * 1000

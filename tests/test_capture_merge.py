@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
+import struct
 
 from pcapcheck.capture import open_capture
 from pcapcheck.connections import rebuild
+from pcapcheck.errors import CaptureError
 
-from .test_capture_support import DATA, WIRE_COLUMNS, differing_columns, read_all
-
-spec = importlib.util.spec_from_file_location("make_captures", DATA / "make_captures.py")
-make_captures = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(make_captures)
+from .test_capture_support import DATA, WIRE_COLUMNS, differing_columns, make_captures, read_all
 
 RING = sorted(DATA.glob("ring_*.pcap"))
 
@@ -46,10 +43,10 @@ def test_files_given_in_any_order_are_merged_by_timestamp():
 
 
 def test_interleaved_files_merge_record_by_record_and_number_every_record(tmp_path):
-    records, linktype = make_captures.read_pcap(DATA / "ipv4-options.pcap")  # 11 records, 2 not TCP
+    records, linktype = make_captures().read_pcap(DATA / "ipv4-options.pcap")  # 11 records, 2 not TCP
     even, odd = tmp_path / "even.pcap", tmp_path / "odd.pcap"
-    make_captures.write_pcap(even, linktype, records[0::2])
-    make_captures.write_pcap(odd, linktype, records[1::2])
+    make_captures().write_pcap(even, linktype, records[0::2])
+    make_captures().write_pcap(odd, linktype, records[1::2])
     whole, _ = read_all(DATA / "ipv4-options.pcap")
     merged, info = read_all(odd, even)
     assert info.packets == 11 and info.non_tcp_packets == 2
@@ -76,3 +73,23 @@ def test_one_file_read_in_small_chunks_is_read_the_same(monkeypatch):
     monkeypatch.setattr(source, "CHUNK_SIZE", 97)
     chunked, _ = read_all(DATA / "real-2if.pcapng")
     assert differing_columns(chunked, whole) == []
+
+
+def test_damage_in_one_of_several_files_raises_after_the_merged_segments_before_it(tmp_path):
+    data = RING[1].read_bytes()
+    broken = tmp_path / "ring-broken.pcap"
+    # the second file's 3rd record gets an impossible captured length
+    pos = 24
+    for _ in range(2):
+        pos += 16 + struct.unpack_from("<I", data, pos + 8)[0]
+    broken.write_bytes(data[: pos + 8] + struct.pack("<I", 0x00FFFFFF) + data[pos + 12 :])
+    capture = open_capture([str(RING[0]), str(broken)])
+    frames = []
+    try:
+        for batch in capture.batches():
+            frames.extend(batch["frame"].tolist())
+    except CaptureError as err:
+        assert "ring-broken.pcap: record 3" in str(err)
+    else:
+        raise AssertionError("no CaptureError")
+    assert frames[:14] == list(range(1, 15))  # the first file, then the second file's records 1-2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -29,3 +31,12 @@ def differing_columns(a: np.ndarray, b: np.ndarray, columns=SEGMENT_DTYPE.names)
     if len(a) != len(b):
         return [f"row count {len(a)} != {len(b)}"]
     return [name for name in columns if not np.array_equal(a[name], b[name])]
+
+
+@functools.cache
+def make_captures():
+    """tests/data/make_captures.py as a module: its pcap reader and writer build test variants."""
+    spec = importlib.util.spec_from_file_location("make_captures", DATA / "make_captures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

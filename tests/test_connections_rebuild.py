@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pcapcheck.capture import open_capture
-from pcapcheck.connections import Endpoint, rebuild
+from pcapcheck.connections import Endpoint, _incarnation_starts, _split_connections, rebuild
 from pcapcheck.segments import ACK, FIN, PSH, RST, SYN, Side
 
 from .builders import Conversation
@@ -163,3 +165,24 @@ def test_a_new_isn_near_the_open_connections_space_is_not_a_new_incarnation():
     conv.client("S").server("SA").client("A").client("PA", length=10)
     conv.client("S", seq=5000)  # in-window SYN on an open connection (RFC 5961 §4 challenge case)
     assert len(rebuilt(conv)) == 1
+
+
+SEGMENT_KINDS = ["S", "SA", "A", "PA", "FA", "R", "RA"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 1), st.sampled_from(SEGMENT_KINDS), st.sampled_from([1000, 1001, 90_000, 2**31 + 5])),
+        min_size=1,
+        max_size=14,
+    )
+)
+def test_the_vectorised_reopening_rule_cuts_where_the_row_by_row_walk_does(segments):
+    conv = Conversation()
+    for side, flags, seq in segments:
+        conv.send(side, flags, seq=seq)
+    rows = conv.rows()
+    split = _split_connections(rows)
+    walk_cuts = _incarnation_starts(split.rows, split.direction)
+    assert split.starts.tolist() == walk_cuts

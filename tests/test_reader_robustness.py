@@ -76,3 +76,28 @@ def test_vectorised_option_walk_agrees_with_the_per_packet_parser(options):
     if expected.has_ts:
         assert (int(row["ts_val"]), int(row["ts_ecr"])) == (expected.ts_val, expected.ts_ecr)
     assert [tuple(b) for b in row["sack"][: int(row["sack_count"])].tolist()] == expected.sack
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=6),
+    cut=st.one_of(st.none(), st.floats(0, 1)),
+    damaged_first=st.booleans(),
+)
+def test_damage_in_one_file_of_a_ring_buffer_never_crashes_the_merge(tmp_path, edits, cut, damaged_first):
+    ring = sorted(DATA.glob("ring_*.pcap"))[:2]
+    data = bytearray(ring[0].read_bytes() if damaged_first else ring[1].read_bytes())
+    for where, value in edits:
+        data[int(where * len(data))] = value
+    if cut is not None:
+        data = data[: int(cut * len(data))]
+    damaged = tmp_path / "damaged.pcap"
+    damaged.write_bytes(bytes(data))
+    paths = [damaged, ring[1]] if damaged_first else [ring[0], damaged]
+    try:
+        capture = open_capture([str(p) for p in paths])
+        frames = [f for batch in capture.batches() for f in batch["frame"].tolist()]
+    except CaptureError as err:
+        assert "\n" not in str(err)
+        return
+    assert frames == sorted(frames) and len(set(frames)) == len(frames)

@@ -56,7 +56,7 @@ def test_ack_of_data_the_capture_never_saw_is_a_capture_gap_not_a_fault():
     assert rep.anomalies[0].endpoint is S
 
 
-def test_fin_acked_but_never_captured_is_inferred_from_the_receivers_ack():
+def test_ack_of_a_fin_the_capture_lost_is_a_capture_gap():
     conv = Conversation().client("S").server("SA").client("A").client("PA", length=100)
     conv.skip_frame().server("A", ack=1001 + 101)  # acks the data and a FIN the capture lost
     rep = replay(conv.connection(), LINUX)
@@ -64,19 +64,33 @@ def test_fin_acked_but_never_captured_is_inferred_from_the_receivers_ack():
     assert ("ack-unseen-data", True) in kinds(rep)
 
 
-def test_only_one_direction_captured_is_noted_and_the_silent_side_inferred():
-    conv = Conversation().client("S")
-    conv.next_seq[1] += 1  # the server's SYN-ACK went by unseen
-    conv.client("A").client("PA", length=10).client("FA")
+def client_side_only(conv: Conversation):
     conn = conv.connection()
     keep = conn.sender == 0
     conn.rows, conn.sender, conn.seq, conn.ack = conn.rows[keep], conn.sender[keep], conn.seq[keep], conn.ack[keep]
-    rep = replay(conn, LINUX)
-    assert ("one-direction-missing", True) in kinds(rep)
-    missing = next(a for a in rep.anomalies if a.kind == "one-direction-missing")
-    assert missing.endpoint is S
-    assert path(rep, C) == ["CLOSED", "SYN-SENT", "ESTABLISHED", "FIN-WAIT-1"]
-    assert path(rep, S) == ["LISTEN", "SYN-RECEIVED", "ESTABLISHED", "CLOSE-WAIT"]
+    return conn
+
+
+def test_only_one_direction_captured_leaves_the_silent_side_unknown():
+    conv = Conversation().client("S").server("SA").client("A").client("PA", length=23)
+    conv.server("PA", length=31).client("A").client("FA").server("FA").client("A")
+    rep = replay(client_side_only(conv), LINUX)
+    missing = [a for a in rep.anomalies if a.kind == "one-direction-missing"]
+    assert [(a.endpoint, a.capture_quality) for a in missing] == [(S, True)]
+    assert not any(NOTE_ACKS_UNSEEN in s.notes for s in rep.steps)
+    assert path(rep, S) == []
+    assert all(s.receiver_before is State.UNKNOWN for s in rep.steps)
+    # The client's own ACKs tell the rest: the last one steps over the server's FIN.
+    assert path(rep, C) == ["CLOSED", "SYN-SENT", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT"]
+    assert rep.final_state == {C: State.TIME_WAIT, S: State.UNKNOWN}
+    assert rep.close is Close.GRACEFUL
+
+
+def test_one_direction_without_a_fin_step_in_the_acks_stays_open():
+    conv = Conversation().client("S").server("SA").client("A").server("PA", length=31).client("A")
+    rep = replay(client_side_only(conv), LINUX)
+    assert rep.final_state == {C: State.ESTABLISHED, S: State.UNKNOWN}
+    assert rep.close is Close.OPEN
 
 
 def test_exact_duplicate_segment_is_noted_and_changes_nothing():

@@ -155,3 +155,31 @@ def test_segment_after_time_wait_expired_meets_a_closed_endpoint():
     rep = replay(conv.connection(), LINUX)
     assert rep.steps[-1].receiver_before is State.CLOSED
     assert rep.time_wait.ended_by == "expired"
+
+
+def test_rst_from_a_sender_that_keeps_talking_is_not_an_abort():
+    # A RST answering an unacceptable segment (or injected) leaves its sender's state alone.
+    conv = established().client("R", seq=1000 + 1 + 10_000_000)
+    conv.client("PA", seq=1001, length=10).server("A", ack=1011)
+    rep = replay(conv.connection(), LINUX)
+    assert rep.steps[3].sender_after is State.ESTABLISHED
+    assert rep.final_state == {C: State.ESTABLISHED, S: State.ESTABLISHED}
+    assert rep.anomalies == []
+
+
+def test_rst_tearing_down_last_ack_after_both_fins_were_acked_is_abortive():
+    conv = established().client("FA").server("A").server("FA").client("A")
+    conv.server("FA", seq=conv.next_seq[1] - 1, dt=0.2).client("R", seq=conv.next_seq[0], dt=0.0001)
+    rep = replay(conv.connection(), LINUX)
+    assert rep.close is Close.ABORTIVE
+
+
+def test_syn_sent_answering_a_bad_syn_ack_with_rst_stays_in_syn_sent():
+    conv = Conversation().client("S").server("SA", ack=1000 + 1001)
+    conv.client("R", seq=1000 + 1001).client("S", seq=1000, dt=0.01)
+    conv.server("SA", seq=5000, ack=1001).client("A", seq=1001, ack=5001)
+    rep = replay(conv.connection(), LINUX)
+    assert rep.steps[2].sender_after is State.SYN_SENT
+    assert [a.kind for a in rep.anomalies] == ["ack-of-unsent", "unexpected-segment"]
+    assert all(not a.capture_quality for a in rep.anomalies)
+    assert rep.final_state == {C: State.ESTABLISHED, S: State.ESTABLISHED}

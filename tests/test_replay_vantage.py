@@ -83,3 +83,13 @@ def test_ack_followed_by_a_fin_retransmission_after_a_round_trip_was_lost():
     rep = replay(conv.connection(), LINUX)
     assert rep.steps[-2].delivered is False
     assert rep.steps[-2].receiver_after is State.FIN_WAIT_1
+
+
+def test_data_acked_sooner_than_the_handshake_round_trip_is_still_received_before_its_ack():
+    # The SYN -> SYN-ACK gap includes the server's SYN processing; later ACKs come back faster.
+    conv = Conversation().client("S").server("SA", dt=34e-6).client("A", dt=14e-6)
+    conv.client("PA", length=23, dt=200e-6).server("A", dt=7e-6)
+    rep = replay(conv.connection(), LINUX)
+    assert not any("out-of-window" in s.notes for s in rep.steps)
+    data = rep.steps[3]
+    assert (data.receiver_before, data.receiver_after) == (State.ESTABLISHED, State.ESTABLISHED)

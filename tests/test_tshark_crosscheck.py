@@ -64,3 +64,10 @@ def test_readers_agree_that_an_offloaded_checksum_is_unknown(tmp_path):
     from .test_capture_formats import offloaded_capture
 
     assert_readers_agree(offloaded_capture(tmp_path))
+
+
+def test_tshark_reader_reports_the_same_capture_facts():
+    _, fast = read_all(DATA / "multi-if.pcapng")
+    _, reference = read_all(DATA / "multi-if.pcapng", reader="tshark")
+    assert reference.link_types == fast.link_types == ["EN10MB", "RAW", "IPV4"]
+    assert (reference.packets, reference.tcp_packets, reference.formats) == (fast.packets, fast.tcp_packets, fast.formats)

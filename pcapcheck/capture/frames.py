@@ -36,11 +36,10 @@ def gather_u32(buf: np.ndarray, pos: np.ndarray, little: bool) -> np.ndarray:
     return (b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]
 
 
-def too_long(caplen: int, snaplen: int) -> bool:
-    """A record length that only a corrupt file produces (> 256 KiB, or far beyond the snaplen)."""
-    if caplen > MAX_RECORD:
-        return True
-    return snaplen > 0 and caplen > max(2 * snaplen, 65535 + 64)
+def too_long(caplen: np.ndarray, snaplen: int) -> np.ndarray:
+    """Record lengths that only a corrupt file produces (> 256 KiB, or far beyond the snaplen)."""
+    limit = MAX_RECORD if snaplen <= 0 else min(MAX_RECORD, max(2 * snaplen, 65535 + 64))
+    return np.asarray(caplen) > limit
 
 
 def take_rows(rows: np.ndarray, index: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import CaptureError
 from ..segments import empty_batch
 from .decode import Decoded
 from .frames import take_rows
@@ -53,16 +54,18 @@ class _Stream:
 def merge(sources: list[Iterator[Decoded]]) -> Iterator[np.ndarray]:
     streams = [_Stream(i, src) for i, src in enumerate(sources)]
     next_frame = 1
-    failure: Exception | None = None
+    failure: CaptureError | None = None
     while True:
         try:
             for s in streams:
                 while not s.done and not any(len(p.keys) for p in s.pending):
                     s.pull()
-        except Exception as err:  # CaptureError from one file: flush what is held, then re-raise
+        except CaptureError as err:  # damage in one file: flush what is held, then re-raise
             failure = err
         live = [s for s in streams if s.pending]
         if not live:
+            if failure is not None:
+                raise failure
             break
         # Records up to the earliest "last key held" among files that may still deliver more are safe.
         open_horizons = [s.horizon() for s in streams if not s.done and s.horizon() is not None]

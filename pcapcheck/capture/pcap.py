@@ -78,24 +78,30 @@ class PcapFile:
             self.warnings.append(f"{self.path}: compressed file ends early; the packets before the end were analysed")
 
     def _walk(self, data: bytes) -> tuple[list[int], int, str | None]:
-        """Record header positions of the complete records in ``data`` (the tight loop of the reader)."""
+        """Record header positions of the complete records in ``data`` (the tight loop of the reader).
+
+        The loop only hops from header to header; whether each hop was sane (no impossible
+        captured length, the last record complete) is checked afterwards for all at once.
+        """
         positions: list[int] = []
         append = positions.append
         caplen_at = self.caplen_at
-        snaplen = self.snaplen
-        end = len(data)
+        last_header = len(data) - RECORD_HEADER_LEN
         pos = 0
-        while pos + RECORD_HEADER_LEN <= end:
-            caplen = caplen_at(data, pos + 8)[0]
-            nxt = pos + RECORD_HEADER_LEN + caplen
-            if nxt > end or caplen > 65535:
-                # Unusual: a long record, or one that crosses the chunk end; check it carefully.
-                if too_long(caplen, snaplen):
-                    return positions, pos, f"captured length {caplen} is impossible (snaplen {snaplen})"
-                if nxt > end:
-                    break
+        while pos <= last_header:
             append(pos)
-            pos = nxt
+            pos += RECORD_HEADER_LEN + caplen_at(data, pos + 8)[0]
+        if not positions:
+            return positions, 0, None
+        buf = np.frombuffer(data, dtype=np.uint8)
+        caplen = gather_u32(buf, np.asarray(positions, dtype=np.int64) + 8, self.little)
+        impossible = np.flatnonzero(too_long(caplen, self.snaplen))
+        if len(impossible):
+            i = int(impossible[0])
+            bad = int(caplen[i])
+            return positions[:i], positions[i], f"captured length {bad} is impossible (snaplen {self.snaplen})"
+        if pos > len(data):  # the last record runs past the data read so far
+            return positions[:-1], positions[-1], None
         return positions, pos, None
 
     def _frames(self, data: bytes, positions: list[int], first_frame: int) -> Frames:

@@ -70,7 +70,9 @@ class PcapngFile:
         self.reader = reader
         self.head = head
         self.order = "<"
-        self.interfaces: list[Interface] = []
+        self.interfaces: list[Interface] = []  # of the current section, by section-local id
+        self.all_interfaces: list[Interface] = []  # of every section: rows refer to these
+        self.section_base = 0
         self.link_names: list[str] = []
         self.warnings: list[str] = []
         self.comments: list[str] = []
@@ -109,11 +111,30 @@ class PcapngFile:
             self.warnings.append(f"{self.path}: compressed file ends early; the packets before the end were analysed")
 
     def _walk(self, data: bytes) -> tuple[list[tuple], int, str | None]:
+        """Rows (data offset, caplen, origlen, ts high, ts low, interface) of the complete blocks.
+
+        Enhanced Packet Blocks, nearly every block of a real file, take the first branch; the
+        timestamps are converted to nanoseconds per interface, vectorised, in ``_frames``.
+        """
         rows: list[tuple] = []
+        append = rows.append
         end = len(data)
         pos = 0
+        header, epb = self._structs()
         while pos + 12 <= end:
-            if data[pos : pos + 4] == b"\x0a\x0d\x0d\x0a":
+            btype, blen = header(data, pos)
+            if btype == EPB and 32 <= blen <= MAX_BLOCK and not blen % 4:
+                if pos + blen > end:
+                    break
+                iface_id, hi, lo, caplen, origlen = epb(data, pos + 8)
+                if iface_id >= len(self.interfaces):
+                    return rows, pos, f"packet on undeclared interface {iface_id}"
+                if caplen > blen - 32:
+                    return rows, pos, f"captured length {caplen} exceeds its block"
+                append((pos + 28, caplen, origlen, hi, lo, self.section_base + iface_id))
+                pos += blen
+                continue
+            if btype == SHB:
                 bom = data[pos + 8 : pos + 12]
                 if bom == b"\x4d\x3c\x2b\x1a":
                     self.order = "<"
@@ -121,8 +142,8 @@ class PcapngFile:
                     self.order = ">"
                 else:
                     return rows, pos, "bad byte-order magic in a section header"
-            order = self.order
-            btype, blen = struct.unpack_from(order + "II", data, pos)
+                header, epb = self._structs()
+                btype, blen = header(data, pos)
             if blen < 12 or blen % 4 or blen > (MAX_SHB if btype == SHB else MAX_BLOCK):
                 return rows, pos, f"impossible block length {blen}"
             if pos + blen > end:
@@ -130,7 +151,11 @@ class PcapngFile:
             body = pos + 8
             if btype == SHB:
                 # A new section: interface ids start again from zero.
+                self.section_base = len(self.all_interfaces)
                 self.interfaces = []
+                for code, value in self._options(data, body + 16, pos + blen - 4):
+                    if code == OPT_COMMENT:
+                        self.comments.append(value.decode("utf-8", "replace"))
             elif btype == IDB:
                 problem = self._interface(data, body, pos + blen - 4)
                 if problem:
@@ -138,26 +163,25 @@ class PcapngFile:
             elif btype in (EPB, PB):
                 if blen < 32:
                     return rows, pos, f"packet block too short ({blen} bytes)"
-                if btype == EPB:
-                    iface_id, hi, lo, caplen, origlen = struct.unpack_from(order + "IIIII", data, body)
-                else:
-                    iface_id, _drops, hi, lo, caplen, origlen = struct.unpack_from(order + "HHIIII", data, body)
+                iface_id, _drops, hi, lo, caplen, origlen = struct.unpack_from(self.order + "HHIIII", data, body)
                 if iface_id >= len(self.interfaces):
                     return rows, pos, f"packet on undeclared interface {iface_id}"
                 if caplen > blen - 32:
                     return rows, pos, f"captured length {caplen} exceeds its block"
-                iface = self.interfaces[iface_id]
-                rows.append((body + 20, caplen, origlen, iface.to_ns((hi << 32) | lo), iface.linktype))
+                append((body + 20, caplen, origlen, hi, lo, self.section_base + iface_id))
             elif btype == SPB:
                 if not self.interfaces:
                     return rows, pos, "simple packet block before any interface"
-                (origlen,) = struct.unpack_from(order + "I", data, body)
+                (origlen,) = struct.unpack_from(self.order + "I", data, body)
                 iface = self.interfaces[0]
                 caplen = min(origlen, blen - 16, iface.snaplen or origlen)
-                # SPBs carry no timestamp (§4.4); they sort at the epoch.
-                rows.append((body + 4, caplen, origlen, 0, iface.linktype))
+                # SPBs carry no timestamp (§4.4): high word -1 marks it, and they sort at the epoch.
+                append((body + 4, caplen, origlen, -1, 0, self.section_base))
             pos += blen
         return rows, pos, None
+
+    def _structs(self):
+        return struct.Struct(self.order + "II").unpack_from, struct.Struct(self.order + "IIIII").unpack_from
 
     def _interface(self, data: bytes, body: int, end: int) -> str | None:
         linktype, _reserved, snaplen = struct.unpack_from(self.order + "HHI", data, body)
@@ -173,6 +197,7 @@ class PcapngFile:
             elif code in (IF_NAME, IF_DESCRIPTION, OPT_COMMENT):
                 self.comments.append(value.decode("utf-8", "replace"))
         self.interfaces.append(iface)
+        self.all_interfaces.append(iface)
         name = linktypes.name(linktype)
         if name not in self.link_names:
             self.link_names.append(name)
@@ -190,13 +215,32 @@ class PcapngFile:
             pos += 4 + ((length + 3) & ~3)
 
     def _frames(self, data: bytes, rows: list[tuple], first_frame: int) -> Frames:
-        table = np.array(rows, dtype=np.int64).reshape(-1, 5)
+        table = np.array(rows, dtype=np.int64).reshape(-1, 6)
+        hi, lo, iface_index = table[:, 3], table[:, 4], table[:, 5]
+        ts_ns = np.zeros(len(table), dtype=np.int64)
+        linktype = np.zeros(len(table), dtype=np.int32)
+        for index in np.unique(iface_index).tolist():
+            iface = self.all_interfaces[index]
+            m = np.flatnonzero(iface_index == index)
+            linktype[m] = iface.linktype
+            stamped = m[hi[m] >= 0]
+            ts_ns[stamped] = _to_ns(iface, hi[stamped], lo[stamped])
         return Frames(
             buf=np.frombuffer(data, dtype=np.uint8),
             offset=table[:, 0],
             caplen=table[:, 1],
             origlen=table[:, 2],
-            ts_ns=table[:, 3],
-            linktype=table[:, 4].astype(np.int32),
+            ts_ns=ts_ns,
+            linktype=linktype,
             first_file_frame=first_frame,
         )
+
+
+def _to_ns(iface: Interface, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Nanoseconds from 64-bit timestamps in the interface's units (§4.2 if_tsresol, if_tsoffset)."""
+    per_unit, exact = divmod(1_000_000_000, iface.units_per_second)
+    if exact == 0 and len(hi) and int(hi.max()) < (1 << 62) // (per_unit << 32):
+        # Decimal resolutions down to the nanosecond: integer maths, no overflow for sane stamps.
+        return ((hi << 32) | lo) * per_unit + iface.offset_s * 1_000_000_000
+    # Finer or binary resolutions, or nonsense stamps: exact per-packet arithmetic.
+    return np.array([iface.to_ns((h << 32) | low) for h, low in zip(hi.tolist(), lo.tolist())], dtype=np.int64)

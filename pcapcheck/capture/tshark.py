@@ -86,9 +86,15 @@ class TsharkFile:
         self.path = path
         self.tshark = tshark
         probe = open_file(path)  # same header checks and messages as the default reader
+        try:
+            # One chunk is enough to meet a pcapng file's interfaces and name their link types.
+            next(probe.fmt.frames(), None)
+        except CaptureError:
+            pass  # tshark will meet the damage again and report it in order
+        finally:
+            probe.close()
         self.format_name = probe.format_name
         self.link_names = list(probe.link_names)
-        probe.close()
         self.warnings: list[str] = []
         self.comments: list[str] = []
 

@@ -5,7 +5,8 @@ what the endpoints do afterwards can prove it, and only segments that change a s
 ACKs of a SYN or FIN) are worth the question:
 
 * a SYN or FIN the sender had to transmit again, with no acknowledgement of it from the receiver in
-  between, was lost (the retransmission timer fired for want of that acknowledgement);
+  between, was lost (the retransmission timer fired for want of that acknowledgement) - unless the
+  receiver answered it with a RST (it got it, and refused its ACK);
 * a SYN or FIN the receiver never acknowledged, while it went on sending acknowledgements below
   it after it could have arrived, was lost;
 * an ACK of the peer's SYN or FIN, followed by the peer retransmitting that SYN or FIN later than
@@ -22,6 +23,9 @@ from .facts import Controls, fin_position
 from .vantage import Legs
 
 CAPTURE_DUPLICATE_GAP = 50e-6  # seconds
+# Each distinct SYN/FIN position costs a pass over the connection; a SYN flood with random ISNs on
+# one tuple is judged only this far (the rest counts as delivered).
+MAX_CONTROL_GROUPS = 64
 
 
 def _side(seg: Segment) -> int:
@@ -63,21 +67,31 @@ def control_transmissions(segments: list[Segment]) -> dict[tuple[int, str, int],
 def undelivered(segments: list[Segment], controls: Controls, legs: Legs) -> set[int]:
     lost: set[int] = set()
     sent = control_transmissions(segments)
-    for (side, _kind, position), indices in sent.items():
+    for (side, _kind, position), indices in list(sent.items())[:MAX_CONTROL_GROUPS]:
         acks = [s.index for s in segments if _side(s) != side and _acks_beyond(s, position)]
-        # A retransmission with no acknowledgement in between: the earlier one was lost.
+        # A retransmission with no acknowledgement (nor RST answering it) in between: the earlier
+        # one was lost.
         for earlier, later in zip(indices, indices[1:]):
-            if not any(earlier < a < later for a in acks):
+            if not any(earlier < a < later for a in acks) and not _reset_answers(segments, earlier, later):
                 lost.add(earlier)
         # Never acknowledged, while the receiver kept acknowledging below it: lost too.
         if not acks and _receiver_acked_below(segments, indices[-1], position, legs):
             lost.add(indices[-1])
     for side in (0, 1):
-        for kind, position in (("syn", controls.syn[side]), ("syn-ack", controls.syn[side]), ("fin", controls.fin[side])):
+        positions = (("syn", controls.syn[side]), ("syn-ack", controls.syn[side]), ("fin", controls.fin[side]))
+        for kind, position in positions:
             if position is None:
                 continue
             _lost_acks_of(segments, side, sent.get((side, kind, position), []), position, legs, lost)
     return lost
+
+
+def _reset_answers(segments: list[Segment], index: int, before: int) -> bool:
+    """A RST with SEQ = this segment's ACK (RFC 9293 §3.10.7.3 reply to a bad ACK) answered it."""
+    seg = segments[index]
+    return seg.has_ack and any(
+        s.rst and s.sender is not seg.sender and s.seq == seg.ack for s in segments[index + 1 : before]
+    )
 
 
 def _receiver_acked_below(segments: list[Segment], index: int, position: int, legs: Legs) -> bool:
@@ -104,5 +118,7 @@ def _lost_acks_of(
         if _side(seg) == side or not _acks_beyond(seg, position):
             continue
         later = next((i for i in transmissions if i > seg.index), None)
-        if later is not None and segments[later].time - seg.time > needed:
+        if later is None or segments[later].time - seg.time <= needed:
+            continue
+        if not _reset_answers(segments, seg.index, later):
             lost.add(seg.index)

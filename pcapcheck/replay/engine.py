@@ -9,6 +9,25 @@ The stages inside, each a function of its own module:
 5. machine.py   each event applied to its endpoint's control block (RFC 9293 §3.10);
 
 then the steps, transitions, TIME-WAIT, anomalies and the kind of close are gathered here.
+
+Fast path (not built yet; this replay is the reference it must match).  Only SYN, FIN and RST
+segments, and ACKs that cover the peer's SYN or FIN, can change a state; the data phase matters to
+the machine only through three running values per endpoint: RCV.NXT (is a FIN next in sequence, is
+a RST exact), the last advertised window (is a RST in window) and SND.NXT.  ``replay_fast`` would:
+
+1. pick the pinned indices with numpy: flags & (SYN|FIN|RST), the first ACK from each side covering
+   each of the peer's control positions (``Controls``), every segment ``delivery.undelivered`` or
+   ``facts`` marks, and data sent beyond the sender's own FIN or before its handshake;
+2. compute RCV.NXT at each pinned event from prefix maxima (``np.maximum.accumulate``) of the
+   receiver's own ACKs and of the contiguous end of the sender's segments - valid only while the
+   data arrives in order, so a connection whose ``facts.unseen_holes`` or reordering show a gap
+   falls back to this full replay;
+3. run ``machine.on_send``/``on_receive`` on the pinned events only (``event_order`` restricted to
+   them), with the Tcb's running values set from step 2 before each event;
+4. build steps for the pinned segments and one summary step per data run (or steps on demand).
+
+Transitions, final states and anomalies must then equal this replay's: a property test over the
+builder scenarios of tests/test_replay_properties.py and every sample would pin that.
 """
 
 from __future__ import annotations
@@ -17,11 +36,12 @@ from dataclasses import dataclass, field, replace
 
 from ..connections import Connection
 from ..profiles import Profile
-from ..segments import ACK, RST, SYN, Segment, Side, flags_text
+from ..segments import ACK, RST, Segment, Side
 from .delivery import undelivered
 from .facts import Notes, add_note, find_controls, sequence_notes, unseen_acks
-from .machine import RFC_TIME_WAIT_TIMEOUT, Outcome, Tcb, on_receive, on_send
+from .machine import RFC_TIME_WAIT_TIMEOUT, Outcome, Tcb, infer_from_own_ack, on_receive, on_send
 from .model import (
+    ANOMALY_ACK_OF_UNSENT,
     ANOMALY_MIDSTREAM_START,
     ANOMALY_ONE_DIRECTION_MISSING,
     ANOMALY_UNEXPECTED_SEGMENT,
@@ -85,7 +105,11 @@ class _Replayer:
         self.anomalies.extend(self._capture_anomalies())
         self.anomalies.extend(unseen_acks(segments, conn, self.notes))
         lost = undelivered(segments, controls, legs)
-        tcbs = self._initial_tcbs()
+        silent = self._silent_side()
+        tcbs = self._initial_tcbs(silent)
+        rst_aborts = _rst_aborts(segments)
+        one_way = _OneWay(segments, silent) if silent is not None else None
+        unsent = {a.frame for a in self.anomalies if a.kind == ANOMALY_ACK_OF_UNSENT}
 
         sender_states: list[tuple[State, State] | None] = [None] * n
         receiver_states: list[tuple[State, State] | None] = [None] * n
@@ -97,10 +121,14 @@ class _Replayer:
             self._expire(side, tcb, seg.time)
             before = tcb.state
             out = Outcome()
-            if kind == SEND:
-                on_send(tcb, seg, out)
+            if side == silent:
+                pass  # nothing it sent was captured: what it went through is unknown
+            elif kind == SEND:
+                if one_way is not None:
+                    one_way.before_send(tcb, seg, out)
+                on_send(tcb, seg, out, rst_aborts=rst_aborts[i])
             elif i not in lost:
-                on_receive(tcb, seg, out)
+                on_receive(tcb, seg, out, ack_of_unsent=seg.frame in unsent)
             if out.changes and NOTE_STATE_DROPPED in out.notes and kind == SEND:
                 before = self._drop_at_trigger(side, seg, out, last_received[side], receiver_states)
             else:
@@ -114,7 +142,7 @@ class _Replayer:
             if out.unexpected:
                 self._unexpected(seg, out.unexpected, tcbs, kind == SEND)
         for side, tcb in enumerate(tcbs):
-            self._expire(side, tcb, self.capture_end, at_end=True)
+            self._expire(side, tcb, self.capture_end)
 
         steps = [
             Step(
@@ -140,7 +168,7 @@ class _Replayer:
             transitions=self.transitions,
             anomalies=self.anomalies,
             final_state={SIDES[s]: tcbs[s].state for s in (0, 1)},
-            close=_close(tcbs, controls_acked(segments, controls)),
+            close=_close(tcbs, self._fins_acked(controls, tcbs, silent)),
             vantage=vantage,
             time_wait=time_waits[0] if time_waits else None,
             time_waits=time_waits,
@@ -148,7 +176,24 @@ class _Replayer:
 
     # --- set-up ---------------------------------------------------------------------------------
 
-    def _initial_tcbs(self) -> list[Tcb]:
+    def _silent_side(self) -> int | None:
+        """The side none of whose segments were captured, while the other side's ACKs show it talked."""
+        for side in (0, 1):
+            sent = [s for s in self.segments if _index(s.sender) != side]
+            if len(sent) == len(self.segments) and any(s.has_ack and not s.rst for s in sent):
+                return side
+        return None
+
+    def _fins_acked(self, controls, tcbs: list[Tcb], silent: int | None) -> tuple[bool, bool]:
+        acked = list(controls_acked(self.segments, controls))
+        if silent is not None:
+            # Only the seen side's own ACKs and FIN tell: its inferences are all there is.
+            seen = 1 - silent
+            acked[seen] = tcbs[seen].fin_acked
+            acked[silent] = tcbs[seen].fin_received
+        return acked[0], acked[1]
+
+    def _initial_tcbs(self, silent: int | None) -> list[Tcb]:
         segments = self.segments
         client_syn = any(s.sender is Side.CLIENT and s.syn and not s.has_ack for s in segments)
         server_first = next((s for s in segments if s.sender is Side.SERVER), None)
@@ -163,6 +208,8 @@ class _Replayer:
             client = State.UNKNOWN
             server = State.LISTEN if server_synack else State.UNKNOWN
         tcbs = [Tcb(client), Tcb(server)]
+        if silent is not None:
+            tcbs[silent].state = State.UNKNOWN
         shifts = self._window_shifts()
         for tcb, shift in zip(tcbs, shifts):
             tcb.window_shift = shift
@@ -199,19 +246,18 @@ class _Replayer:
                     detail={"first_flags": first.flag_text, "first_sender": first.sender.value},
                 )
             )
-        for side in SIDES:
-            sent = [s for s in segments if s.sender is side.peer]
-            if len(sent) == len(segments) and any(s.has_ack and not s.rst for s in sent):
-                found.append(
-                    Anomaly(
-                        kind=ANOMALY_ONE_DIRECTION_MISSING,
-                        frame=first.frame,
-                        time=first.time,
-                        endpoint=side,  # whose segments are missing
-                        capture_quality=True,
-                        detail={"missing": side.value, "seen": len(sent)},
-                    )
+        silent = self._silent_side()
+        if silent is not None:
+            found.append(
+                Anomaly(
+                    kind=ANOMALY_ONE_DIRECTION_MISSING,
+                    frame=first.frame,
+                    time=first.time,
+                    endpoint=SIDES[silent],  # whose segments are missing
+                    capture_quality=True,
+                    detail={"missing": SIDES[silent].value, "seen": len(segments)},
                 )
+            )
         return found
 
     # --- per event ------------------------------------------------------------------------------
@@ -221,7 +267,9 @@ class _Replayer:
             add_note(self.notes, i, note)
         for change in out.changes:
             self.transitions.append(
-                Transition(seg.time, seg.frame, SIDES[side], change.from_state, change.to_state, change.cause, change.rfc)
+                Transition(
+                    seg.time, seg.frame, SIDES[side], change.from_state, change.to_state, change.cause, change.rfc
+                )
             )
             if change.to_state is State.TIME_WAIT:
                 clock = TimeWaitClock(seg.time, seg.frame, seg.frame, seg.time + self.profile.time_wait)
@@ -279,7 +327,7 @@ class _Replayer:
             clock.ended_by = "dropped"
         return State.CLOSED if at is not rst else change.from_state
 
-    def _expire(self, side: int, tcb: Tcb, now: float, at_end: bool = False) -> None:
+    def _expire(self, side: int, tcb: Tcb, now: float) -> None:
         """§3.10.8: "If the time-wait timeout expires on a connection, delete the TCB"."""
         clock = self.clocks[side]
         if clock is None or tcb.state is not State.TIME_WAIT or now < clock.deadline:
@@ -301,7 +349,7 @@ class _Replayer:
         self.clocks[side] = None
 
     def _unexpected(self, seg: Segment, reason: str, tcbs: list[Tcb], sent: bool) -> None:
-        sender, receiver = tcbs[_index(seg.sender)], tcbs[1 - _index(seg.sender)]
+        receiver = tcbs[1 - _index(seg.sender)]
         self.anomalies.append(
             Anomaly(
                 kind=ANOMALY_UNEXPECTED_SEGMENT,
@@ -339,6 +387,44 @@ def _index(side: Side) -> int:
     return 0 if side is Side.CLIENT else 1
 
 
+def _rst_aborts(segments: list[Segment]) -> list[bool]:
+    """A RST aborts its sender's connection unless the sender goes on sending other segments."""
+    aborts = [True] * len(segments)
+    still_talking = [False, False]
+    for seg in reversed(segments):
+        side = _index(seg.sender)
+        if seg.rst:
+            aborts[seg.index] = not still_talking[side]
+        else:
+            still_talking[side] = True
+    return aborts
+
+
+class _OneWay:
+    """Inference for a capture holding one side's segments only: that side's ACKs show the rest.
+
+    The peer's FIN shows as the last forward step of our ACK being exactly one, with no data
+    from the peer in between (none is visible): a FIN occupies one sequence number.
+    """
+
+    def __init__(self, segments: list[Segment], silent: int):
+        acks = [s.ack for s in segments if _index(s.sender) != silent and s.has_ack and not s.rst and not s.syn]
+        self.peer_fin: int | None = None
+        if len(acks) >= 2:
+            top = max(acks)
+            first = acks.index(top)
+            if first > 0 and acks[first - 1] == top - 1:
+                self.peer_fin = top - 1
+        self.last_ack: int | None = None
+
+    def before_send(self, tcb: Tcb, seg: Segment, out: Outcome) -> None:
+        if not seg.has_ack or seg.rst or seg.syn:
+            return
+        advanced = self.last_ack is not None and seg.ack > self.last_ack
+        self.last_ack = seg.ack if self.last_ack is None else max(self.last_ack, seg.ack)
+        infer_from_own_ack(tcb, seg.ack, advanced, self.peer_fin, out)
+
+
 def _expected_ack(receiver: Tcb, conn: Connection, seg: Segment) -> int | None:
     """What an acceptable ACK from the sender would carry: the receiver's SND.NXT, relative."""
     if receiver.snd_nxt is None:
@@ -365,8 +451,10 @@ def _close(tcbs: list[Tcb], fins_acked: tuple[bool, bool]) -> Close:
         return Close.REFUSED
     if not any(t.synchronized for t in tcbs):
         return Close.INCOMPLETE
-    if all(fins_acked):
-        return Close.GRACEFUL
+    # A RST that tore down an endpoint still closing makes the close abortive even after both
+    # FINs were acknowledged (the final ACK lost, the retransmitted FIN answered by RST).
     if any(t.reset for t in tcbs):
         return Close.ABORTIVE
+    if all(fins_acked):
+        return Close.GRACEFUL
     return Close.OPEN

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..connections import Connection
-from ..segments import ACK, FIN, RST, SYN, Segment, Side
+from ..segments import FIN, RST, SYN, Segment, Side
 from .model import (
+    ANOMALY_ACK_OF_UNSENT,
     ANOMALY_ACK_UNSEEN_DATA,
     NOTE_ACKS_FIN,
     NOTE_ACKS_UNSEEN,
@@ -111,7 +112,8 @@ def unseen_acks(segments: list[Segment], conn: Connection, notes: Notes) -> list
     """NOTE_ACKS_UNSEEN on the first ACK that covers each stretch the capture never saw.
 
     An ACK can only cover what its receiver got; if the capture never saw that sequence space the
-    capture lost it (or started late), which is not the endpoints' fault.
+    capture lost it (or started late), which is not the endpoints' fault: an "ack-unseen-data"
+    anomaly.  Unless the acked side's own answer shows it never sent it: "ack-of-unsent".
     """
     holes = [unseen_holes(conn, 0), unseen_holes(conn, 1)]
     position = [0, 0]
@@ -124,12 +126,27 @@ def unseen_acks(segments: list[Segment], conn: Connection, notes: Notes) -> list
         k = position[side]
         if k >= len(peer_holes) or seg.ack <= peer_holes[k]:
             continue
-        add_note(notes, seg.index, NOTE_ACKS_UNSEEN)
         first_hole = peer_holes[k]
+        base = conn.base(seg.sender.peer)
+        if _refuted(segments, seg):
+            # RFC 9293 §3.10.7.3/§3.10.7.4: an ACK of something not yet sent is answered by
+            # <SEQ=SEG.ACK><CTL=RST> (SYN-SENT) or by an ACK carrying SND.NXT.  The acked side
+            # saying so is no capture loss.
+            anomalies.append(
+                Anomaly(
+                    kind=ANOMALY_ACK_OF_UNSENT,
+                    frame=seg.frame,
+                    time=seg.time,
+                    endpoint=seg.sender,
+                    capture_quality=False,
+                    detail={"acked_up_to": seg.rel_ack, "sent_up_to": first_hole - base},
+                )
+            )
+            continue
+        add_note(notes, seg.index, NOTE_ACKS_UNSEEN)
         while k < len(peer_holes) and seg.ack > peer_holes[k]:
             k += 1
         position[side] = k
-        base = conn.base(seg.sender.peer)
         anomalies.append(
             Anomaly(
                 kind=ANOMALY_ACK_UNSEEN_DATA,
@@ -145,3 +162,17 @@ def unseen_acks(segments: list[Segment], conn: Connection, notes: Notes) -> list
             )
         )
     return anomalies
+
+
+def _refuted(segments: list[Segment], ack: Segment) -> bool:
+    """Did the acked side's answer show it never sent what this ACK acknowledges?"""
+    for later in segments[ack.index + 1 : ack.index + 1 + REPLY_HORIZON]:
+        if later.sender is ack.sender.peer:
+            if later.rst:
+                return later.seq == ack.ack
+            # A bare ACK carries SND.NXT as its sequence number.
+            return not later.seg_len and later.seq < ack.ack
+    return False
+
+
+REPLY_HORIZON = 8  # segments to look ahead for the answer to an ACK

@@ -49,7 +49,12 @@ OUR_FIN_ACKED = {S.FIN_WAIT_1: S.FIN_WAIT_2, S.CLOSING: S.TIME_WAIT, S.LAST_ACK:
 # §3.10.7.4 eighth check: the peer's FIN.  FIN-WAIT-1 enters TIME-WAIT instead when our FIN has
 # been ACKed "(perhaps in this segment)"; since the fifth check has then already moved it to
 # FIN-WAIT-2, that case arrives here as FIN-WAIT-2.
-PEER_FIN = {S.SYN_RECEIVED: S.CLOSE_WAIT, S.ESTABLISHED: S.CLOSE_WAIT, S.FIN_WAIT_1: S.CLOSING, S.FIN_WAIT_2: S.TIME_WAIT}
+PEER_FIN = {
+    S.SYN_RECEIVED: S.CLOSE_WAIT,
+    S.ESTABLISHED: S.CLOSE_WAIT,
+    S.FIN_WAIT_1: S.CLOSING,
+    S.FIN_WAIT_2: S.TIME_WAIT,
+}
 
 DEFAULT_WINDOW = 65535
 HELD_LIMIT = 64  # out-of-order stretches remembered per endpoint
@@ -102,11 +107,14 @@ class Tcb:
 # --- sending -----------------------------------------------------------------------------------
 
 
-def on_send(tcb: Tcb, seg: Segment, out: Outcome) -> None:
+def on_send(tcb: Tcb, seg: Segment, out: Outcome, *, rst_aborts: bool = True) -> None:
+    """``rst_aborts``: False for a RST after which the sender still sends other segments; it
+    answered an unacceptable segment (§3.10.7.3, §3.10.7.4) and left its own state alone."""
     if tcb.state is S.UNKNOWN:
         _infer(tcb, seg, out, sent=True)
     if seg.rst:
-        _send_rst(tcb, out)
+        if rst_aborts:
+            _send_rst(tcb, out)
         return
     if seg.has_ack:
         _learn_rcv_nxt(tcb, seg.ack, out)
@@ -176,7 +184,7 @@ def _send_rst(tcb: Tcb, out: Outcome) -> None:
         tcb.move(out, S.CLOSED, "answered with RST: TIME-WAIT state dropped", RFC_CLOSED_STATE)
         out.notes.add(NOTE_STATE_DROPPED)
     elif tcb.state in SYNCHRONIZED or tcb.state in (S.SYN_SENT, S.SYN_RECEIVED):
-        tcb.reset = True
+        tcb.reset = tcb.state in SYNCHRONIZED  # torn down after being established: abortive
         tcb.move(out, S.CLOSED, "sent RST (abort)", RFC_ABORT)
 
 
@@ -190,10 +198,31 @@ def _learn_rcv_nxt(tcb: Tcb, ack: int, out: Outcome) -> None:
         out.notes.add(NOTE_BEFORE_CAPTURE_KNOWLEDGE)
 
 
+def infer_from_own_ack(tcb: Tcb, ack: int, advanced: bool, peer_fin: int | None, out: Outcome) -> None:
+    """Only this endpoint's segments were captured: its ACKs are all we know of what the peer sent.
+
+    An ACK that moved forward after our FIN answers something the peer sent after getting our
+    FIN, which (as every stack does) acknowledged it.  ``peer_fin`` is where the peer's FIN sat,
+    when our ACKs show one (see engine); an ACK beyond it means we received it.
+    """
+    if advanced and tcb.fin_seq is not None and not tcb.fin_acked and tcb.snd_nxt is not None:
+        tcb.fin_acked = True
+        if tcb.state in OUR_FIN_ACKED:
+            tcb.move(out, OUR_FIN_ACKED[tcb.state], "inferred: the peer answered after our FIN", RFC_OTHER_STATES)
+            out.notes.add(NOTE_BEFORE_CAPTURE_KNOWLEDGE)
+    if peer_fin is not None and ack > peer_fin and tcb.peer_fin is None:
+        tcb.peer_fin = peer_fin
+        tcb.rcv_nxt = peer_fin if tcb.rcv_nxt is None else max(tcb.rcv_nxt, peer_fin)
+        if _take_fin(tcb, out):
+            out.notes.add(NOTE_BEFORE_CAPTURE_KNOWLEDGE)
+
+
 # --- receiving ---------------------------------------------------------------------------------
 
 
-def on_receive(tcb: Tcb, seg: Segment, out: Outcome) -> None:
+def on_receive(tcb: Tcb, seg: Segment, out: Outcome, *, ack_of_unsent: bool = False) -> None:
+    """``ack_of_unsent``: the capture proves the ACK covers what this endpoint never sent (its own
+    answer said so); an ACK merely beyond what the capture saw of it is taken as genuine."""
     if tcb.state is S.UNKNOWN:
         _infer(tcb, seg, out, sent=False)
     if seg.rst:
@@ -219,6 +248,8 @@ def on_receive(tcb: Tcb, seg: Segment, out: Outcome) -> None:
         # An old duplicate of the peer's SYN (a retransmission, or the SYN-ACK of a simultaneous
         # open): its ACK still counts.
     _note_window(tcb, seg, out)
+    if ack_of_unsent:
+        return  # §3.10.7.4 fifth check: "acks something not yet sent": ACK it and drop the segment
     if seg.has_ack:
         _receive_ack(tcb, seg.ack, out)
     start = seg.seq + (1 if seg.syn else 0)
@@ -303,7 +334,7 @@ def _receive_rst(tcb: Tcb, seg: Segment, out: Outcome) -> None:
     if state is S.TIME_WAIT:
         tcb.move(out, S.CLOSED, "received RST in TIME-WAIT (assassination)", RFC_RST_IN_TIME_WAIT)
         return
-    tcb.reset = True
+    tcb.reset = state in SYNCHRONIZED
     if state is S.SYN_RECEIVED and tcb.passive:
         tcb.move(out, S.LISTEN, "received RST: back to LISTEN", RFC_RST)
     else:

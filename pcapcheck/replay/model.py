@@ -73,6 +73,7 @@ ANOMALY_MIDSTREAM_START = "midstream-start"
 ANOMALY_ACK_UNSEEN_DATA = "ack-unseen-data"
 ANOMALY_ONE_DIRECTION_MISSING = "one-direction-missing"
 ANOMALY_UNEXPECTED_SEGMENT = "unexpected-segment"
+ANOMALY_ACK_OF_UNSENT = "ack-of-unsent"  # the acked side's RST (seq = that ACK) says it never sent it
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,8 @@ endpoint that acknowledges the peer's SYN or FIN must have received it before se
 one that sent an ACK below a SYN or FIN had not yet received it.  An ACK of a SYN or FIN cannot
 arrive before the SYN or FIN was sent.
 
-A SYN or FIN the capture shows after the peer's ACK of it was sent before that ACK.
+A SYN or FIN the capture shows after the peer's ACK of it was sent before that ACK, and a RST
+that answers a segment (its sequence number is that segment's ACK) was sent after it arrived.
 
 Keys are integers (4 * 2 * nanoseconds) so that "just before" and "just after" exist; at equal
 times a reception comes before a transmission (the transmission is the reply).
@@ -26,6 +27,11 @@ from .facts import Controls
 from .vantage import Legs
 
 RECEIVE, SEND = 0, 1
+# How far apart two packets may be captured out of order (two CPUs, merged files).
+REORDER_WINDOW_NS = 1_000_000
+# Each pinned SYN/FIN/RST costs a pass over the connection; a storm of them (a RST flood on one
+# tuple) is pinned only this far and otherwise ordered by time.
+MAX_PINNED = 256
 
 
 def event_order(conn: Connection, controls: Controls, legs: Legs) -> list[tuple[int, int]]:
@@ -62,9 +68,10 @@ def _event_keys(conn: Connection, controls: Controls, legs: Legs) -> tuple[np.nd
     # (a SYN without ACK counts as one: it acknowledges nothing).
     control = np.flatnonzero(((flags & (SYN | FIN)) != 0) & ((flags & RST) == 0))
     bare_syn = ((flags & SYN) != 0) & ((flags & (ACK | RST)) == 0)
-    for i in control:
+    for i in control[:MAX_PINNED]:
         end = int(seq[i] + length[i] + (1 if flags[i] & SYN else 0) + (1 if flags[i] & FIN else 0))
-        replies = acking & (sender != sender[i])
+        # An ACK captured well before the segment it would cover acknowledges something unsent.
+        replies = acking & (sender != sender[i]) & (t >= t[i] - REORDER_WINDOW_NS)
         covering = replies & (ack >= end)
         if covering.any():
             upper = int(send[covering].min())
@@ -78,6 +85,22 @@ def _event_keys(conn: Connection, controls: Controls, legs: Legs) -> tuple[np.nd
             receive[i] = min(receive[i], upper - 1)
             if receive[i] <= send[i]:
                 consistent = False
+    # Data is received before the receiver's first ACK of it (vectorised: there is a lot of it).
+    for side in (0, 1):
+        data = np.flatnonzero((sender == side) & (length > 0) & ((flags & (SYN | FIN | RST)) == 0))
+        replies = np.flatnonzero(acking & (sender != side))
+        if not len(data) or not len(replies):
+            continue
+        reached = np.maximum.accumulate(ack[replies])
+        first = np.searchsorted(reached, seq[data] + length[data], side="left")
+        found = first < len(replies)
+        data, first = data[found], first[found]
+        j = replies[first]
+        plausible = t[j] >= t[data] - REORDER_WINDOW_NS
+        data, j = data[plausible], j[plausible]
+        if (send[j] - 1 <= send[data]).any():
+            consistent = False  # the legs put an ACK before the data it acknowledges
+        receive[data] = np.minimum(receive[data], send[j] - 1)
     # An ACK of a SYN or FIN arrives after that SYN or FIN left.
     for side in (0, 1):
         for bit, position in ((SYN, controls.syn[side]), (FIN, controls.fin[side])):
@@ -87,8 +110,16 @@ def _event_keys(conn: Connection, controls: Controls, legs: Legs) -> tuple[np.nd
             if not len(first):
                 continue
             sent_at = int(send[first[0]])
-            mask = acking & (sender != side) & (ack > position) & (receive <= sent_at)
+            after = t >= t[first[0]] - REORDER_WINDOW_NS
+            mask = acking & (sender != side) & (ack > position) & (receive <= sent_at) & after
             receive[mask] = sent_at + 1
+    # A RST answering a segment (RFC 9293 §3.10.7.1: <SEQ=SEG.ACK><CTL=RST>) follows its arrival.
+    for i in np.flatnonzero((flags & RST) != 0)[:MAX_PINNED]:
+        answered = np.flatnonzero(acking[:i] & (sender[:i] != sender[i]) & (ack[:i] == seq[i]))
+        if len(answered):
+            j = answered[-1]
+            if receive[j] >= send[i]:
+                receive[j] = max(send[i] - 1, send[j] + 1)
     # Nothing is received before it was sent.
     receive = np.maximum(receive, send + 1)
     return np.concatenate([receive, send]), consistent

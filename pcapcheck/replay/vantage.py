@@ -49,7 +49,8 @@ def handshake_legs(conn: Connection) -> tuple[int | None, int | None]:
     if ((sender[:first_synack] == 1) & (flags[:first_synack] & SYN != 0)).any():
         return None, None  # a simultaneous open: no SYN -> SYN-ACK round trip to measure
     # The SYN that SYN-ACK answers: the last client SYN before it (an earlier one may have been lost).
-    syns = np.flatnonzero((sender[:first_synack] == 0) & (flags[:first_synack] & SYN != 0) & (flags[:first_synack] & ACK == 0))
+    before = slice(0, first_synack)
+    syns = np.flatnonzero((sender[before] == 0) & (flags[before] & SYN != 0) & (flags[before] & ACK == 0))
     server_leg = int(ts[first_synack] - ts[syns[-1]]) if len(syns) else None
     synack_seq = int(conn.seq[first_synack])
     acks = np.flatnonzero(

@@ -15,15 +15,15 @@ from ..segments import Side, flags_text
 
 def flows_table(conns: Sequence[Connection], info: CaptureInfo) -> Table:
     title = f"{len(conns)} TCP connections in {info.tcp_packets} of {info.packets} packets"
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", caption="c→s, s→c: packets/payload bytes", caption_justify="left")
     table.add_column("id", justify="right")
     # Addresses fold rather than truncate: a flows listing is read and grepped for them.
-    table.add_column("client", overflow="fold", min_width=9)
-    table.add_column("server", overflow="fold", min_width=9)
+    table.add_column("client", overflow="fold")
+    table.add_column("server", overflow="fold")
     table.add_column("inc", justify="right")
     table.add_column("frames", justify="right")
-    table.add_column("c→s pkts/bytes", justify="right")
-    table.add_column("s→c pkts/bytes", justify="right")
+    table.add_column("c→s", justify="right")
+    table.add_column("s→c", justify="right")
     table.add_column("flags", no_wrap=True)
     for conn in conns:
         # Text, not markup: "[fd00::1]:80" must not be read as a style tag.

@@ -7,6 +7,12 @@ byte, with a different link header or file header), and editcap conversions.  On
 cases a stack will not produce on demand (IP options, IPv6 extension headers, sequence
 wraparound, incarnation corners, odd TCP options) are crafted with scapy.  Every file is checked
 against tshark by tests/test_tshark_crosscheck.py.
+
+Steps: ``real`` (needs root and namespaces), ``editcap``, ``reframe``, ``crafted``; default all.
+The real captures are committed: making them again gives new ports, ISNs and timestamps, so the
+expectations written in tests/test_capture_*.py, test_connections_rebuild.py and test_flows.py
+(read from tshark's view of these files) must then be re-read too.  The derived steps are
+deterministic given the real capture.
 """
 
 from __future__ import annotations
@@ -144,12 +150,13 @@ def editcap_variants() -> None:
     src = HERE / "real-eth.pcap"
     subprocess.run(["editcap", "-F", "pcapng", src, HERE / "real-eth.pcapng"], check=True)
     subprocess.run(["editcap", "-F", "nsecpcap", src, HERE / "real-eth-nsec.pcap"], check=True)
-    with open(src, "rb") as f, gzip.open(HERE / "real-eth.pcap.gz", "wb") as g:
-        shutil.copyfileobj(f, g)
+    with open(src, "rb") as f, open(HERE / "real-eth.pcap.gz", "wb") as raw:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as g:  # byte-for-byte repeatable
+            shutil.copyfileobj(f, g)
     # Ring buffer: three files of at most 12 packets each (tcpdump -C style names).
     for old in HERE.glob("ring_*.pcap"):
         old.unlink()
-    subprocess.run(["editcap", "-c", "12", src, HERE / "ring.pcap"], check=True)
+    subprocess.run(["editcap", "-F", "pcap", "-c", "12", src, HERE / "ring.pcap"], check=True)
     # Snaplen 68: headers only, payload cut.
     subprocess.run(["editcap", "-s", "68", src, HERE / "real-eth-snap68.pcap"], check=True)
     # The last record cut short, as when tcpdump is killed mid-write.
