@@ -26,6 +26,11 @@ a RST exact), the last advertised window (is a RST in window) and SND.NXT.  ``re
    them), with the Tcb's running values set from step 2 before each event;
 4. build steps for the pinned segments and one summary step per data run (or steps on demand).
 
+Today about a third of the time goes into ``Connection.segments()`` building a Segment per row, and
+``facts``/``delivery`` walk those objects; the fast path must compute them over the numpy columns
+(``conn.seq``, ``conn.ack``, ``rows["flags"]``) and ask ``Connection.segments(indices)`` for the
+pinned rows only.  ``timeline`` is already vectorised.
+
 Transitions, final states and anomalies must then equal this replay's: a property test over the
 builder scenarios of tests/test_replay_properties.py and every sample would pin that.
 """
