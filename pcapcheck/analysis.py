@@ -16,7 +16,7 @@ from .connections import Connection, Endpoint, rebuild
 from .errors import PcapcheckError
 from .findings import Finding
 from .profiles import Profile
-from .replay import replay
+from .replay import end_time_wait_by_new_incarnation, replay
 from .replay.model import Replay, Step, Transition
 from .segments import Side, flags_text
 
@@ -106,7 +106,7 @@ def analyze(
     profile = config.profile_for_run()
     capture = open_capture(list(paths), reader=reader)
 
-    connections: list[ConnectionReport] = []
+    reports_by_id: dict[int, ConnectionReport] = {}
     findings: list[Finding] = []
     error: str | None = None
     # The previous incarnation on each tuple: short-time-wait and time-wait-reuse compare the two.
@@ -120,9 +120,14 @@ def analyze(
 
     try:
         for conn in rebuild(batches()):
-            rep = replay(conn, profile)
+            rep = replay(conn, profile, capture_end=capture.info.last_time)
             key = tuple(sorted((conn.client, conn.server)))
             previous = last_on_tuple.get(key)
+            if previous is not None and end_time_wait_by_new_incarnation(previous[1], conn):
+                # One replay cannot see the next incarnation: its SYN ended the old TIME-WAIT.
+                reports_by_id[previous[0].id] = connection_report(
+                    previous[0], previous[1], keep_steps=reports_by_id[previous[0].id].steps is not None
+                )
             found = run_checks(
                 conn,
                 rep,
@@ -133,14 +138,14 @@ def analyze(
             )
             last_on_tuple[key] = (conn, rep)
             findings.extend(found)
-            connections.append(connection_report(conn, rep, keep_steps=bool(found)))
+            reports_by_id[conn.id] = connection_report(conn, rep, keep_steps=bool(found))
     except PcapcheckError as err:
         error = str(err)
 
     findings.sort(key=lambda f: (f.frame, f.connection, f.rule))
     return AnalysisResult(
         capture=capture.info,
-        connections=connections,
+        connections=list(reports_by_id.values()),
         findings=findings,
         rules=dict(catalogue),
         profile=profile,

@@ -426,8 +426,14 @@ def droppable(rows) -> list[int]:
     segment from each side that acknowledges the peer's SYN (it alone may prove the handshake
     completed); and every segment acknowledging a FIN (without it the FIN looks unacknowledged, which
     is exactly what missing-fin-retransmit and fin-wait-2 reasoning read - a capture cannot tell a
-    lost-in-capture ACK from an ACK never sent).
+    lost-in-capture ACK from an ACK never sent).  In a one-direction capture, every ACK that moves
+    the acknowledged number on is left out too: with the peer's segments missing, it is the only
+    evidence of what the peer sent (its FIN included).
     """
+    senders: dict = {}
+    for row in rows:
+        senders.setdefault(_tuple(row), set()).add((bytes(row["src"]), int(row["sport"])))
+    last_ack: dict = {}  # (tuple, acker) -> its previous ack, in a one-direction capture
     # Walk in capture order: a SYN starts a new incarnation of its tuple, forgetting the old FIN.
     syn_end: dict = {}  # (tuple, sender) -> end of its latest SYN
     fin_end: dict = {}  # (tuple, sender) -> end of its FIN in the current incarnation
@@ -448,6 +454,11 @@ def droppable(rows) -> list[int]:
             continue
         if flags & FLAG_ACK:
             ack = int(row["ack"])
+            if len(senders[tup]) == 1:
+                moved = last_ack.get(me) != ack
+                last_ack[me] = ack
+                if moved:
+                    continue
             if peer in fin_end and _covers(ack, fin_end[peer]):
                 continue
             if peer in syn_end and _covers(ack, syn_end[peer]) and me not in acked_syn:
