@@ -1,0 +1,5 @@
+"""``python3 -m pcapcheck``: the same as the ``pcapcheck`` console script."""
+
+from .cli import app
+
+app(prog_name="pcapcheck")
