@@ -718,6 +718,132 @@ def _play_simultaneous_open(lab: Lab) -> None:
     b.join(30)
 
 
+# crafted-fin-wait-2-timeout ------------------------------------------------------------------
+
+
+def _play_fin_wait_2_timeout(lab: Lab) -> None:
+    in_fin_wait_2, looked = lab.event(), lab.event()
+    cport = 40041
+
+    def script(peer: CraftedPeer) -> None:
+        peer.connect()
+        peer.send_data(b"k" * 100)
+        peer.send("FA")
+        # The ACK of our FIN: FIN-WAIT-1 -> FIN-WAIT-2 (RFC 9293 §3.10.7.4).  Linux in CLOSE-WAIT
+        # sends it on its delayed-ACK timer, without a FIN: its application has not closed yet.
+        peer.receive(lambda s: s.flags & ACK and s.ack == peer.snd_nxt and not s.flags & FIN)
+        in_fin_wait_2.set()
+        looked.wait(10)
+        # This peer holds FIN-WAIT-2 for as long as it takes (no orphan timer): the server's FIN
+        # comes 3 s later and is still acknowledged.
+        peer.receive(lambda s: s.has("F"), timeout=6.0)
+        peer.send("A")
+        time.sleep(0.5)
+
+    silence_kernel_resets(lab, "client", cport)
+    # The server application closes 3 s after reading end-of-file: until then it is in CLOSE-WAIT.
+    server = lab.spawn("server", linux_reading_server, SERVER, SERVER_PORT, 1, 3.0)
+    lab.wait_listening("server", SERVER_PORT)
+    client = lab.spawn("client", _crafted, script, CLIENT, cport, SERVER, SERVER_PORT, 41_000_000)
+    in_fin_wait_2.wait(15)
+    lab.ss("server", "the client's FIN acknowledged: the server in CLOSE-WAIT, the client in FIN-WAIT-2")
+    looked.set()
+    client.join(30)
+    lab.ss("server", "at the end of the capture")
+    server.join(10)
+
+
+# crafted-data-after-rst ----------------------------------------------------------------------
+
+
+def _linux_server_reads_until_reset(addr: str, port: int) -> str:
+    """Accept one connection and read until the peer resets it (or ends it); how it ended."""
+    with listener(addr, port) as lsock:
+        lsock.settimeout(15)
+        conn, _ = lsock.accept()
+        with conn:
+            conn.settimeout(15)
+            try:
+                while conn.recv(65536):
+                    pass
+            except ConnectionResetError:
+                return "reset"
+            return "eof"
+
+
+def _play_data_after_rst(lab: Lab) -> None:
+    reset_seen = lab.event()
+    cport = 40042
+
+    def script(peer: CraftedPeer) -> None:
+        peer.connect()
+        peer.send_data(b"l" * 100)
+        # ABORT (RFC 9293 §3.10.4): RST with seq == the server's RCV.NXT, so the server accepts it
+        # and deletes its TCB (§3.10.7.4); this peer has "deleted" its own by sending it.
+        peer.send("RA")
+        reset_seen.wait(5)
+        time.sleep(0.5)
+        # Data on the connection both sides have closed.  The server has no TCB any more and answers
+        # with <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.10.7.1), the correct reply.
+        peer.send("PA", b"m" * 50)
+        peer.receive(lambda s: s.flags & RST)
+        time.sleep(0.5)
+
+    silence_kernel_resets(lab, "client", cport)
+    server = lab.spawn("server", _linux_server_reads_until_reset, SERVER, SERVER_PORT)
+    lab.wait_listening("server", SERVER_PORT)
+    client = lab.spawn("client", _crafted, script, CLIENT, cport, SERVER, SERVER_PORT, 42_000_000)
+    ended = server.join(15)
+    if ended != "reset":
+        raise LabError(f"crafted-data-after-rst: the Linux server saw '{ended}', not the client's RST")
+    lab.ss("server", "after the client's RST: no socket left")
+    reset_seen.set()
+    client.join(30)
+
+
+# crafted-timestamps-dropped ------------------------------------------------------------------
+
+
+class _TimestampClock:
+    """TSopt for the crafted peer (RFC 7323 §3.2): TSval from a millisecond clock, TSecr the last
+    TSval received from the partner (TS.Recent, §4.3)."""
+
+    def __init__(self, start: int):
+        self.start, self.began, self.recent = start, time.monotonic(), 0
+
+    def option(self) -> list:
+        tsval = (self.start + int((time.monotonic() - self.began) * 1000)) & 0xFFFFFFFF
+        return [("NOP", None), ("NOP", None), ("Timestamp", (tsval, self.recent))]
+
+    def heard(self, seg: Received) -> Received:
+        for kind, data in seg.options:
+            if kind == dpkt.tcp.TCP_OPT_TIMESTAMP and len(data) == 8:
+                self.recent = int.from_bytes(data[:4], "big")
+        return seg
+
+
+def _play_timestamps_dropped(lab: Lab) -> None:
+    def script(peer: CraftedPeer) -> None:
+        ts = _TimestampClock(start=500_000)
+        # Both SYNs carry TSopt: timestamps are negotiated (RFC 7323 §3.2).
+        peer.send("S", options=[("MSS", 1460)] + ts.option())
+        ts.heard(peer.receive(lambda s: s.has("SA")))
+        peer.send("A", options=ts.option())
+        peer.send("PA", b"n" * 100, options=ts.option())
+        ts.heard(peer.receive(lambda s: s.flags & ACK and s.ack == peer.snd_nxt))
+        time.sleep(0.1)
+        # RFC 7323 §3.2: once negotiated, TSopt MUST be in every non-RST segment.  Not in this one.
+        peer.send("PA", b"o" * 100)
+        ts.heard(peer.receive(lambda s: s.flags & ACK and s.ack == peer.snd_nxt, timeout=3.0))
+        time.sleep(0.1)
+        peer.send("FA", options=ts.option())
+        ts.heard(peer.receive(lambda s: s.has("F")))
+        peer.send("A", options=ts.option())
+        time.sleep(0.5)
+
+    _with_linux_server(lab, 40043, script, isn=43_000_000)
+
+
 # ---- the registry ----------------------------------------------------------------------------------
 
 _HANDSHAKE = ["c S", "s S.", "c ."]
@@ -931,6 +1057,75 @@ SYN-SENT -> SYN-RECEIVED -> ESTABLISHED.  The first SYN's sender is the client. 
         connections=[_conn(1, 40012, "TIME-WAIT", "CLOSED", "graceful")],
         findings=[_finding("simultaneous-open", 1, "none", 2)],
         play=_play_simultaneous_open,
+    ),
+    Scenario(
+        name="crafted-fin-wait-2-timeout",
+        vantage="client",
+        client_port=40041,
+        description="""
+Crafted client, Linux server; the client closes first and holds FIN-WAIT-2 past the timer.
+Handshake (frames 1-3, MSS only), 100 bytes (frame 4, ACKed in frame 5), the client's FIN (frame 6,
+seq 101 relative): the client is in FIN-WAIT-1.  The Linux server reads end-of-file but its
+application waits 3 s before it closes, so the kernel ACKs the FIN alone on its delayed-ACK timer
+about 40 ms later (frame 7, ack 102): the server is in CLOSE-WAIT (ss) and the client in FIN-WAIT-2
+(RFC 9293 §3.10.7.4).  Nothing is sent for 3 s.  Then the server closes: FIN+ACK (frame 8, seq 1,
+ack 102, LAST-ACK), and the client ACKs it (frame 9, ack 2): it still held FIN-WAIT-2 about 3 s
+after frame 7 and goes to TIME-WAIT.  [analysis] sets fin-wait-2-timeout.fin_wait_2 = 2 s (a
+stand-in for the linux profile's tcp_fin_timeout of 60 s, to keep the capture short), so the rule
+fires at frame 7, the ACK that moved the client into FIN-WAIT-2, on the evidence of frame 9.
+The server sat in CLOSE-WAIT from frame 6 to its FIN at frame 8, about 3 s: far below
+close-wait-leak's default threshold (60 s, not overridden here), so no close-wait-leak.  The close
+itself is graceful: FIN both ways, both acknowledged; the client is in TIME-WAIT at the end (the
+capture stops about 0.5 s after frame 9), the server CLOSED.
+""",
+        shape=_HANDSHAKE + ["c P.", "s .", "c F.", "s .", "s F.", "c ."],
+        analysis={"params": {"fin-wait-2-timeout.fin_wait_2": 2.0}},
+        connections=[_conn(1, 40041, "TIME-WAIT", "CLOSED", "graceful")],
+        findings=[_finding("fin-wait-2-timeout", 1, "client", 7)],
+        play=_play_fin_wait_2_timeout,
+    ),
+    Scenario(
+        name="crafted-data-after-rst",
+        vantage="client",
+        client_port=40042,
+        description="""
+Crafted client, Linux server.  Handshake (frames 1-3, MSS only), 100 bytes (frame 4, ACKed in
+frame 5).  The crafted client then aborts (RFC 9293 §3.10.4 ABORT) with RST+ACK, seq 101 relative
+= the server's RCV.NXT (frame 6): the server accepts it (§3.10.7.4, RFC 5961 §3.2 exact match),
+its reading application gets ECONNRESET and exits, and ss shows no socket left.  The RST was sent
+in ESTABLISHED without a FIN: abortive-close (client, frame 6).  About 0.5 s later the client
+sends 50 bytes on the same connection, seq 101 again (a RST takes no sequence space) (frame 7):
+data after its own RST had closed the connection - data-after-rst (client, frame 7); no grace
+applies, the RST was the client's own.  The server has no TCB (and no listener) any more and
+answers as RFC 9293 §3.10.7.1 says for the CLOSED state: <SEQ=SEG.ACK><CTL=RST>, a bare RST with
+seq 1 relative (frame 8).  That RST is correct and no finding.  One connection (no new SYN), both
+ends CLOSED since frame 6, close abortive.
+""",
+        shape=_HANDSHAKE + ["c P.", "s .", "c R.", "c P.", "s R"],
+        connections=[_conn(1, 40042, "CLOSED", "CLOSED", "abortive")],
+        findings=[_finding("abortive-close", 1, "client", 6), _finding("data-after-rst", 1, "client", 7)],
+        play=_play_data_after_rst,
+    ),
+    Scenario(
+        name="crafted-timestamps-dropped",
+        vantage="client",
+        client_port=40043,
+        description="""
+Crafted client, Linux server.  The client's SYN carries MSS and TSopt (TSval 500000, TSecr 0)
+(frame 1); the Linux SYN-ACK answers with TSopt (TSecr 500000) (frame 2): both SYNs carry it, so
+timestamps are negotiated (RFC 7323 §3.2).  The handshake ACK (frame 3) and the first 100 bytes
+(frame 4) carry TSopt; the server ACKs with TSopt (frame 5).  About 100 ms later the client sends
+100 more bytes with no options at all (frame 6): RFC 7323 §3.2, "the TSopt MUST be sent in every
+non-<RST> segment" - timestamps-dropped (client, frame 6).  Linux 6.18 does not drop it (the RFC's
+receiver rule, "SHOULD silently drop", is not what Linux does) and ACKs it (frame 7, ack 201 relative)
+with TSecr still frame 4's TSval - the TS-less segment did not update TS.Recent.  The server sends TSopt in
+every segment.  The client closes first with TSopt again (FIN frame 8, server FIN+ACK frame 9, final
+ACK frame 10): a graceful close, client TIME-WAIT, server CLOSED.
+""",
+        shape=_HANDSHAKE + ["c P.", "s .", "c P.", "s ."] + _CLIENT_CLOSES,
+        connections=[_conn(1, 40043, "TIME-WAIT", "CLOSED", "graceful")],
+        findings=[_finding("timestamps-dropped", 1, "client", 6)],
+        play=_play_timestamps_dropped,
     ),
 ]
 
