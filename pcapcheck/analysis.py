@@ -5,8 +5,8 @@ This module only wires the stages together; each stage is usable and testable on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from .capture import CaptureInfo, open_capture
 from .catalogue import RuleSpec, load_catalogue
@@ -62,6 +62,19 @@ class AnalysisResult:
     suppressed: int = 0  # findings matched by the baseline
 
 
+@dataclass(slots=True)
+class ConnectionsAnalysis:
+    """What replaying and checking a stream of connections produced (one whole run, or one shard)."""
+
+    reports: list[ConnectionReport]  # in order of connection id
+    findings: list[Finding]  # in the order the checks emitted them, connection by connection
+    error: str | None = None
+    # With ``error``: connections whose first frame is at or after this one are missing (the one
+    # being analysed when it struck); None when it struck before any connection (while the capture
+    # was read).  A shard merge cuts the other shards' results there, as one process would stop.
+    error_frame: int | None = None
+
+
 def connection_report(conn: Connection, rep: Replay, keep_steps: bool) -> ConnectionReport:
     return ConnectionReport(
         id=conn.id,
@@ -94,61 +107,127 @@ def analyze(
     *,
     reader: str = "dpkt",
     progress: Callable[[int], None] | None = None,
+    jobs: int = 1,
 ) -> AnalysisResult:
     """Run every stage over ``paths``.
 
     Bad input discovered part-way (a corrupt record in the middle of a file) does not throw away
     what was already analysed: the result carries ``error`` and the CLI still writes the reports,
     then exits 2.  Bad input found before anything was read raises PcapcheckError.
+
+    ``jobs`` > 1 (0 = one per core) shards the connections by 4-tuple across that many processes
+    (pcapcheck.shard); the result is the same as with one.
     """
     catalogue = load_catalogue(config.extra_rule_dirs)
     config.validate(catalogue)
     profile = config.profile_for_run()
-    capture = open_capture(list(paths), reader=reader)
 
-    reports_by_id: dict[int, ConnectionReport] = {}
-    findings: list[Finding] = []
-    error: str | None = None
-    # The previous incarnation on each tuple: short-time-wait and time-wait-reuse compare the two.
-    last_on_tuple: dict[tuple, tuple[Connection, Replay]] = {}
+    shards = 1
+    if jobs != 1:
+        from .shard import resolve_jobs
 
-    def batches():
-        for batch in capture.batches():
-            if progress is not None:
-                progress(len(batch))
-            yield batch
+        shards = resolve_jobs(jobs)
+    if shards > 1:
+        from .shard import analyze_sharded
 
-    try:
-        for conn in rebuild(batches()):
-            rep = replay(conn, profile, capture_end=capture.info.last_time)
-            key = tuple(sorted((conn.client, conn.server)))
-            previous = last_on_tuple.get(key)
-            if previous is not None and end_time_wait_by_new_incarnation(previous[1], conn):
-                # One replay cannot see the next incarnation: its SYN ended the old TIME-WAIT.
-                reports_by_id[previous[0].id] = connection_report(
-                    previous[0], previous[1], keep_steps=reports_by_id[previous[0].id].steps is not None
-                )
-            found = run_checks(
-                conn,
-                rep,
-                previous=previous,
-                capture_end=capture.info.last_time,
-                config=config,
-                catalogue=catalogue,
-            )
-            last_on_tuple[key] = (conn, rep)
-            findings.extend(found)
-            reports_by_id[conn.id] = connection_report(conn, rep, keep_steps=bool(found))
-    except PcapcheckError as err:
-        error = str(err)
+        info, outcome = analyze_sharded(
+            list(paths), shards, config=config, catalogue=catalogue, profile=profile, reader=reader, progress=progress
+        )
+    else:
+        capture = open_capture(list(paths), reader=reader)
+        info = capture.info
 
+        def batches():
+            for batch in capture.batches():
+                if progress is not None:
+                    progress(len(batch))
+                yield batch
+
+        outcome = analyze_connections(
+            rebuild(batches()), capture=info, profile=profile, config=config, catalogue=catalogue
+        )
+
+    findings = outcome.findings
     findings.sort(key=lambda f: (f.frame, f.connection, f.rule))
     return AnalysisResult(
-        capture=capture.info,
-        connections=list(reports_by_id.values()),
+        capture=info,
+        connections=outcome.reports,
         findings=findings,
         rules=dict(catalogue),
         profile=profile,
         config=config,
-        error=error,
+        error=outcome.error,
     )
+
+
+def analyze_connections(
+    connections: Iterable[Connection],
+    *,
+    capture: CaptureInfo,
+    profile: Profile,
+    config: Config,
+    catalogue: dict[str, RuleSpec],
+) -> ConnectionsAnalysis:
+    """Replay and check each connection (in id order) and keep what the reports need.
+
+    ``capture.last_time`` is read per connection: ``rebuild`` reads the whole capture before it
+    yields the first one, so by then it is the last timestamp of the capture.
+
+    Memory: a connection's Replay (one Step per segment) is dropped once its report is built,
+    unless a check found something (the ladder diagram draws those steps).  The previous
+    incarnation on each tuple is kept for the checks that compare the two, without its steps.
+    """
+    reports_by_id: dict[int, ConnectionReport] = {}
+    findings: list[Finding] = []
+    # The previous incarnation on each tuple: short-time-wait and time-wait-reuse compare the two.
+    last_on_tuple: dict[tuple[Endpoint, Endpoint], tuple[Connection, Replay]] = {}
+    # Where results stop if an error strikes: the connection being analysed, or else just after
+    # the last one finished (None: before any connection).
+    missing_from: int | None = None
+    try:
+        for conn in connections:
+            missing_from = conn.first_frame
+            rep = replay(conn, profile, capture_end=capture.last_time)
+            key = (conn.client, conn.server) if conn.client <= conn.server else (conn.server, conn.client)
+            previous = last_on_tuple.get(key)
+            if previous is not None and end_time_wait_by_new_incarnation(previous[1], conn):
+                # One replay cannot see the next incarnation: its SYN ended the old TIME-WAIT.
+                _update_time_wait(reports_by_id[previous[0].id], previous[1])
+            found = run_checks(
+                conn,
+                rep,
+                previous=previous,
+                capture_end=capture.last_time,
+                config=config,
+                catalogue=catalogue,
+            )
+            findings.extend(found)
+            reports_by_id[conn.id] = connection_report(conn, rep, keep_steps=bool(found))
+            last_on_tuple[key] = (conn, _without_steps(rep))
+            missing_from = conn.first_frame + 1
+    except PcapcheckError as err:
+        return ConnectionsAnalysis(list(reports_by_id.values()), findings, str(err), missing_from)
+    return ConnectionsAnalysis(list(reports_by_id.values()), findings)
+
+
+def _without_steps(rep: Replay) -> Replay:
+    """The replay as the next incarnation's checks read it: states, transitions and TIME-WAITs."""
+    return Replay(
+        connection_id=rep.connection_id,
+        steps=[],
+        transitions=rep.transitions,
+        anomalies=rep.anomalies,
+        final_state=rep.final_state,
+        close=rep.close,
+        vantage=rep.vantage,
+        time_wait=rep.time_wait,
+        time_waits=rep.time_waits,
+    )
+
+
+def _update_time_wait(report: ConnectionReport, rep: Replay) -> None:
+    """Carry into ``report`` what end_time_wait_by_new_incarnation changed in ``rep``."""
+    report.transitions = list(rep.transitions)
+    report.client_final_state = rep.final_state[Side.CLIENT].value
+    report.server_final_state = rep.final_state[Side.SERVER].value
+    report.close = rep.close.value

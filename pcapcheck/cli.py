@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from . import __version__
-from .errors import PcapcheckError
+from .errors import ConfigError, PcapcheckError
 
 app = typer.Typer(
     add_completion=False,
@@ -103,6 +103,10 @@ def analyze(
         Optional[str], typer.Option("--fail-on", help="error (default), warning, info or never.")
     ] = None,
     reader: ReaderOpt = "dpkt",
+    jobs: Annotated[
+        int,
+        typer.Option("--jobs", "-j", help="Processes to analyse with, sharding connections by 4-tuple (0 = per core)."),
+    ] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")] = False,
 ) -> None:
     """Rebuild every TCP connection, replay it through RFC 9293 and report violations."""
@@ -124,8 +128,12 @@ def analyze(
             fail_on=fail_on,
         )
         paths = [str(p) for p in captures]
+        if jobs < 0:
+            raise ConfigError(f"--jobs must be 0 (one per core) or a positive number, not {jobs}")
+        # Passed only when asked for, so an analyze() without the parameter (a test double) still fits.
+        parallel = {"jobs": jobs} if jobs != 1 else {}
         with progress_reader(paths, enabled=not quiet and sys.stderr.isatty(), console=err_console) as progress:
-            result = run_analysis(paths, config, reader=reader, progress=progress)
+            result = run_analysis(paths, config, reader=reader, progress=progress, **parallel)
         # Record before suppressing: a baseline rewritten while one is applied keeps the old entries.
         if write_baseline is not None:
             write_baseline_file(result, write_baseline)

@@ -16,7 +16,7 @@ Contract (the implementation fills ``rebuild``):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,10 +97,106 @@ class Connection:
 
     def segments(self, indices: Iterable[int] | None = None) -> Iterator[Segment]:
         """Segment objects for all rows, or only for ``indices`` (the fast replay asks for few)."""
+        if indices is None:
+            yield from segment_list(self)
+            return
         bases = (self.base(Side.CLIENT), self.base(Side.SERVER))
-        rows = self.rows
-        for i in range(len(rows)) if indices is None else indices:
+        for i in indices:
             yield segment_at(self, int(i), bases)
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentColumns:
+    """One connection's columns as plain Python lists, aligned with its rows.
+
+    Per-row access to numpy scalars costs about a microsecond each; replay reads every column of
+    every row several times, so it converts each column once (one ``tolist`` per column) and works
+    on Python ints from then on.
+    """
+
+    frame: list[int]
+    ts_ns: list[int]
+    sender: list[int]  # 0 = client, 1 = server
+    seq: list[int]  # unwrapped
+    ack: list[int]  # unwrapped
+    flags: list[int]
+    length: list[int]  # payload bytes
+    ttl: list[int]
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def segment_columns(conn: Connection) -> SegmentColumns:
+    rows = conn.rows
+    return SegmentColumns(
+        frame=rows["frame"].tolist(),
+        ts_ns=rows["ts_ns"].tolist(),
+        sender=conn.sender.tolist(),
+        seq=conn.seq.tolist(),
+        ack=conn.ack.tolist(),
+        flags=rows["flags"].tolist(),
+        length=rows["payload_len"].tolist(),
+        ttl=rows["ttl"].tolist(),
+    )
+
+
+def segment_list(conn: Connection, columns: SegmentColumns | None = None) -> list[Segment]:
+    """All of ``conn``'s segments, equal to ``[segment_at(conn, i, bases) for i in ...]``, built from lists."""
+    cols = columns if columns is not None else segment_columns(conn)
+    n = len(cols)
+    if n == 0:
+        return []
+    rows = conn.rows
+    bases = (conn.base(Side.CLIENT), conn.base(Side.SERVER))
+    sides = (Side.CLIENT, Side.SERVER)
+    window = rows["window"].tolist()
+    mss = rows["mss"].tolist()
+    wscale = rows["wscale"].tolist()
+    sack_permitted = rows["sack_permitted"].tolist()
+    has_ts = rows["has_ts"].tolist()
+    ts_val = rows["ts_val"].tolist()
+    ts_ecr = rows["ts_ecr"].tolist()
+    truncated = rows["truncated"].tolist()
+    bad_checksum = (rows["checksum"] == CHECKSUM_BAD).tolist()
+    sack_count = rows["sack_count"]
+    with_sack = set(np.flatnonzero(sack_count).tolist()) if sack_count.any() else ()
+    frame, ts_ns, sender, seq, ack, flags, length = (
+        cols.frame, cols.ts_ns, cols.sender, cols.seq, cols.ack, cols.flags, cols.length
+    )
+    out: list[Segment] = []
+    append = out.append
+    for i in range(n):
+        side = sender[i]
+        s, a = seq[i], ack[i]
+        if with_sack and i in with_sack:
+            append(segment_at(conn, i, bases))
+            continue
+        # Positional, in field order: keyword arguments cost a measurable share of the build.
+        append(
+            Segment(
+                i,
+                frame[i],
+                ts_ns[i] / 1e9,
+                sides[side],
+                s,
+                a,
+                s - bases[side],
+                a - bases[1 - side],
+                flags[i],
+                window[i],
+                length[i],
+                mss[i] if mss[i] >= 0 else None,
+                wscale[i] if wscale[i] >= 0 else None,
+                sack_permitted[i],
+                ts_val[i] if has_ts[i] else None,
+                ts_ecr[i] if has_ts[i] else None,
+                (),
+                truncated[i],
+                bad_checksum[i],
+            )
+        )
+    return out
 
 
 def segment_at(conn: Connection, i: int, bases: tuple[int, int]) -> Segment:
@@ -170,6 +266,9 @@ class _Split:
     starts: np.ndarray  # int64 per connection: first row
     ends: np.ndarray  # int64 per connection: one past the last row
     tuple_of: np.ndarray  # int64 per connection: which tuple (0-based, in sorted order)
+    # Rows whose listener counts guess roles when they are not all in ``rows`` (a shard of the
+    # capture): a listening server is recognised by the peers of the whole capture.  None = ``rows``.
+    listener_rows: np.ndarray | None = None
 
 
 def rebuild(batches: Iterable[np.ndarray]) -> Iterator[Connection]:
@@ -179,6 +278,26 @@ def rebuild(batches: Iterable[np.ndarray]) -> Iterator[Connection]:
         return
     split = _split_connections(rows)
     del rows  # the split holds its own sorted copy
+    yield from _connections(split)
+
+
+def rebuild_subset(batches: Iterable[np.ndarray], keep: Callable[[np.ndarray], np.ndarray]) -> Iterator[Connection]:
+    """``rebuild`` over the rows ``keep(rows)`` selects (a boolean mask), for one shard of a capture.
+
+    ``keep`` must select whole tuples (e.g. by a hash of the canonical 4-tuple).  Each connection
+    then comes out exactly as ``rebuild`` of the whole capture makes it (rows, incarnations, roles,
+    including roles guessed from how many peers talk to an endpoint), except that ``id`` and
+    ``previous_id`` count only the selected connections, still 1-based in order of first frame.
+    """
+    rows = _gather(batches)
+    if rows is None:
+        return
+    selected = np.flatnonzero(keep(rows))
+    if not len(selected):
+        return
+    split = _split_connections(take_rows(rows, selected))
+    split.listener_rows = rows
+    del rows
     yield from _connections(split)
 
 
@@ -368,7 +487,7 @@ def _roles(split: _Split) -> tuple[np.ndarray, np.ndarray]:
     client[by_synack] = 1 - direction[first_synack[by_synack]]
     guess = np.flatnonzero(inferred & (first_synack < 0))
     if len(guess):
-        listeners = _listener_counts(rows)
+        listeners = _listener_counts(rows if split.listener_rows is None else split.listener_rows)
         for k in guess.tolist():
             client[k] = _guess_client_direction(rows, direction, int(starts[k]), listeners)
     return client, inferred
@@ -467,6 +586,7 @@ def _connections(split: _Split) -> Iterator[Connection]:
     rows, starts, ends = split.rows, split.starts, split.ends
     n_conn = len(starts)
     client_dir, inferred = _roles(split)
+    split.listener_rows = None  # roles are known: a shard need not hold the whole capture any longer
     conn_of_row = np.repeat(np.arange(n_conn), ends - starts)
     sender = (split.direction != client_dir[conn_of_row]).astype(np.uint8)
     flags = rows["flags"]

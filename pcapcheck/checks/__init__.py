@@ -6,15 +6,24 @@ where ``previous`` is the (Connection, Replay) of the incarnation before on the 
 Each module in this package declares ``RULE`` (the rule id, = rules/<RULE>.toml) and one generator
 ``check(ctx: CheckContext)`` yielding findings.  Adding a rule: write the module and the rule file,
 and add the module to ``_MODULES`` below.
+
+A module may also declare ``NEEDS``, the flag bits (segments.SYN | FIN | RST) every connection it
+can find something in carries: on a capture of many short connections most rules have nothing to
+look at in most of them (no RST, say), and ``run_checks`` then skips the rule without building its
+context.  Each rule's effective parameters are resolved once per run (configuration and catalogue
+unchanged), not once per connection.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from ..catalogue import RuleSpec
 from ..connections import Connection
-from ..findings import Finding
+from ..findings import Finding, Severity
+from ..profiles import Profile
 from ..replay.model import Replay
 from . import (
     abortive_close,
@@ -74,6 +83,64 @@ _MODULES = (
 )
 
 CHECKS: dict[str, CheckFunction] = {module.RULE: module.check for module in _MODULES}
+# Flag bits (segments.SYN, FIN, RST) a connection must have carried for a rule to find anything,
+# from each module's ``NEEDS``; a rule without it runs on every connection.
+NEEDS: dict[str, int] = {module.RULE: getattr(module, "NEEDS", 0) for module in _MODULES}
+
+
+@dataclass(frozen=True, slots=True)
+class _RulePlan:
+    """One enabled rule, resolved for a run: what each connection's CheckContext needs from config."""
+
+    rule_id: str
+    check: CheckFunction
+    needs: int
+    spec: RuleSpec
+    params: Mapping[str, Any]
+    severity: Severity
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    config: Any
+    catalogue: Mapping[str, RuleSpec]
+    fingerprint: tuple
+    profile: Profile
+    rules: tuple[_RulePlan, ...]
+
+
+# The plan of the last run: configuration and catalogue do not change between the connections of
+# one run, so the effective parameters are resolved once, not once per rule per connection.
+_last_plan: _Plan | None = None
+
+
+def _fingerprint(config, catalogue: Mapping[str, RuleSpec]) -> tuple:
+    """What the plan depends on, cheap to compare: a config or catalogue changed in place is noticed."""
+    return (
+        config.profile,
+        tuple(sorted(config.disabled)),
+        tuple(sorted(config.severities.items())),
+        repr(config.params),
+        tuple(map(catalogue.get, CHECKS)),  # tuples compare items by identity first: cheap
+    )
+
+
+def _plan(config, catalogue: Mapping[str, RuleSpec]) -> _Plan:
+    global _last_plan
+    fingerprint = _fingerprint(config, catalogue)
+    plan = _last_plan
+    if plan is not None and plan.config is config and plan.catalogue is catalogue and plan.fingerprint == fingerprint:
+        return plan
+    profile = config.profile_for_run()
+    rules = []
+    for rule_id, check in CHECKS.items():
+        spec = catalogue.get(rule_id)
+        if spec is None or not config.enabled(rule_id):
+            continue
+        params = config.parameters(spec, profile)
+        rules.append(_RulePlan(rule_id, check, NEEDS[rule_id], spec, params, config.severity_of(spec)))
+    _last_plan = plan = _Plan(config, catalogue, fingerprint, profile, tuple(rules))
+    return plan
 
 
 def run_checks(
@@ -86,22 +153,24 @@ def run_checks(
     catalogue: Mapping[str, RuleSpec],
 ) -> list[Finding]:
     """Every enabled rule over one connection, in frame order; severities as configured."""
-    profile = config.profile_for_run()
+    plan = _plan(config, catalogue)
+    seen = 0
+    for step in replay.steps:
+        seen |= step.segment.flags
     findings: list[Finding] = []
-    for rule_id, check in CHECKS.items():
-        spec = catalogue.get(rule_id)
-        if spec is None or not config.enabled(rule_id):
-            continue
+    for rule in plan.rules:
+        if rule.needs & seen != rule.needs:
+            continue  # e.g. a RST rule on a connection without RST: nothing to find
         ctx = CheckContext(
             connection=conn,
             replay=replay,
             previous=previous,
             capture_end=capture_end,
-            params=config.parameters(spec, profile),
-            profile=profile,
-            spec=spec,
-            severity=config.severity_of(spec),
+            params=dict(rule.params),
+            profile=plan.profile,
+            spec=rule.spec,
+            severity=rule.severity,
         )
-        findings.extend(check(ctx))
+        findings.extend(rule.check(ctx))
     findings.sort(key=lambda f: (f.frame, f.rule))
     return findings

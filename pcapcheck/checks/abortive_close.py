@@ -13,9 +13,12 @@ from collections.abc import Iterator
 
 from ..findings import Finding
 from ..replay.model import NOTE_RST_OUT_OF_WINDOW, State
+from ..segments import RST
 from .context import CheckContext, first_fin, sent_data_before, started_midstream
 
 RULE = "abortive-close"
+# It can only find something in a connection with a RST: run_checks skips the others.
+NEEDS = RST
 
 _OPEN_STATES = (State.ESTABLISHED, State.CLOSE_WAIT)
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding
-from ..segments import Side
+from ..segments import FIN, RST, Side
 from .context import CheckContext, seconds, sent_data_before, started_midstream
 
 RULE = "close-wait-leak"
+# It can only find something in a connection with a FIN: run_checks skips the others.
+NEEDS = FIN
 
 
 def check(ctx: CheckContext) -> Iterator[Finding]:
@@ -26,14 +28,15 @@ def check(ctx: CheckContext) -> Iterator[Finding]:
     threshold = ctx.params["threshold"]
     midstream = started_midstream(ctx.connection, ctx.replay)
     for holder in (Side.CLIENT, Side.SERVER):
+        peer = holder.peer
         fin_at = next(
-            (k for k, s in enumerate(steps) if s.segment.sender is holder.peer and s.segment.fin and s.delivered),
+            (k for k, s in enumerate(steps) if s.segment.sender is peer and s.segment.flags & FIN and s.delivered),
             None,
         )
         if fin_at is None or not ctx.seen_from_side(holder):
             continue
         fin = steps[fin_at].segment
-        if any(s.segment.sender is holder and (s.segment.fin or s.segment.rst) for s in steps[:fin_at]):
+        if any(s.segment.sender is holder and s.segment.flags & (FIN | RST) for s in steps[:fin_at]):
             continue  # it had closed first: not CLOSE-WAIT
         if midstream and not sent_data_before(steps, holder, fin_at):
             continue  # it may have sent its FIN before the capture began
@@ -45,7 +48,7 @@ def check(ctx: CheckContext) -> Iterator[Finding]:
             if seg.sender is holder and (seg.fin or seg.rst):
                 end, ended_by = seg.time, f"{'FIN' if seg.fin else 'RST'} frame {seg.frame}"
                 break
-            if seg.sender is holder.peer and seg.rst:
+            if seg.sender is peer and seg.rst:
                 end, ended_by = None, "peer-rst"
                 break
             if seg.sender is holder and seg.length > 0:

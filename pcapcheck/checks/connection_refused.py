@@ -6,9 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding
+from ..segments import RST, SYN
 from .context import CheckContext
 
 RULE = "connection-refused"
+# It can only find something in a connection with a RST and a SYN: run_checks skips the others.
+NEEDS = RST | SYN
 
 
 def check(ctx: CheckContext) -> Iterator[Finding]:

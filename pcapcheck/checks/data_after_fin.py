@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding
-from ..segments import Side
+from ..segments import FIN, Side
 from .context import CheckContext, fin_number
 
 RULE = "data-after-fin"
+# It can only find something in a connection with a FIN: run_checks skips the others.
+NEEDS = FIN
 
 
 def check(ctx: CheckContext) -> Iterator[Finding]:

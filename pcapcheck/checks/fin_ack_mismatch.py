@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding
-from ..segments import Side
+from ..segments import ACK, FIN, RST, Side
 from .context import CheckContext, fin_number
 
 RULE = "fin-ack-mismatch"
+# It can only find something in a connection with a FIN: run_checks skips the others.
+NEEDS = FIN
 
 
 def check(ctx: CheckContext) -> Iterator[Finding]:
@@ -23,12 +25,16 @@ def check(ctx: CheckContext) -> Iterator[Finding]:
     for step in ctx.steps:
         seg = step.segment
         side = seg.sender
-        if not seg.rst:
-            sent_end[side] = max(sent_end.get(side, seg.end_seq), seg.end_seq)
-        if seg.fin and side not in fin_of:
+        flags = seg.flags  # bit tests, not properties: this loop runs over every segment
+        if not flags & RST:
+            end = seg.end_seq
+            sent_end[side] = max(sent_end.get(side, end), end)
+        if flags & FIN and side not in fin_of:
             fin_of[side] = fin_number(seg)
+        if not fin_of or not flags & ACK or flags & RST:
+            continue
         peer = side.peer
-        if peer in fin_of and seg.has_ack and not seg.rst and seg.ack > max(fin_of[peer] + 1, sent_end[peer]):
+        if peer in fin_of and seg.ack > max(fin_of[peer] + 1, sent_end[peer]):
             yield ctx.finding(
                 seg,
                 side,

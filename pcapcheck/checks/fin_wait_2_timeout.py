@@ -14,28 +14,31 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding
-from ..segments import Side
+from ..segments import FIN, RST, Side
 from .context import CheckContext, acknowledges, fin_number, seconds
 
 RULE = "fin-wait-2-timeout"
+# It can only find something in a connection with a FIN: run_checks skips the others.
+NEEDS = FIN
 
 
 def check(ctx: CheckContext) -> Iterator[Finding]:
     steps = ctx.steps
     limit = ctx.params["fin_wait_2"]
     for holder in (Side.CLIENT, Side.SERVER):
-        fin_at = next((k for k, s in enumerate(steps) if s.segment.sender is holder and s.segment.fin), None)
+        peer = holder.peer
+        fin_at = next((k for k, s in enumerate(steps) if s.segment.sender is holder and s.segment.flags & FIN), None)
         if fin_at is None:
             continue
-        if any(s.segment.sender is holder.peer and (s.segment.fin or s.segment.rst) for s in steps[:fin_at]):
+        if any(s.segment.sender is peer and s.segment.flags & (FIN | RST) for s in steps[:fin_at]):
             continue  # the peer closed first: the holder went to LAST-ACK, not FIN-WAIT-2
         fin_end = fin_number(steps[fin_at].segment) + 1
         entry = None
         for k in range(fin_at + 1, len(steps)):
             seg = steps[k].segment
-            if seg.sender is holder.peer and (seg.fin or seg.rst):
+            if seg.sender is peer and (seg.fin or seg.rst):
                 break  # CLOSING / TIME-WAIT / reset, never FIN-WAIT-2
-            if seg.sender is holder.peer and acknowledges(seg, fin_end):
+            if seg.sender is peer and acknowledges(seg, fin_end):
                 entry = k
                 break
         if entry is None:
@@ -45,12 +48,12 @@ def check(ctx: CheckContext) -> Iterator[Finding]:
             seg = later.segment
             if seg.rst:
                 break
-            if seg.sender is holder.peer:
+            if seg.sender is peer:
                 if seg.length > 0 and not seg.fin:
                     since = seg.time
                 if not seg.fin:
                     continue
-            if seg.sender is holder.peer and seg.fin and seg.time - since <= limit:
+            if seg.sender is peer and seg.fin and seg.time - since <= limit:
                 break  # the peer closed in time
             if seg.sender is holder and seg.time - since > limit:
                 ack = steps[entry].segment

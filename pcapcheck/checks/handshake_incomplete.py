@@ -13,9 +13,12 @@ from collections.abc import Iterator
 
 from ..findings import Finding
 from ..replay.model import Close, State
+from ..segments import SYN
 from .context import CheckContext, started_midstream
 
 RULE = "handshake-incomplete"
+# It can only find something in a connection with a SYN: run_checks skips the others.
+NEEDS = SYN
 
 
 def check(ctx: CheckContext) -> Iterator[Finding]:

@@ -15,10 +15,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding
-from ..segments import Side
+from ..segments import FIN, Side
 from .context import CheckContext, acknowledges, fin_number, handshake_rtt, seconds
 
 RULE = "missing-fin-retransmit"
+# It can only find something in a connection with a FIN: run_checks skips the others.
+NEEDS = FIN
 
 
 def check(ctx: CheckContext) -> Iterator[Finding]:

@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding
-from ..segments import Segment, Side
+from ..segments import SYN, Segment, Side
 from .context import CheckContext
 
 RULE = "option-not-negotiated"
+# It can only find something in a connection with a SYN: run_checks skips the others.
+NEEDS = SYN
 
 
 def check(ctx: CheckContext) -> Iterator[Finding]:
@@ -42,10 +44,9 @@ def check(ctx: CheckContext) -> Iterator[Finding]:
     timestamps = syn.ts_val is not None and synack.ts_val is not None
     for step in ctx.steps:
         seg = step.segment
-        if seg.syn or seg.sender in reported:
+        if seg.flags & SYN or seg.sender in reported:
             continue
-        peer_syn = syn_of[seg.sender.peer]
-        if seg.sack_blocks and not peer_syn.sack_permitted:
+        if seg.sack_blocks and not syn_of[seg.sender.peer].sack_permitted:
             used, rfc = "SACK blocks", "RFC 2018 §2"
         elif seg.ts_val is not None and not timestamps:
             used, rfc = "timestamps", "RFC 7323 §3.2"

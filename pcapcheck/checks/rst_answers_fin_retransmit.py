@@ -13,9 +13,12 @@ from collections.abc import Iterator
 
 from ..findings import Finding
 from ..replay.model import NOTE_RETRANSMISSION
+from ..segments import FIN, RST
 from .context import CheckContext, acknowledges, fin_number, seconds
 
 RULE = "rst-answers-fin-retransmit"
+# It can only find something in a connection with a FIN and a RST: run_checks skips the others.
+NEEDS = FIN | RST
 
 
 def check(ctx: CheckContext) -> Iterator[Finding]:

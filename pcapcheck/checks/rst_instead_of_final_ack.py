@@ -15,9 +15,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding
+from ..segments import FIN, RST
 from .context import CheckContext, acknowledges, fin_number
 
 RULE = "rst-instead-of-final-ack"
+# It can only find something in a connection with a FIN and a RST: run_checks skips the others.
+NEEDS = FIN | RST
 
 
 def check(ctx: CheckContext) -> Iterator[Finding]:

@@ -12,9 +12,12 @@ from collections.abc import Iterator
 
 from ..findings import Finding
 from ..replay.model import NOTE_RST_OUT_OF_WINDOW, State
+from ..segments import RST
 from .context import CheckContext, started_midstream
 
 RULE = "rst-out-of-window"
+# It can only find something in a connection with a RST: run_checks skips the others.
+NEEDS = RST
 
 _WINDOWED = (
     State.SYN_RECEIVED,

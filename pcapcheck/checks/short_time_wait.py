@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding
+from ..segments import SYN
 from .context import CheckContext, seconds
 from .reuse import find_reuse
 
 RULE = "short-time-wait"
+# It can only find something in a connection with a SYN: run_checks skips the others.
+NEEDS = SYN
 
 
 def check(ctx: CheckContext) -> Iterator[Finding]:

@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding
+from ..segments import FIN
 from .context import CheckContext, fin_number
 
 RULE = "simultaneous-close"
+# It can only find something in a connection with a FIN: run_checks skips the others.
+NEEDS = FIN
 
 
 def check(ctx: CheckContext) -> Iterator[Finding]:

@@ -8,13 +8,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding
+from ..segments import ACK, SYN
 from .context import CheckContext
 
 RULE = "simultaneous-open"
+# It can only find something in a connection with a SYN: run_checks skips the others.
+NEEDS = SYN
 
 
 def check(ctx: CheckContext) -> Iterator[Finding]:
-    syns = [s.segment for s in ctx.steps if s.segment.syn and not s.segment.has_ack]
+    syns = [s.segment for s in ctx.steps if s.segment.flags & (SYN | ACK) == SYN]
     if not syns:
         return
     second = next((syn for syn in syns if syn.sender is not syns[0].sender), None)

@@ -15,9 +15,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding
+from ..segments import SYN
 from .context import CheckContext, seconds
 
 RULE = "syn-retransmit-too-early"
+# It can only find something in a connection with a SYN: run_checks skips the others.
+NEEDS = SYN
 
 _CAPTURE_DUPLICATE = 0.001
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding
-from ..segments import Side
+from ..segments import SYN, Side
 from .context import CheckContext
 
 RULE = "synack-bad-ack"
+# It can only find something in a connection with a SYN: run_checks skips the others.
+NEEDS = SYN
 
 _MASK = 0xFFFFFFFF
 
@@ -22,11 +24,13 @@ def check(ctx: CheckContext) -> Iterator[Finding]:
     syn_ends: dict[Side, set[int]] = {Side.CLIENT: set(), Side.SERVER: set()}
     for step in ctx.steps:
         seg = step.segment
-        if seg.syn and not seg.has_ack:
+        if not seg.flags & SYN:
+            continue  # only SYNs and SYN-ACKs matter here
+        if not seg.has_ack:
             syn_ends[seg.sender].add((seg.seq + 1) & _MASK)
             continue
         answered = syn_ends[seg.sender.peer]
-        if seg.syn and seg.has_ack and answered and (seg.ack & _MASK) not in answered:
+        if answered and (seg.ack & _MASK) not in answered:
             isns = ", ".join(str((e - 1) & _MASK) for e in sorted(answered))
             yield ctx.finding(
                 seg,

@@ -12,9 +12,12 @@ from collections.abc import Iterator
 
 from ..findings import Finding
 from ..replay.model import NOTE_RST_OUT_OF_WINDOW, State
+from ..segments import RST
 from .context import CheckContext
 
 RULE = "time-wait-assassination"
+# It can only find something in a connection with a RST: run_checks skips the others.
+NEEDS = RST
 
 
 def check(ctx: CheckContext) -> Iterator[Finding]:

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding
-from ..segments import Side
+from ..segments import RST, SYN, Side
 from .context import CheckContext
 
 RULE = "timestamps-dropped"
+# It can only find something in a connection with a SYN: run_checks skips the others.
+NEEDS = SYN
 
 
 def check(ctx: CheckContext) -> Iterator[Finding]:
@@ -24,7 +26,7 @@ def check(ctx: CheckContext) -> Iterator[Finding]:
     reported: set[Side] = set()
     for step in ctx.steps:
         seg = step.segment
-        if seg.syn or seg.rst or seg.truncated or seg.ts_val is not None or seg.sender in reported:
+        if seg.flags & (SYN | RST) or seg.truncated or seg.ts_val is not None or seg.sender in reported:
             continue
         reported.add(seg.sender)
         yield ctx.finding(

@@ -18,7 +18,7 @@ retransmission (no stack's retransmission timer is that short).
 
 from __future__ import annotations
 
-from ..segments import Segment, Side
+from ..segments import ACK, FIN, RST, SYN, Segment, Side
 from .facts import Controls, fin_position
 from .vantage import Legs
 
@@ -47,7 +47,7 @@ def control_transmissions(segments: list[Segment]) -> dict[tuple[int, str, int],
     """(side, "syn"|"syn-ack"|"fin", position) -> indices of every transmission, copies folded."""
     sent: dict[tuple[int, str, int], list[int]] = {}
     for seg in segments:
-        if seg.rst:
+        if not seg.flags & (SYN | FIN) or seg.flags & RST:
             continue
         keys = []
         if seg.syn:
@@ -67,8 +67,10 @@ def control_transmissions(segments: list[Segment]) -> dict[tuple[int, str, int],
 def undelivered(segments: list[Segment], controls: Controls, legs: Legs) -> set[int]:
     lost: set[int] = set()
     sent = control_transmissions(segments)
+    # (index, side, ack) of every segment carrying an acknowledgement: the candidates of each pass.
+    acking = [(s.index, _side(s), s.ack) for s in segments if s.flags & ACK and not s.flags & RST]
     for (side, _kind, position), indices in list(sent.items())[:MAX_CONTROL_GROUPS]:
-        acks = [s.index for s in segments if _side(s) != side and _acks_beyond(s, position)]
+        acks = [i for i, s_side, ack in acking if s_side != side and ack > position]
         # A retransmission with no acknowledgement (nor RST answering it) in between: the earlier
         # one was lost.
         for earlier, later in zip(indices, indices[1:]):

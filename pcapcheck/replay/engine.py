@@ -26,10 +26,11 @@ a RST exact), the last advertised window (is a RST in window) and SND.NXT.  ``re
    them), with the Tcb's running values set from step 2 before each event;
 4. build steps for the pinned segments and one summary step per data run (or steps on demand).
 
-Today about a third of the time goes into ``Connection.segments()`` building a Segment per row, and
-``facts``/``delivery`` walk those objects; the fast path must compute them over the numpy columns
-(``conn.seq``, ``conn.ack``, ``rows["flags"]``) and ask ``Connection.segments(indices)`` for the
-pinned rows only.  ``timeline`` is already vectorised.
+Already done: each column is converted to a Python list once per connection
+(``connections.segment_columns``) and the Segment objects, the vantage point, the unseen holes and,
+for connections of up to ``timeline.SMALL_CONNECTION`` segments, the event keys are computed from
+those lists; numpy's fixed cost per call dominated the short connections that make up most
+captures.  tests/test_replay_equivalence.py holds each list path to its numpy reference.
 
 Transitions, final states and anomalies must then equal this replay's: a property test over the
 builder scenarios of tests/test_replay_properties.py and every sample would pin that.
@@ -39,9 +40,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ..connections import Connection
+from ..connections import Connection, segment_columns, segment_list
 from ..profiles import Profile
-from ..segments import ACK, RST, Segment, Side
+from ..segments import ACK, RST, SYN, Segment, Side
 from .delivery import undelivered
 from .facts import Notes, add_note, find_controls, sequence_notes, unseen_acks
 from .machine import RFC_TIME_WAIT_TIMEOUT, Outcome, Tcb, infer_from_own_ack, on_receive, on_send
@@ -66,6 +67,7 @@ from .vantage import infer_vantage
 
 SIDES = (Side.CLIENT, Side.SERVER)
 UNKNOWN_WINDOW_SHIFT = 14  # no SYN seen: the scale is unknown, so assume the largest (RFC 7323 §2.3)
+_NO_NOTES: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -90,7 +92,8 @@ class _Replayer:
     def __init__(self, conn: Connection, profile: Profile, capture_end: float | None):
         self.conn = conn
         self.profile = profile
-        self.segments: list[Segment] = list(conn.segments())
+        self.columns = segment_columns(conn)
+        self.segments: list[Segment] = segment_list(conn, self.columns)
         last = conn.end if self.segments else 0.0
         self.capture_end = last if capture_end is None else max(capture_end, last)
         self.transitions: list[Transition] = []
@@ -105,27 +108,32 @@ class _Replayer:
         if n == 0:
             return Replay(conn.id, [], [], [], {s: State.CLOSED for s in SIDES}, Close.INCOMPLETE, Vantage.UNKNOWN)
         controls = find_controls(segments)
-        vantage, legs = infer_vantage(conn)
+        vantage, legs = infer_vantage(conn, self.columns)
         sequence_notes(segments, conn, controls, self.notes)
         self.anomalies.extend(self._capture_anomalies())
-        self.anomalies.extend(unseen_acks(segments, conn, self.notes))
+        self.anomalies.extend(unseen_acks(segments, conn, self.notes, self.columns))
         lost = undelivered(segments, controls, legs)
         silent = self._silent_side()
         tcbs = self._initial_tcbs(silent)
-        rst_aborts = _rst_aborts(segments)
+        rst_aborts = _rst_aborts(segments, self.columns.sender)
         one_way = _OneWay(segments, silent) if silent is not None else None
         unsent = {a.frame for a in self.anomalies if a.kind == ANOMALY_ACK_OF_UNSENT}
 
-        sender_states: list[tuple[State, State] | None] = [None] * n
+        # What each segment's sender went through (two lists: one tuple per event costs more).
+        sender_before: list[State | None] = [None] * n
+        sender_after: list[State | None] = [None] * n
         receiver_states: list[tuple[State, State] | None] = [None] * n
         last_received: list[tuple[int, int] | None] = [None, None]  # (segment, transitions position)
-        for kind, i in event_order(conn, controls, legs):
+        sender_of = self.columns.sender
+        clocks = self.clocks
+        out = Outcome()
+        for kind, i in event_order(conn, controls, legs, self.columns):
             seg = segments[i]
-            side = _index(seg.sender) if kind == SEND else 1 - _index(seg.sender)
+            side = sender_of[i] if kind == SEND else 1 - sender_of[i]
             tcb = tcbs[side]
-            self._expire(side, tcb, seg.time)
+            if clocks[side] is not None:
+                self._expire(side, tcb, seg.time)
             before = tcb.state
-            out = Outcome()
             if side == silent:
                 pass  # nothing it sent was captured: what it went through is unknown
             elif kind == SEND:
@@ -134,30 +142,34 @@ class _Replayer:
                 on_send(tcb, seg, out, rst_aborts=rst_aborts[i])
             elif i not in lost:
                 on_receive(tcb, seg, out, ack_of_unsent=seg.frame in unsent)
-            if out.changes and NOTE_STATE_DROPPED in out.notes and kind == SEND:
-                before = self._drop_at_trigger(side, seg, out, last_received[side], receiver_states)
-            else:
-                self._record(side, seg, out, i)
-            if kind != SEND and i not in lost:
-                last_received[side] = (i, len(self.transitions))
+            if out.changes or out.notes:
+                if out.changes and NOTE_STATE_DROPPED in out.notes and kind == SEND:
+                    before = self._drop_at_trigger(side, seg, out, last_received[side], receiver_states)
+                else:
+                    self._record(side, seg, out, i)
             if kind == SEND:
-                sender_states[i] = (before, tcb.state)
+                sender_before[i], sender_after[i] = before, tcb.state
             else:
+                if i not in lost:
+                    last_received[side] = (i, len(self.transitions))
                 receiver_states[i] = (before, tcb.state)
             if out.unexpected:
                 self._unexpected(seg, out.unexpected, tcbs, kind == SEND)
+            if out.changes or out.notes or out.unexpected:
+                out = Outcome()  # most events change nothing: their Outcome is reused
         for side, tcb in enumerate(tcbs):
             self._expire(side, tcb, self.capture_end)
 
+        notes = self.notes
         steps = [
             Step(
-                segment=seg,
-                sender_before=sender_states[i][0],
-                sender_after=sender_states[i][1],
-                receiver_before=receiver_states[i][0],
-                receiver_after=receiver_states[i][1],
-                notes=frozenset(self.notes.get(i, ())),
-                delivered=i not in lost,
+                seg,
+                sender_before[i],
+                sender_after[i],
+                receiver_states[i][0],
+                receiver_states[i][1],
+                frozenset(notes[i]) if i in notes else _NO_NOTES,
+                i not in lost,
             )
             for i, seg in enumerate(segments)
         ]
@@ -183,14 +195,14 @@ class _Replayer:
 
     def _silent_side(self) -> int | None:
         """The side none of whose segments were captured, while the other side's ACKs show it talked."""
+        sender = self.columns.sender
         for side in (0, 1):
-            sent = [s for s in self.segments if _index(s.sender) != side]
-            if len(sent) == len(self.segments) and any(s.has_ack and not s.rst for s in sent):
+            if side not in sender and any(f & ACK and not f & RST for f in self.columns.flags):
                 return side
         return None
 
     def _fins_acked(self, controls, tcbs: list[Tcb], silent: int | None) -> tuple[bool, bool]:
-        acked = list(controls_acked(self.segments, controls))
+        acked = list(controls_acked(self.segments, controls, self.columns.sender))
         if silent is not None:
             # Only the seen side's own ACKs and FIN tell: its inferences are all there is.
             seen = 1 - silent
@@ -199,11 +211,11 @@ class _Replayer:
         return acked[0], acked[1]
 
     def _initial_tcbs(self, silent: int | None) -> list[Tcb]:
-        segments = self.segments
-        client_syn = any(s.sender is Side.CLIENT and s.syn and not s.has_ack for s in segments)
-        server_first = next((s for s in segments if s.sender is Side.SERVER), None)
-        server_synack = server_first is not None and server_first.syn and server_first.has_ack
-        client_acks = any(s.sender is Side.CLIENT and s.has_ack and not s.rst for s in segments)
+        sides, flags = self.columns.sender, self.columns.flags
+        client_syn = any(side == 0 and f & SYN and not f & ACK for side, f in zip(sides, flags))
+        server_first = next((f for side, f in zip(sides, flags) if side == 1), None)
+        server_synack = server_first is not None and bool(server_first & SYN) and bool(server_first & ACK)
+        client_acks = any(side == 0 and f & ACK and not f & RST for side, f in zip(sides, flags))
         if client_syn:
             client = State.CLOSED
             # A listener answers a SYN with SYN-ACK; a closed port with RST (§3.10.7.1).
@@ -225,7 +237,7 @@ class _Replayer:
         offered: list[int | None] = [None, None]
         saw_syn = [False, False]
         for seg in self.segments:
-            if seg.syn:
+            if seg.flags & SYN:
                 side = _index(seg.sender)
                 saw_syn[side] = True
                 if seg.wscale is not None:
@@ -392,13 +404,13 @@ def _index(side: Side) -> int:
     return 0 if side is Side.CLIENT else 1
 
 
-def _rst_aborts(segments: list[Segment]) -> list[bool]:
+def _rst_aborts(segments: list[Segment], sender: list[int] | None = None) -> list[bool]:
     """A RST aborts its sender's connection unless the sender goes on sending other segments."""
     aborts = [True] * len(segments)
     still_talking = [False, False]
     for seg in reversed(segments):
-        side = _index(seg.sender)
-        if seg.rst:
+        side = _index(seg.sender) if sender is None else sender[seg.index]
+        if seg.flags & RST:
             aborts[seg.index] = not still_talking[side]
         else:
             still_talking[side] = True
@@ -437,16 +449,20 @@ def _expected_ack(receiver: Tcb, conn: Connection, seg: Segment) -> int | None:
     return receiver.snd_nxt - conn.base(seg.sender.peer)
 
 
-def controls_acked(segments: list[Segment], controls) -> tuple[bool, bool]:
+def controls_acked(segments: list[Segment], controls, sender: list[int] | None = None) -> tuple[bool, bool]:
     """Was each side's FIN acknowledged by the peer (ACK >= FIN + 1), delivered or not?"""
     acked = [False, False]
+    if controls.fin == (None, None):
+        return False, False
+    sides = sender if sender is not None else [_index(s.sender) for s in segments]
+    # The highest ACK each side sent (RSTs aside): a FIN is acknowledged when the peer's top is past it.
+    top: list[int | None] = [None, None]
+    for seg, side in zip(segments, sides):
+        if seg.flags & ACK and not seg.flags & RST and (top[side] is None or seg.ack > top[side]):
+            top[side] = seg.ack
     for side in (0, 1):
-        fin = controls.fin[side]
-        if fin is None:
-            continue
-        acked[side] = any(
-            _index(s.sender) != side and s.flags & ACK and not s.flags & RST and s.ack > fin for s in segments
-        )
+        fin, peer_top = controls.fin[side], top[1 - side]
+        acked[side] = fin is not None and peer_top is not None and peer_top > fin
     return acked[0], acked[1]
 
 

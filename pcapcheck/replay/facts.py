@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..connections import Connection
-from ..segments import FIN, RST, SYN, Segment, Side
+from ..connections import Connection, SegmentColumns
+from ..segments import ACK, FIN, RST, SYN, Segment, Side
 from .model import (
     ANOMALY_ACK_OF_UNSENT,
     ANOMALY_ACK_UNSEEN_DATA,
@@ -62,33 +62,40 @@ def sequence_notes(segments: list[Segment], conn: Connection, controls: Controls
     highest_end: list[int | None] = [None, None]
     seen: set[tuple] = set()
     first_syn = True
+    client_fin, server_fin = controls.fin
+    # Bit tests on the flags word, not the Segment properties: this runs once per segment.
     for seg in segments:
+        flags = seg.flags
         side = 0 if seg.sender is Side.CLIENT else 1
-        key = (side, seg.seq, seg.ack, seg.flags, seg.length)
+        key = (side, seg.seq, seg.ack, flags, seg.length)
         if key in seen:
             add_note(notes, seg.index, NOTE_DUPLICATE)
         else:
             seen.add(key)
-        if seg.seg_len and not seg.rst:
+        seg_len = seg.length + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+        if seg_len and not flags & RST:
             top = highest_end[side]
+            end_seq = seg.seq + seg_len
             if top is not None and seg.seq < top:
                 add_note(notes, seg.index, NOTE_RETRANSMISSION)
-            if top is None or seg.end_seq > top:
-                highest_end[side] = seg.end_seq
-        peer_fin = controls.fin[1 - side]
-        if seg.has_ack and not seg.rst and peer_fin is not None and seg.ack == peer_fin + 1:
+            if top is None or end_seq > top:
+                highest_end[side] = end_seq
+        peer_fin = server_fin if side == 0 else client_fin
+        if flags & ACK and not flags & RST and peer_fin is not None and seg.ack == peer_fin + 1:
             add_note(notes, seg.index, NOTE_ACKS_FIN)
-        if first_syn and seg.syn and not seg.has_ack and seg.sender is Side.CLIENT:
+        if first_syn and flags & SYN and not flags & ACK and side == 0:
             first_syn = False
             if conn.incarnation > 1:
                 add_note(notes, seg.index, NOTE_NEW_INCARNATION_SYN)
 
 
-def unseen_holes(conn: Connection, side_index: int) -> list[int]:
+def unseen_holes(conn: Connection, side_index: int, columns: SegmentColumns | None = None) -> list[int]:
     """Starts of the stretches of ``side``'s sequence space no captured segment covers.
 
     The last entry is where the captured space ends: everything above it is unseen too.
     """
+    if columns is not None:
+        return _unseen_holes_of(columns, side_index)
     mask = conn.sender == side_index
     if not mask.any():
         return []
@@ -108,18 +115,44 @@ def unseen_holes(conn: Connection, side_index: int) -> list[int]:
     return [int(covered[g]) for g in gaps] + [int(covered[-1])]
 
 
-def unseen_acks(segments: list[Segment], conn: Connection, notes: Notes) -> list[Anomaly]:
+def _unseen_holes_of(cols: SegmentColumns, side_index: int) -> list[int]:
+    """``unseen_holes`` over Python lists: the same stable sort by start and running maximum of ends."""
+    spans = []
+    for side, start, length, flags in zip(cols.sender, cols.seq, cols.length, cols.flags):
+        if side != side_index:
+            continue
+        if flags & RST:
+            spans.append((start, start))
+        else:
+            spans.append((start, start + length + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)))
+    if not spans:
+        return []
+    spans.sort(key=lambda span: span[0])  # stable, like argsort(kind="stable")
+    holes = []
+    covered = spans[0][1]
+    for start, end in spans[1:]:
+        # A hole opens where a segment starts above everything before it reached.
+        if start > covered:
+            holes.append(covered)
+        if end > covered:
+            covered = end
+    return holes + [covered]
+
+
+def unseen_acks(
+    segments: list[Segment], conn: Connection, notes: Notes, columns: SegmentColumns | None = None
+) -> list[Anomaly]:
     """NOTE_ACKS_UNSEEN on the first ACK that covers each stretch the capture never saw.
 
     An ACK can only cover what its receiver got; if the capture never saw that sequence space the
     capture lost it (or started late), which is not the endpoints' fault: an "ack-unseen-data"
     anomaly.  Unless the acked side's own answer shows it never sent it: "ack-of-unsent".
     """
-    holes = [unseen_holes(conn, 0), unseen_holes(conn, 1)]
+    holes = [unseen_holes(conn, 0, columns), unseen_holes(conn, 1, columns)]
     position = [0, 0]
     anomalies: list[Anomaly] = []
     for seg in segments:
-        if not seg.has_ack or seg.rst:
+        if not seg.flags & ACK or seg.flags & RST:
             continue
         side = 0 if seg.sender is Side.CLIENT else 1
         peer_holes = holes[1 - side]

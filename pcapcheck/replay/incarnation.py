@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..connections import Connection
+from ..segments import ACK, SYN
 from .model import Replay, State, TimeWait, Transition
 
 RFC_NEW_INCARNATION = "RFC 9293 §3.6.1; RFC 6191"
@@ -23,9 +24,11 @@ def end_time_wait_by_new_incarnation(previous: Replay, new_connection: Connectio
     Updates ``previous`` in place (transition TIME-WAIT -> CLOSED, final state, ``time_wait``
     ended_by "new-syn"); returns whether anything changed.
     """
-    syn = next((s for s in new_connection.segments() if s.syn and not s.has_ack), None)
-    if syn is None:
+    # Only the first SYN is needed: find its row in the flags column, build that one Segment.
+    at = next((i for i, f in enumerate(new_connection.rows["flags"].tolist()) if f & SYN and not f & ACK), None)
+    if at is None:
         return False
+    syn = next(new_connection.segments([at]))
     changed = False
     waits: list[TimeWait] = []
     for tw in previous.time_waits:

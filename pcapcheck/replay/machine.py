@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..segments import Segment
+from ..segments import ACK, FIN, RST, SYN, Segment
 from .facts import fin_position
 from .model import (
     NOTE_BEFORE_CAPTURE_KNOWLEDGE,
@@ -112,29 +112,33 @@ def on_send(tcb: Tcb, seg: Segment, out: Outcome, *, rst_aborts: bool = True) ->
     answered an unacceptable segment (§3.10.7.3, §3.10.7.4) and left its own state alone."""
     if tcb.state is S.UNKNOWN:
         _infer(tcb, seg, out, sent=True)
-    if seg.rst:
+    # Flag bits read once (this runs for every captured segment): SYN, ACK, FIN, RST as in §3.1.
+    flags = seg.flags
+    if flags & RST:
         if rst_aborts:
             _send_rst(tcb, out)
         return
-    if seg.has_ack:
+    syn, fin, has_ack = flags & SYN, flags & FIN, flags & ACK
+    if has_ack:
         _learn_rcv_nxt(tcb, seg.ack, out)
-    tcb.rcv_wnd = seg.window if seg.syn else seg.window << tcb.window_shift
-    if seg.syn:
+    tcb.rcv_wnd = seg.window if syn else seg.window << tcb.window_shift
+    if syn:
         _send_syn(tcb, seg, out)
-    elif seg.has_ack and tcb.state is S.SYN_SENT:
+    elif has_ack and tcb.state is S.SYN_SENT:
         # Only a SYN-SENT endpoint that got the peer's SYN acknowledges it (§3.10.7.3).
         tcb.move(out, S.ESTABLISHED, "acknowledged the peer's SYN (SYN-ACK not seen)", RFC_SYN_SENT_STATE)
         out.notes.add(NOTE_BEFORE_CAPTURE_KNOWLEDGE)
-    elif tcb.state is S.SYN_RECEIVED and tcb.passive and (seg.fin or seg.length):
+    elif tcb.state is S.SYN_RECEIVED and tcb.passive and (fin or seg.length):
         # A listener hands the application only established connections, so data or a FIN from
         # it means the ACK of its SYN had arrived, whatever order the capture shows.
         tcb.move(out, S.ESTABLISHED, "sent data or FIN: the ACK of its SYN had arrived", RFC_OTHER_STATES)
         out.notes.add(NOTE_BEFORE_CAPTURE_KNOWLEDGE)
-    if tcb.snd_nxt is None or seg.end_seq > tcb.snd_nxt:
-        tcb.snd_nxt = seg.end_seq
-    if seg.fin:
+    end_seq = seg.seq + seg.length + (1 if syn else 0) + (1 if fin else 0)
+    if tcb.snd_nxt is None or end_seq > tcb.snd_nxt:
+        tcb.snd_nxt = end_seq
+    if fin:
         _send_fin(tcb, seg, out)
-    elif seg.length and not seg.syn:
+    elif seg.length and not syn:
         if tcb.state in (S.CLOSED, S.LISTEN, S.SYN_SENT):
             out.unexpected = f"data sent in {tcb.state}"
         elif tcb.fin_seq is not None and seg.seq >= tcb.fin_seq:
@@ -225,14 +229,16 @@ def on_receive(tcb: Tcb, seg: Segment, out: Outcome, *, ack_of_unsent: bool = Fa
     answer said so); an ACK merely beyond what the capture saw of it is taken as genuine."""
     if tcb.state is S.UNKNOWN:
         _infer(tcb, seg, out, sent=False)
-    if seg.rst:
+    flags = seg.flags
+    if flags & RST:
         _receive_rst(tcb, seg, out)
         return
     state = tcb.state
     if state is S.CLOSED:
         return  # §3.10.7.1: answered with RST, nothing changes
+    syn = flags & SYN
     if state is S.LISTEN:
-        if seg.syn and not seg.has_ack:
+        if syn and not flags & ACK:
             tcb.passive = True
             tcb.rcv_nxt = seg.seq + 1
             tcb.move(out, S.SYN_RECEIVED, "received SYN", RFC_LISTEN_STATE)
@@ -241,7 +247,7 @@ def on_receive(tcb: Tcb, seg: Segment, out: Outcome, *, ack_of_unsent: bool = Fa
         _receive_in_syn_sent(tcb, seg, out)
         return
     # SYN-RECEIVED and the synchronized states: §3.10.7.4.
-    if seg.syn:
+    if syn:
         if tcb.rcv_nxt is None or seg.seq + 1 > tcb.rcv_nxt:
             out.unexpected = f"SYN received in {state}"  # RFC 5961 §4: challenge ACK
             return
@@ -250,19 +256,20 @@ def on_receive(tcb: Tcb, seg: Segment, out: Outcome, *, ack_of_unsent: bool = Fa
     _note_window(tcb, seg, out)
     if ack_of_unsent:
         return  # §3.10.7.4 fifth check: "acks something not yet sent": ACK it and drop the segment
-    if seg.has_ack:
-        _receive_ack(tcb, seg.ack, out)
-    start = seg.seq + (1 if seg.syn else 0)
+    if flags & ACK and (tcb.state is S.SYN_RECEIVED or (tcb.fin_seq is not None and not tcb.fin_acked)):
+        _receive_ack(tcb, seg.ack, out)  # otherwise the fifth check has nothing to move
+    start = seg.seq + (1 if syn else 0)
     _accept(tcb, start, start + seg.length)
-    if seg.fin:
-        position = fin_position(seg)
+    if flags & FIN:
+        position = start + seg.length  # fin_position: after the SYN and the payload (§3.4)
         if tcb.fin_received:
             if position == tcb.peer_fin and tcb.state is S.TIME_WAIT:
                 # "Acknowledge it, and restart the 2 MSL timeout" (§3.10.7.4, TIME-WAIT).
                 out.notes.add(NOTE_TIME_WAIT_RESTART)
         else:
             tcb.peer_fin = position
-    _take_fin(tcb, out)
+    if tcb.peer_fin is not None and not tcb.fin_received:
+        _take_fin(tcb, out)
 
 
 def _receive_in_syn_sent(tcb: Tcb, seg: Segment, out: Outcome) -> None:
@@ -346,7 +353,9 @@ def _note_window(tcb: Tcb, seg: Segment, out: Outcome) -> None:
     if tcb.rcv_nxt is None or tcb.rcv_wnd is None:
         return
     beyond = seg.seq >= tcb.rcv_nxt + max(tcb.rcv_wnd, 1)
-    old = seg.seg_len > 0 and seg.end_seq <= tcb.rcv_nxt
+    flags = seg.flags
+    seg_len = seg.length + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+    old = seg_len > 0 and seg.seq + seg_len <= tcb.rcv_nxt
     if beyond or old:
         out.notes.add(NOTE_OUT_OF_WINDOW)
 

@@ -19,9 +19,11 @@ times a reception comes before a transmission (the transmission is the reply).
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 import numpy as np
 
-from ..connections import Connection
+from ..connections import Connection, SegmentColumns, segment_columns
 from ..segments import ACK, FIN, RST, SYN
 from .facts import Controls
 from .vantage import Legs
@@ -32,19 +34,40 @@ REORDER_WINDOW_NS = 1_000_000
 # Each pinned SYN/FIN/RST costs a pass over the connection; a storm of them (a RST flood on one
 # tuple) is pinned only this far and otherwise ordered by time.
 MAX_PINNED = 256
+# Up to this many segments the keys are computed over Python lists: numpy's fixed cost per call
+# (about a microsecond, some forty calls) outweighs the work on the few segments of a short
+# connection.  Both ways give the same keys (tests/test_replay_equivalence.py).
+SMALL_CONNECTION = 256
 
 
-def event_order(conn: Connection, controls: Controls, legs: Legs) -> list[tuple[int, int]]:
+def event_order(
+    conn: Connection, controls: Controls, legs: Legs, columns: SegmentColumns | None = None
+) -> list[tuple[int, int]]:
     """(kind, segment index) for every transmission and reception, in the order they happened.
 
     Round trips measured on the handshake may not hold later (or may be wrong when the handshake
     itself was captured out of order).  When they contradict what the acknowledgements prove, the
     capture order is taken instead: legs of zero.
     """
+    n = conn.packets
+    if n <= SMALL_CONNECTION:
+        cols = columns if columns is not None else segment_columns(conn)
+        receive, send, consistent = event_keys_small(cols, controls, legs)
+        if not consistent and (legs.client or legs.server):
+            receive, send, _ = event_keys_small(cols, controls, Legs(0, 0, False))
+        # lexsort((indices, kinds, keys)): by key, then reception before transmission, then index;
+        # packed into one int per event (key, kind bit, index bits) because ints sort much faster
+        # than tuples.  Python's & and >> on negative ints act on two's complement: keys may be < 0.
+        bits = n.bit_length()
+        half = 1 << bits
+        packed = [(k << (bits + 1)) | i for i, k in enumerate(receive)]
+        packed += [(k << (bits + 1)) | half | i for i, k in enumerate(send)]
+        packed.sort()
+        mask = half - 1
+        return [((v >> bits) & 1, v & mask) for v in packed]
     keys, consistent = _event_keys(conn, controls, legs)
     if not consistent and (legs.client or legs.server):
         keys, _ = _event_keys(conn, controls, Legs(0, 0, False))
-    n = conn.packets
     kinds = np.concatenate([np.full(n, RECEIVE), np.full(n, SEND)])
     indices = np.concatenate([np.arange(n), np.arange(n)])
     order = np.lexsort((indices, kinds, keys))
@@ -123,3 +146,98 @@ def _event_keys(conn: Connection, controls: Controls, legs: Legs) -> tuple[np.nd
     # Nothing is received before it was sent.
     receive = np.maximum(receive, send + 1)
     return np.concatenate([receive, send]), consistent
+
+
+def event_keys_small(cols: SegmentColumns, controls: Controls, legs: Legs) -> tuple[list[int], list[int], bool]:
+    """``_event_keys`` over Python lists: (reception keys, transmission keys, consistent).
+
+    The same bounds in the same order as ``_event_keys``; each numpy mask there is a loop here.
+    """
+    ts, sender, flags, seq, ack, length = cols.ts_ns, cols.sender, cols.flags, cols.seq, cols.ack, cols.length
+    n = len(ts)
+    t0 = ts[0]
+    t = [x - t0 for x in ts]
+    leg = (legs.client, legs.server)
+    send = [4 * (2 * t[i] - leg[sender[i]]) for i in range(n)]
+    receive = [4 * (2 * t[i] + leg[1 - sender[i]]) - 2 for i in range(n)]
+    acking = [bool(f & ACK) and not f & RST for f in flags]
+    # Per sending side: the segments that acknowledge (not RSTs), and the bare SYNs.
+    ackers = ([], [])
+    bare_syns = ([], [])
+    for j in range(n):
+        if acking[j]:
+            ackers[sender[j]].append(j)
+        elif flags[j] & SYN and not flags[j] & (ACK | RST):
+            bare_syns[sender[j]].append(j)
+    consistent = True
+
+    # A SYN or FIN is received before the receiver's first ACK of it, after its last ACK below it.
+    control = [i for i, f in enumerate(flags) if f & (SYN | FIN) and not f & RST]
+    for i in control[:MAX_PINNED]:
+        f = flags[i]
+        end = seq[i] + length[i] + (1 if f & SYN else 0) + (1 if f & FIN else 0)
+        other = 1 - sender[i]
+        earliest = t[i] - REORDER_WINDOW_NS
+        replies = [j for j in ackers[other] if t[j] >= earliest]
+        covering = [send[j] for j in replies if ack[j] >= end]
+        if not covering:
+            continue
+        upper = min(covering)
+        if send[i] >= upper - 2:
+            # Captured after its own acknowledgement (capture reordering): it left before.
+            send[i] = upper - 3
+            consistent = False
+        below = [send[j] for j in replies if ack[j] < end and send[j] < upper]
+        below += [send[j] for j in bare_syns[other] if send[j] < upper]
+        if below:
+            receive[i] = max(receive[i], max(below) + 1)
+        receive[i] = min(receive[i], upper - 1)
+        if receive[i] <= send[i]:
+            consistent = False
+    # Data is received before the receiver's first ACK of it.
+    for side in (0, 1):
+        data = [
+            i for i in range(n) if sender[i] == side and length[i] > 0 and not flags[i] & (SYN | FIN | RST)
+        ]
+        replies = ackers[1 - side]
+        if not data or not replies:
+            continue
+        reached = []
+        top = None
+        for j in replies:
+            top = ack[j] if top is None or ack[j] > top else top
+            reached.append(top)
+        pairs = []
+        for d in data:
+            first = bisect_left(reached, seq[d] + length[d])
+            if first < len(replies):
+                j = replies[first]
+                if t[j] >= t[d] - REORDER_WINDOW_NS:
+                    pairs.append((d, j))
+        if any(send[j] - 1 <= send[d] for d, j in pairs):
+            consistent = False  # the legs put an ACK before the data it acknowledges
+        for d, j in pairs:
+            receive[d] = min(receive[d], send[j] - 1)
+    # An ACK of a SYN or FIN arrives after that SYN or FIN left.
+    for side in (0, 1):
+        for bit, position in ((SYN, controls.syn[side]), (FIN, controls.fin[side])):
+            if position is None:
+                continue
+            first = next((i for i in range(n) if sender[i] == side and flags[i] & bit), None)
+            if first is None:
+                continue
+            sent_at = send[first]
+            earliest = t[first] - REORDER_WINDOW_NS
+            for j in ackers[1 - side]:
+                if ack[j] > position and receive[j] <= sent_at and t[j] >= earliest:
+                    receive[j] = sent_at + 1
+    # A RST answering a segment (RFC 9293 §3.10.7.1: <SEQ=SEG.ACK><CTL=RST>) follows its arrival.
+    resets = [i for i, f in enumerate(flags) if f & RST]
+    for i in resets[:MAX_PINNED]:
+        me, s = sender[i], seq[i]
+        j = next((j for j in range(i - 1, -1, -1) if acking[j] and sender[j] != me and ack[j] == s), None)
+        if j is not None and receive[j] >= send[i]:
+            receive[j] = max(send[i] - 1, send[j] + 1)
+    # Nothing is received before it was sent.
+    receive = [r if r > s + 1 else s + 1 for r, s in zip(receive, send)]
+    return receive, send, consistent

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..connections import Connection
+from ..connections import Connection, SegmentColumns
 from ..segments import ACK, RST, SYN
 from .model import Vantage
 
@@ -37,8 +37,10 @@ class Legs:
         return self.client if side_index == 0 else self.server
 
 
-def handshake_legs(conn: Connection) -> tuple[int | None, int | None]:
+def handshake_legs(conn: Connection, columns: SegmentColumns | None = None) -> tuple[int | None, int | None]:
     """(client leg, server leg) in ns from the first answered handshake, None where unseen."""
+    if columns is not None:
+        return _handshake_legs_of(columns)
     flags = conn.rows["flags"]
     ts = conn.rows["ts_ns"]
     sender = conn.sender
@@ -69,8 +71,10 @@ def handshake_legs(conn: Connection) -> tuple[int | None, int | None]:
     return client_leg, server_leg
 
 
-def initial_ttl(conn: Connection, side_index: int) -> bool | None:
+def initial_ttl(conn: Connection, side_index: int, columns: SegmentColumns | None = None) -> bool | None:
     """Do ``side``'s packets carry an initial TTL (sent by the capturing host)?  None: none seen."""
+    if columns is not None:
+        return _initial_ttl_of(columns, side_index)
     ttls = conn.rows["ttl"][conn.sender == side_index]
     if not len(ttls):
         return None
@@ -78,9 +82,54 @@ def initial_ttl(conn: Connection, side_index: int) -> bool | None:
     return int(values[np.argmax(counts)]) in INITIAL_TTLS
 
 
-def infer_vantage(conn: Connection) -> tuple[Vantage, Legs]:
-    client_leg, server_leg = handshake_legs(conn)
-    by_ttl = (initial_ttl(conn, 0), initial_ttl(conn, 1))
+def _handshake_legs_of(cols: SegmentColumns) -> tuple[int | None, int | None]:
+    """``handshake_legs`` over Python lists (a handshake is a few segments: numpy costs more than it saves)."""
+    flags, ts, sender = cols.flags, cols.ts_ns, cols.sender
+    n = len(flags)
+    synacks = [i for i in range(n) if sender[i] == 1 and flags[i] & SYN and flags[i] & ACK]
+    if not synacks:
+        return None, None
+    first_synack = synacks[0]
+    if any(sender[i] == 1 and flags[i] & SYN for i in range(first_synack)):
+        return None, None  # a simultaneous open: no SYN -> SYN-ACK round trip to measure
+    # The SYN that SYN-ACK answers: the last client SYN before it (an earlier one may have been lost).
+    syn = next(
+        (i for i in range(first_synack - 1, -1, -1) if sender[i] == 0 and flags[i] & SYN and not flags[i] & ACK), None
+    )
+    server_leg = ts[first_synack] - ts[syn] if syn is not None else None
+    expected = cols.seq[first_synack] + 1
+    ack = cols.ack
+    answered = next(
+        (
+            i
+            for i in range(first_synack + 1, n)
+            if sender[i] == 0 and flags[i] & ACK and not flags[i] & (SYN | RST) and ack[i] == expected
+        ),
+        None,
+    )
+    client_leg = None
+    if answered is not None:
+        # The SYN-ACK that ACK answers: the last one before it.
+        last_synack = max(i for i in synacks if i < answered)
+        client_leg = ts[answered] - ts[last_synack]
+    return client_leg, server_leg
+
+
+def _initial_ttl_of(cols: SegmentColumns, side_index: int) -> bool | None:
+    counts: dict[int, int] = {}
+    for ttl, side in zip(cols.ttl, cols.sender):
+        if side == side_index:
+            counts[ttl] = counts.get(ttl, 0) + 1
+    if not counts:
+        return None
+    # The most common TTL; on a tie the lowest, as np.unique + argmax picks.
+    top = max(counts.values())
+    return min(v for v, c in counts.items() if c == top) in INITIAL_TTLS
+
+
+def infer_vantage(conn: Connection, columns: SegmentColumns | None = None) -> tuple[Vantage, Legs]:
+    client_leg, server_leg = handshake_legs(conn, columns)
+    by_ttl = (initial_ttl(conn, 0, columns), initial_ttl(conn, 1, columns))
     if by_ttl == (True, False):
         vantage = Vantage.CLIENT
     elif by_ttl == (False, True):
