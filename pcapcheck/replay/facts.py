@@ -202,10 +202,20 @@ def _refuted(segments: list[Segment], ack: Segment) -> bool:
     for later in segments[ack.index + 1 : ack.index + 1 + REPLY_HORIZON]:
         if later.sender is ack.sender.peer:
             if later.rst:
-                return later.seq == ack.ack
+                # <SEQ=SEG.ACK><CTL=RST> answers an unacceptable ACK only before synchronization
+                # (§3.10.7.3, SYN-RECEIVED in §3.10.7.4).  A synchronized endpoint answers with an
+                # ACK; its RST carries SND.NXT, which equals this ACK exactly when it did send all.
+                return later.seq == ack.ack and not _synchronized_before(segments, later.sender, ack.index)
             # A bare ACK carries SND.NXT as its sequence number.
             return not later.seg_len and later.seq < ack.ack
     return False
+
+
+def _synchronized_before(segments: list[Segment], side: Side, end: int) -> bool:
+    """Had ``side`` sent a segment only a synchronized endpoint sends (ACK, no SYN or RST) before ``end``?"""
+    return any(
+        s.sender is side and s.flags & ACK and not s.flags & (SYN | RST) for s in segments[:end]
+    )
 
 
 REPLY_HORIZON = 8  # segments to look ahead for the answer to an ACK
