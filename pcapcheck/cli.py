@@ -111,6 +111,7 @@ def analyze(
 ) -> None:
     """Rebuild every TCP connection, replay it through RFC 9293 and report violations."""
     from .analysis import analyze as run_analysis
+    from .capture.source import is_stream
     from .config import load_config
     from .reports import write_reports
     from .reports.baseline import apply_baseline, write_baseline_file
@@ -130,6 +131,9 @@ def analyze(
         paths = [str(p) for p in captures]
         if jobs < 0:
             raise ConfigError(f"--jobs must be 0 (one per core) or a positive number, not {jobs}")
+        if jobs != 1 and any(is_stream(p) for p in paths):
+            # Every shard process reads the whole capture; a pipe can be read only once.
+            jobs = 1
         # Passed only when asked for, so an analyze() without the parameter (a test double) still fits.
         parallel = {"jobs": jobs} if jobs != 1 else {}
         with progress_reader(paths, enabled=not quiet and sys.stderr.isatty(), console=err_console) as progress:

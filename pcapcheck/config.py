@@ -21,6 +21,7 @@ first.  Keys::
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -95,6 +96,9 @@ def _check_value(rule_id: str, name: str, value: object, default: object, profil
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"parameter {label} must be a number, not '{value}'")
+    if not math.isfinite(value):
+        # NaN compares false with everything: a threshold of nan would make a rule fire on all input.
+        raise ConfigError(f"parameter {label} must be a finite number, not {value}")
     if value < 0:
         raise ConfigError(f"parameter {label} must not be negative, not {value}")
     bounds = PROFILE_PARAMETER_RANGES.get((profile, name)) if default == PROFILE_DEFAULT else None

@@ -364,6 +364,10 @@ def _split_connections(rows: np.ndarray) -> _Split:
         needs_walk |= has_syn & (first_syn != tuple_starts)
 
     cuts, walk = _closed_reopenings(rows, direction, tuple_id, tuple_starts, syn_pos, needs_walk)
+    synack_walk = _synacks_after_handshake(rows, direction, tuple_id, tuple_starts, tuple_ends)
+    if synack_walk.any():
+        walk |= synack_walk
+        cuts = cuts[~synack_walk[tuple_id[cuts]]]
     extra: list[int] = cuts.tolist()  # incarnation starts after a tuple's first row
     for t in np.flatnonzero(walk).tolist():
         a, b = int(tuple_starts[t]), int(tuple_ends[t])
@@ -384,8 +388,8 @@ def _closed_reopenings(
     """The common port-reuse case without a Python walk: every new SYN follows a closed connection.
 
     For the tuples that need splitting, take their opening SYNs (a retransmission of the one before
-    is no opening); if each one is the tuple's first row or comes after FIN both ways or a RST since
-    the opening before it, the SYNs are exactly the incarnation starts of ``_incarnation_starts``.
+    is no opening); if each one is the tuple's first row or comes after a FIN or a RST since the
+    opening before it, the SYNs are exactly the incarnation starts of ``_incarnation_starts``.
     Returns (incarnation starts found, tuples that still need the walk).
     """
     walk = needs_walk.copy()
@@ -408,10 +412,7 @@ def _closed_reopenings(
         before = np.concatenate(([0], np.cumsum(mask)))
         return before[cand] - before[since]
 
-    closed = (count_between((flags & RST) != 0) > 0) | (
-        (count_between(((flags & FIN) != 0) & (direction == 0)) > 0)
-        & (count_between(((flags & FIN) != 0) & (direction == 1)) > 0)
-    )
+    closed = count_between((flags & (RST | FIN)) != 0) > 0
     at_start = cand == tuple_starts[t]
     explained = at_start | closed
     unexplained_tuples = np.unique(t[~explained])
@@ -421,45 +422,134 @@ def _closed_reopenings(
     return cand[keep], walk
 
 
+def _synacks_after_handshake(
+    rows: np.ndarray, direction: np.ndarray, tuple_id: np.ndarray, tuple_starts: np.ndarray, tuple_ends: np.ndarray
+) -> np.ndarray:
+    """Per tuple: may a SYN-ACK open an incarnation there (so the tuple needs the walk)?
+
+    In ``_incarnation_starts`` a SYN-ACK can only open one after a row that is not a plain SYN (the
+    handshake completed, or a FIN or RST was seen), and never when it repeats the incarnation's
+    first SYN-ACK.  So a tuple whose SYN-ACKs all repeat its first one (sender and ack), all before
+    any other row than a SYN, has none: a lost SYN of a reused tuple shows as a second SYN-ACK.
+    """
+    flags = rows["flags"]
+    synack_pos = np.flatnonzero(((flags & SYN) != 0) & ((flags & ACK) != 0))
+    walk = np.zeros(len(tuple_starts), dtype=bool)
+    if not len(synack_pos):
+        return walk
+    t = tuple_id[synack_pos]
+    tuples_with, first_index = np.unique(t, return_index=True)
+    first = np.full(len(tuple_starts), -1, dtype=np.int64)
+    first[tuples_with] = synack_pos[first_index]
+    ack = rows["ack"]
+    repeat = (ack[synack_pos] == ack[first[t]]) & (direction[synack_pos] == direction[first[t]])
+    walk[t[~repeat]] = True
+    plain_syn = ((flags & SYN) != 0) & ((flags & (FIN | RST)) == 0)
+    first_other = _first_where(~plain_syn, tuple_starts, tuple_ends)
+    after_other = (first_other[t] >= 0) & (synack_pos > first_other[t])
+    walk[t[after_other]] = True
+    return walk
+
+
 def _incarnation_starts(rows: np.ndarray, direction: np.ndarray) -> list[int]:
     """Row offsets (within one tuple's rows) where a new incarnation begins; always starts with 0.
 
-    A SYN without ACK opens a new incarnation when the current one has closed (FIN both ways, or
-    RST, which includes a refused SYN), or when its ISN is far outside the sending side's current
-    sequence space.  A retransmitted SYN (same sender, same ISN) never does.
+    A SYN without ACK that is not a retransmission of the current opening SYN (same sender, same
+    ISN) opens a new incarnation when
+
+    * either side has sent a FIN or a RST on the current connection: no SYN without ACK belongs to
+      a connection after that (RFC 9293 §3.10.7.4: the only SYN such a connection accepts is the
+      one of a new incarnation, in TIME-WAIT); a capture that lost one FIN still shows the other;
+    * the handshake is complete and the SYN's sequence number lies outside its sender's sequence
+      space as seen so far, widened by the peer's receive window: a rebooted peer or a reused port
+      (RFC 9293 §3.5.2, Figure 10).  An in-window SYN stays (the RFC 5961 §4 challenge-ACK case);
+    * its ISN is far outside the sending side's current sequence space.
+
+    A SYN-ACK whose acknowledgment lies outside its receiver's sequence space, after the handshake
+    completed or after a FIN or RST, answers a SYN the capture lost: it opens the new incarnation,
+    and the SYN it acknowledges (if captured later, e.g. in a merge of two taps) belongs to it.
+    A SYN-ACK repeating the incarnation's first one (same sender and ack) is a retransmission.
     """
     cuts = [0]
     flags = rows["flags"].tolist()
     seqs = rows["seq"].tolist()
     acks = rows["ack"].tolist()
+    lengths = rows["payload_len"].tolist()
+    windows = rows["window"].tolist()
+    wscales = rows["wscale"].tolist()
     dirs = direction.tolist()
     client_dir: int | None = None
     client_isn = 0
     fin = [False, False]
     reset = False
+    synchronized = False  # a segment without SYN acknowledged something: the handshake is over
+    first_synack: tuple[int, int] | None = None  # (sender, ack) of the incarnation's first SYN-ACK
     last_seq: list[int | None] = [None, None]  # last raw seq sent by each direction
     last_ack: list[int | None] = [None, None]  # last raw ack *of* each direction's space
-    for j, (fl, seq, ack, d) in enumerate(zip(flags, seqs, acks, dirs)):
+    # Each direction's sequence space seen so far: its lowest raw number and the span above it
+    # (sent by that direction, or acknowledged by the other).
+    low: list[int | None] = [None, None]
+    span = [0, 0]
+    window = [0, 0]  # last receive window each direction advertised (scaled when both SYNs offered it)
+    syn_wscale: list[int | None] = [None, None]
+
+    def extend(d: int, number: int, consumed: int) -> None:
+        if low[d] is None:
+            low[d], span[d] = number, consumed
+            return
+        offset = _delta(number, low[d])
+        if offset < 0:
+            low[d] = number
+            span[d] -= offset
+            offset = 0
+        span[d] = max(span[d], offset + consumed)
+
+    def within(d: int, number: int, slack: int) -> bool:
+        if low[d] is None:
+            return True  # nothing known of that space: no evidence against the number
+        offset = _delta(number, low[d])
+        return 0 <= offset <= span[d] + slack
+
+    for j, (fl, seq, ack, length, wnd, ws, d) in enumerate(zip(flags, seqs, acks, lengths, windows, wscales, dirs)):
+        cut = False
         if fl & SYN and not fl & ACK:
             retransmitted = client_dir == d and client_isn == seq
             if j > cuts[-1] and not retransmitted:
                 reference = last_seq[d] if last_seq[d] is not None else last_ack[d]
                 far = reference is not None and abs(_delta(seq, reference)) > FAR_FROM_SPACE
-                if (fin[0] and fin[1]) or reset or far:
-                    cuts.append(j)
-                    fin, reset = [False, False], False
-                    last_seq, last_ack = [None, None], [None, None]
-                    client_dir = None
-            if client_dir is None:
+                foreign = synchronized and not within(d, seq, window[1 - d])
+                cut = fin[0] or fin[1] or reset or far or foreign
+        elif fl & SYN and j > cuts[-1] and first_synack != (d, ack):
+            if (synchronized or fin[0] or fin[1] or reset) and not within(1 - d, ack, 0):
+                cut = True
+        if cut:
+            cuts.append(j)
+            fin, reset, synchronized, first_synack = [False, False], False, False, None
+            last_seq, last_ack = [None, None], [None, None]
+            low, span, window, syn_wscale = [None, None], [0, 0], [0, 0], [None, None]
+            client_dir = None
+            if fl & ACK:  # a SYN-ACK: the client is its receiver, with the ISN it acknowledges
+                client_dir, client_isn = 1 - d, (ack - 1) & 0xFFFFFFFF
+        if fl & SYN:
+            if client_dir is None and not fl & ACK:
                 client_dir, client_isn = d, seq
+            if fl & ACK and first_synack is None:
+                first_synack = (d, ack)
+            syn_wscale[d] = ws if ws >= 0 else None
+        elif fl & ACK and not fl & RST:
+            synchronized = True
         if fl & FIN:
             fin[d] = True
         if fl & RST:
             reset = True
         else:
             last_seq[d] = seq
+            extend(d, seq, length + (1 if fl & SYN else 0) + (1 if fl & FIN else 0))
+            scale = syn_wscale[d] if syn_wscale[d] is not None and syn_wscale[1 - d] is not None else 0
+            window[d] = wnd if fl & SYN else wnd << scale  # RFC 7323 §2.2: a SYN's window is unscaled
         if fl & ACK:
             last_ack[1 - d] = ack
+            extend(1 - d, ack, 0)
     return cuts
 
 

@@ -93,10 +93,45 @@ def test_rst_to_retransmitted_fin_after_time_wait_expired_is_not_reported():
 # missing-fin-retransmit ------------------------------------------------------------------------
 
 
-def test_unacknowledged_fin_not_retransmitted_while_capture_goes_on_is_reported():
+def test_unacknowledged_fin_not_retransmitted_in_a_capture_at_its_sender_is_reported():
     conv = handshake().client("A", length=100).server("A").client("FA")  # FIN is frame 6
-    [f] = only("missing-fin-retransmit", conv, capture_end=last_time(conv) + 10)
+    [f] = only("missing-fin-retransmit", conv, vantage=Vantage.CLIENT, capture_end=last_time(conv) + 10)
     assert (f.frame, f.endpoint, f.severity) == (6, Side.CLIENT, Severity.ERROR)
+
+
+def test_fin_the_peer_keeps_acknowledging_below_and_never_retransmitted_is_reported():
+    conv = handshake().client("FA")  # FIN is frame 4, lost on the way
+    fin_seq = conv.records[-1]["seq"]
+    conv.server("PA", length=10, ack=fin_seq, dt=0.5)  # the server never got it
+    [f] = only("missing-fin-retransmit", conv, capture_end=last_time(conv) + 10)
+    assert (f.frame, f.endpoint) == (4, Side.CLIENT)
+
+
+def test_unacknowledged_fin_without_proof_the_ack_was_missing_is_not_reported():
+    # Captured in the middle, nothing more from the server: the capture may have lost its ACK.
+    conv = handshake().client("A", length=100).server("A").client("FA")
+    assert only("missing-fin-retransmit", conv, capture_end=last_time(conv) + 10) == []
+
+
+def test_ack_of_the_fin_captured_just_before_it_counts_as_acknowledgement():
+    # Two taps merged: the server's ACK of the FIN (frame 4) sorts 20 µs before the FIN (frame 5).
+    conv = handshake().client("FA").server("A", dt=0.00002)
+    fin, ack = conv.records[-2], conv.records[-1]
+    fin["frame"], ack["frame"] = ack["frame"], fin["frame"]
+    fin["time"], ack["time"] = ack["time"], fin["time"]
+    conv.records[-2:] = [ack, fin]
+    assert only("missing-fin-retransmit", conv, vantage=Vantage.CLIENT, capture_end=last_time(conv) + 10) == []
+
+
+def test_fin_retransmitted_after_the_senders_backed_off_rto_is_not_missing_fin_retransmit():
+    # RFC 6298 §5.5: data retransmitted 0.2, 0.4, 0.8, 1.6, 3.2 s apart; the FIN rides on the next
+    # transmission and is retransmitted 6.4 s later, exactly as the doubled RTO says.
+    conv = handshake().client("PA", length=100)
+    data_seq = conv.records[-1]["seq"]
+    for gap in (0.2, 0.4, 0.8, 1.6, 3.2):
+        conv.client("PA", length=100, seq=data_seq, dt=gap)
+    conv.client("FPA", length=100, seq=data_seq, dt=3.2).client("FPA", length=100, seq=data_seq, dt=6.4)
+    assert only("missing-fin-retransmit", conv, vantage=Vantage.CLIENT, capture_end=last_time(conv) + 1) == []
 
 
 def test_fin_retransmitted_within_rto_is_not_missing_fin_retransmit():

@@ -39,9 +39,27 @@ def test_completed_handshake_is_not_incomplete():
 
 
 def test_unanswered_syns_until_the_capture_ends_are_an_incomplete_handshake():
-    # The capture stops at the last retransmission, 3 s after the first SYN.
+    # The capture stops at the second retransmission: two timeouts expired without an answer.
     conv = Conversation().client("S").client("S", seq=1000, dt=1).client("S", seq=1000, dt=2)
     assert [f.frame for f in only("handshake-incomplete", conv, capture_end=last_time(conv))] == [1]
+
+
+def test_capture_ending_just_after_a_syn_retransmission_is_not_an_incomplete_handshake():
+    # editcap -r syn-answered-late.pcap 1-2: the retransmission 1.03 s after the first SYN may still
+    # be answered; the capture ends with it.
+    conv = Conversation().client("S").client("S", seq=1000, dt=1.03)
+    assert only("handshake-incomplete", conv, close=Close.INCOMPLETE, capture_end=last_time(conv)) == []
+
+
+def test_syn_retransmission_unanswered_for_its_timeout_is_an_incomplete_handshake():
+    conv = Conversation().client("S").client("S", seq=1000, dt=1.03)
+    assert [f.frame for f in only("handshake-incomplete", conv, capture_end=last_time(conv) + 1.5)] == [1]
+
+
+def test_synack_retransmission_at_capture_end_is_not_an_incomplete_handshake():
+    # The server's SYN-ACK is retransmitted once; its ACK may still come.
+    conv = Conversation().client("S").server("SA").server("SA", seq=5000, dt=1.0)
+    assert only("handshake-incomplete", conv, close=Close.INCOMPLETE, capture_end=last_time(conv) + 0.2) == []
 
 
 def test_capture_ending_within_the_rto_of_the_syn_is_not_an_incomplete_handshake():

@@ -133,6 +133,8 @@ def test_close_wait_leak_through_the_replay():
 
 
 def test_unacknowledged_fin_through_the_replay_is_missing_fin_retransmit():
+    # The client goes on acknowledging below the server's FIN: proof that the FIN went unanswered.
     conv = handshake().client("PA", length=10).server("A").server("FA", dt=0.1)
+    conv.client("PA", length=10, ack=conv.records[-1]["seq"], dt=0.5)
     found = analysed(conv, capture_end=last_time(conv) + 10)
     assert [(f.rule, f.frame, f.endpoint) for f in found] == [("missing-fin-retransmit", 6, Side.SERVER)]

@@ -119,3 +119,49 @@ def test_after_a_simultaneous_close_the_time_wait_holder_taking_part_is_named():
     new = new_incarnation(5, client_isn=500, answer=False)
     found = findings("short-time-wait", (old_conv, (old_conn, old_rep)), new)
     assert [(f.endpoint, f.frame) for f in found] == [(Side.CLIENT, 8)]
+
+
+class SnappedConversation(Conversation):
+    """A conversation captured with a snap length that cut the TCP options of every segment."""
+
+    def rows(self):
+        batch = super().rows()
+        batch["truncated"] = True
+        return batch
+
+
+def test_syn_whose_options_the_snap_length_cut_is_not_short_time_wait():
+    # The old connection carried timestamps; the new SYN's options were cut (editcap -s 54): a
+    # timestamp the capture did not keep is not a missing one.
+    old = old_incarnation("client", ts=True)
+    conv = SnappedConversation(client_isn=500, server_isn=77000, start=T0 + 5)
+    conv.skip_frame(7)
+    conv.client("S").server("SA").client("A")
+    new = (conv, replay_for(conv, id=2, incarnation=2))
+    assert findings("short-time-wait", old, new) == []
+    [f] = findings("time-wait-reuse", old, new)
+    assert (f.frame, f.severity, f.capture_quality) == (8, Severity.INFO, True)
+
+
+def test_equal_timestamp_and_higher_isn_received_in_time_wait_is_time_wait_reuse():
+    # RFC 6191 §2: the server in TIME-WAIT honours a SYN whose TSval equals the client's last one
+    # (104) when its sequence number is higher than the old connection's.
+    old = old_incarnation("server", ts=True)
+    new = new_incarnation(5, client_isn=900_000, ts=104)
+    assert findings("short-time-wait", old, new) == []
+    [f] = findings("time-wait-reuse", old, new)
+    assert "RFC 6191 §2" in f.message
+
+
+def test_equal_timestamp_and_lower_isn_is_short_time_wait_saying_why():
+    old = old_incarnation("server", ts=True)
+    [f] = findings("short-time-wait", old, new_incarnation(5, client_isn=500, ts=104))
+    assert "TSval 104 is equal to the old connection's last 104" in f.message
+    assert "ISN 500 is not above" in f.message
+
+
+def test_short_time_wait_message_names_the_older_timestamp():
+    old = old_incarnation("client", ts=True)
+    [f] = findings("short-time-wait", old, new_incarnation(5, client_isn=500, ts=50))
+    assert "TSval 50 is older than the old connection's last 105" in f.message
+    assert "higher ISN" not in f.message

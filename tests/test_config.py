@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from pcapcheck.catalogue import load_catalogue
@@ -61,6 +65,33 @@ def test_non_number_parameter_is_rejected(catalogue):
 def test_negative_parameter_is_rejected(catalogue):
     with pytest.raises(ConfigError, match="negative"):
         load_config(params=["close-wait-leak.threshold=-1"]).validate(catalogue)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN", "infinity"])
+def test_nan_or_infinite_parameter_is_rejected(catalogue, value):
+    # NaN compares false with any duration: close-wait-leak would fire on every connection.
+    with pytest.raises(ConfigError, match="must be a finite number"):
+        load_config(params=[f"close-wait-leak.threshold={value}"]).validate(catalogue)
+
+
+def test_nan_parameter_in_the_config_file_is_rejected(in_tmp, catalogue):
+    (in_tmp / "pcapcheck.toml").write_text("[parameters.close-wait-leak]\nthreshold = nan\n")
+    with pytest.raises(ConfigError, match="close-wait-leak.threshold must be a finite number, not nan"):
+        load_config().validate(catalogue)
+
+
+def test_cli_nan_param_exits_2_with_one_line():
+    sample = Path(__file__).resolve().parent.parent / "samples" / "graceful-client-close.pcap"
+    run = subprocess.run(
+        [sys.executable, "-m", "pcapcheck", "analyze", "-q", "--param", "close-wait-leak.threshold=nan", str(sample)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == [
+        "pcapcheck: error: parameter close-wait-leak.threshold must be a finite number, not nan"
+    ]
 
 
 def test_unknown_parameter_is_rejected(catalogue):

@@ -36,11 +36,19 @@ def test_capture_in_the_middle_shows_comparable_gaps():
     assert rep.vantage is Vantage.MIDDLE
 
 
-def test_initial_ttl_on_one_side_only_names_the_capturing_host():
+def test_forwarded_ttl_rules_out_the_host_the_timing_points_at():
+    # Timing says "at the client", but the client's packets crossed a router before the capture.
+    conn = with_ttl(handshake(0.080, 0.0001).connection(), client_ttl=63, server_ttl=64)
+    assert replay(conn, LINUX).vantage is Vantage.UNKNOWN
+    conn = with_ttl(handshake(0.0001, 0.080).connection(), client_ttl=64, server_ttl=120)
+    assert replay(conn, LINUX).vantage is Vantage.UNKNOWN
+
+
+def test_initial_ttl_on_one_side_only_does_not_name_the_capturing_host():
+    # An initial TTL only says no router sat between the sender and the capture: a router's
+    # interface on the client's link sees TTL 64 from the client too (samples/middle-graceful).
     conn = with_ttl(handshake(0.040, 0.030).connection(), client_ttl=64, server_ttl=51)
-    assert replay(conn, LINUX).vantage is Vantage.CLIENT
-    conn = with_ttl(handshake(0.040, 0.030).connection(), client_ttl=115, server_ttl=128)
-    assert replay(conn, LINUX).vantage is Vantage.SERVER
+    assert replay(conn, LINUX).vantage is Vantage.MIDDLE
 
 
 def test_forwarded_ttls_on_both_sides_without_handshake_mean_the_middle():

@@ -41,6 +41,9 @@ class CaptureInfo:
     comments: list[str] = field(default_factory=list)  # pcapng comments / interface names (untrusted text)
     formats: list[str] = field(default_factory=list)  # per file: "pcap", "pcapng", "pcap.gz", ...
     truncated_packets: int = 0  # TCP segments captured shorter than sent (snaplen)
+    # Packets the capturing host reports it dropped (pcapng interface statistics isb_ifdrop +
+    # isb_osdrop, summed over interfaces and files); None when no file reports any statistics.
+    dropped_by_interface: int | None = None
 
 
 READERS = ("dpkt", "tshark")
@@ -86,6 +89,9 @@ class Capture:
         finally:
             info.warnings.extend(w for w in source.warnings if w not in info.warnings)
             info.comments.extend(c for c in source.comments if c not in info.comments)
+            dropped = source.dropped_by_interface
+            if dropped is not None:
+                info.dropped_by_interface = (info.dropped_by_interface or 0) + dropped
             source.close()
 
 

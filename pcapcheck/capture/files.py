@@ -34,6 +34,10 @@ class CaptureFile:
     def comments(self) -> list[str]:
         return self.fmt.comments
 
+    @property
+    def dropped_by_interface(self) -> int | None:
+        return self.fmt.dropped_by_interface
+
     def decoded(self, file_index: int) -> Iterator[Decoded]:
         for frames in self.fmt.frames():
             yield decode(frames, file_index)

@@ -30,6 +30,7 @@ MAGICS = {
 
 class PcapFile:
     format = "pcap"
+    dropped_by_interface: int | None = None  # the pcap format records no drop statistics
 
     def __init__(self, path: str, reader: ChunkReader, head: bytes):
         self.path = path

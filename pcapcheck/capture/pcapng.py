@@ -3,7 +3,8 @@
 Each section starts with a Section Header Block (its byte-order magic decides the endianness);
 Interface Description Blocks give each interface its link type, snaplen and timestamp resolution
 (``if_tsresol``, §4.2) and offset (``if_tsoffset``); packets come in Enhanced (EPB), Simple (SPB)
-or obsolete Packet Blocks.  Every other block is skipped.
+or obsolete Packet Blocks.  Interface Statistics Blocks (§4.6) are read for their drop counts:
+packets the capture never saw make any verdict near them suspect.  Every other block is skipped.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ SHB = 0x0A0D0D0A
 IDB = 0x00000001
 PB = 0x00000002  # obsolete Packet Block
 SPB = 0x00000003
+ISB = 0x00000005
 EPB = 0x00000006
 BYTE_ORDER_MAGIC = 0x1A2B3C4D
 
@@ -32,6 +34,9 @@ IF_NAME = 2
 IF_DESCRIPTION = 3
 IF_TSRESOL = 9
 IF_TSOFFSET = 14
+ISB_IFDROP = 5  # packets the interface dropped (lack of resources), since the capture started
+ISB_OSDROP = 7  # packets the operating system dropped (buffer full), since the capture started
+PB_DROPS_UNKNOWN = 0xFFFF
 
 MAX_BLOCK = MAX_RECORD + 4096  # a packet block holds at most one record plus its options
 MAX_SHB = 1 << 20  # section headers carry only options
@@ -76,6 +81,10 @@ class PcapngFile:
         self.link_names: list[str] = []
         self.warnings: list[str] = []
         self.comments: list[str] = []
+        # Drop counts per interface (index into all_interfaces) from its latest statistics block:
+        # they count from the start of the capture, so the last one holds them all.
+        self.interface_drops: dict[int, int] = {}
+        self.packet_block_drops: int | None = None  # summed drops_count of obsolete Packet Blocks
         # Validate the first section header now, so a bad header fails before any analysis.
         first = head + reader.read_exact(12 - len(head))
         if len(first) < 12:
@@ -109,6 +118,19 @@ class PcapngFile:
                 break
         if self.reader.cut_short:
             self.warnings.append(f"{self.path}: compressed file ends early; the packets before the end were analysed")
+        dropped = self.dropped_by_interface
+        if dropped:
+            self.warnings.append(
+                f"{self.path}: capture reports {dropped} packet{'s' if dropped != 1 else ''} dropped by the "
+                "interface: verdicts on affected connections may be capture artefacts"
+            )
+
+    @property
+    def dropped_by_interface(self) -> int | None:
+        """Packets lost while capturing, as the file's statistics report them; None = not reported."""
+        if not self.interface_drops and self.packet_block_drops is None:
+            return None
+        return sum(self.interface_drops.values()) + (self.packet_block_drops or 0)
 
     def _walk(self, data: bytes) -> tuple[list[tuple], int, str | None]:
         """Rows (data offset, caplen, origlen, ts high, ts low, interface) of the complete blocks.
@@ -163,12 +185,19 @@ class PcapngFile:
             elif btype in (EPB, PB):
                 if blen < 32:
                     return rows, pos, f"packet block too short ({blen} bytes)"
-                iface_id, _drops, hi, lo, caplen, origlen = struct.unpack_from(self.order + "HHIIII", data, body)
+                iface_id, drops, hi, lo, caplen, origlen = struct.unpack_from(self.order + "HHIIII", data, body)
                 if iface_id >= len(self.interfaces):
                     return rows, pos, f"packet on undeclared interface {iface_id}"
+                if btype == PB and drops != PB_DROPS_UNKNOWN:
+                    # Appendix A: packets lost between this one and the one before it.
+                    self.packet_block_drops = (self.packet_block_drops or 0) + drops
                 if caplen > blen - 32:
                     return rows, pos, f"captured length {caplen} exceeds its block"
                 append((body + 20, caplen, origlen, hi, lo, self.section_base + iface_id))
+            elif btype == ISB:
+                if blen < 24:
+                    return rows, pos, f"interface statistics block too short ({blen} bytes)"
+                self._statistics(data, body, pos + blen - 4)
             elif btype == SPB:
                 if not self.interfaces:
                     return rows, pos, "simple packet block before any interface"
@@ -202,6 +231,18 @@ class PcapngFile:
         if name not in self.link_names:
             self.link_names.append(name)
         return None
+
+    def _statistics(self, data: bytes, body: int, end: int) -> None:
+        """An Interface Statistics Block (§4.6): keep isb_ifdrop + isb_osdrop of its interface."""
+        (iface_id,) = struct.unpack_from(self.order + "I", data, body)
+        if iface_id >= len(self.interfaces):
+            return  # statistics of an undeclared interface: nothing to attribute them to
+        drops = None
+        for code, value in self._options(data, body + 12, end):
+            if code in (ISB_IFDROP, ISB_OSDROP) and len(value) == 8:
+                drops = (drops or 0) + struct.unpack(self.order + "Q", value)[0]
+        if drops is not None:
+            self.interface_drops[self.section_base + iface_id] = drops
 
     def _options(self, data: bytes, pos: int, end: int) -> Iterator[tuple[int, bytes]]:
         while pos + 4 <= end:

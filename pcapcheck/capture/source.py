@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import stat
 import zlib
 from typing import BinaryIO
 
@@ -28,10 +29,49 @@ def open_stream(path: str) -> "ChunkReader":
     except OSError as err:
         raise CaptureError(path, f"cannot open: {err.strerror or err}") from None
     head = raw.read(2)
-    raw.seek(0)
+    if raw.seekable():
+        raw.seek(0)
+    else:
+        # A pipe or FIFO (`cat f | pcapcheck analyze /dev/stdin`, `<(zcat f)`): streamed like a
+        # file, in CHUNK_SIZE reads, with the two bytes already taken put back in front.
+        raw = _Prefixed(head, raw)
     if head == GZIP_MAGIC:
         return ChunkReader(path, gzip.GzipFile(fileobj=raw, mode="rb"), raw)
     return ChunkReader(path, raw, raw)
+
+
+def is_stream(path: str) -> bool:
+    """A pipe, FIFO or terminal (/dev/stdin, <(zcat f)): readable once, front to back."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path)
+    except OSError:
+        return False  # missing or unreadable: opening it says so in one line
+
+
+class _Prefixed:
+    """A non-seekable stream with bytes already read from it returned first."""
+
+    def __init__(self, prefix: bytes, stream: BinaryIO):
+        self.prefix = prefix
+        self.stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        head, self.prefix = self.prefix, b""
+        if size is None or size < 0:
+            return head + self.stream.read()
+        if len(head) >= size:
+            head, self.prefix = head[:size], head[size:]
+            return head
+        return head + self.stream.read(size - len(head))
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.stream.close()
 
 
 class ChunkReader:

@@ -20,6 +20,7 @@ from ..errors import CaptureError, ConfigError
 from ..segments import CHECKSUM_BAD, CHECKSUM_OK, CHECKSUM_UNKNOWN, MAX_SACK_BLOCKS, empty_batch
 from .checksum import offloaded, pseudo_header_sum
 from .decode import Decoded
+from .source import is_stream
 
 BATCH = 65536
 
@@ -80,11 +81,17 @@ def tshark_path() -> str:
 
 
 class TsharkFile:
+    # Only the default reader reads pcapng interface statistics: this one is for cross-checks.
+    dropped_by_interface: int | None = None
+
     def __init__(self, path: str, tshark: str):
         from .files import open_file
 
         self.path = path
         self.tshark = tshark
+        if is_stream(path):
+            # The header probe below and tshark would each read the pipe: neither would see it all.
+            raise CaptureError(path, "the tshark reader needs a regular file, not a pipe (use --reader dpkt)")
         probe = open_file(path)  # same header checks and messages as the default reader
         try:
             # One chunk is enough to meet a pcapng file's interfaces and name their link types.

@@ -107,6 +107,9 @@ class _Plan:
     fingerprint: tuple
     profile: Profile
     rules: tuple[_RulePlan, ...]
+    # Effective parameters of every catalogued rule, enabled or not: a rule that must agree with
+    # another rule's timer (rst-instead-of-final-ack with fin-wait-2-timeout) reads it here.
+    all_params: Mapping[str, Mapping[str, Any]]
 
 
 # The plan of the last run: configuration and catalogue do not change between the connections of
@@ -133,13 +136,14 @@ def _plan(config, catalogue: Mapping[str, RuleSpec]) -> _Plan:
         return plan
     profile = config.profile_for_run()
     rules = []
+    all_params = {rule_id: config.parameters(spec, profile) for rule_id, spec in catalogue.items()}
     for rule_id, check in CHECKS.items():
         spec = catalogue.get(rule_id)
         if spec is None or not config.enabled(rule_id):
             continue
-        params = config.parameters(spec, profile)
+        params = all_params[rule_id]
         rules.append(_RulePlan(rule_id, check, NEEDS[rule_id], spec, params, config.severity_of(spec)))
-    _last_plan = plan = _Plan(config, catalogue, fingerprint, profile, tuple(rules))
+    _last_plan = plan = _Plan(config, catalogue, fingerprint, profile, tuple(rules), all_params)
     return plan
 
 
@@ -170,6 +174,7 @@ def run_checks(
             profile=plan.profile,
             spec=rule.spec,
             severity=rule.severity,
+            rule_params=plan.all_params,
         )
         findings.extend(rule.check(ctx))
     findings.sort(key=lambda f: (f.frame, f.rule))

@@ -5,6 +5,11 @@ SO_LINGER {on, 0} or closing a socket with unread received data (RFC 1122 §4.2.
 Not on a refused or never-established connection, nor for a RST the receiver would not accept
 (out of window), nor when the sender's state is unknown: in a mid-stream capture only if the
 sender sent data in it, which proves it had not sent FIN before the capture began.
+
+Also a RST from a side that had sent FIN when the peer's new data arrived after that FIN: RFC 1122
+§4.2.2.13 "abort on data" ("if new data is received after CLOSE is called, its TCP SHOULD send a
+RST to show that data was lost").  Correct TCP, so not rst-instead-of-final-ack, but the peer's data
+was thrown away: the same warning as any other abort.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Iterator
 from ..findings import Finding
 from ..replay.model import NOTE_RST_OUT_OF_WINDOW, State
 from ..segments import RST
-from .context import CheckContext, first_fin, sent_data_before, started_midstream
+from .context import CheckContext, data_after_close, sent_data_before, started_midstream
 
 RULE = "abortive-close"
 # It can only find something in a connection with a RST: run_checks skips the others.
@@ -29,9 +34,25 @@ def check(ctx: CheckContext) -> Iterator[Finding]:
         rst = step.segment
         if not rst.rst:
             continue
-        if step.sender_before not in _OPEN_STATES or NOTE_RST_OUT_OF_WINDOW in step.notes:
+        if NOTE_RST_OUT_OF_WINDOW in step.notes:
             continue
-        if first_fin(ctx.steps[:i], rst.sender) is not None:
+        fin_at = next(
+            (k for k in range(i) if ctx.steps[k].segment.sender is rst.sender and ctx.steps[k].segment.fin), None
+        )
+        if fin_at is not None:
+            data = data_after_close(ctx.steps, rst.sender, fin_at, i)
+            if data is not None:
+                yield ctx.finding(
+                    rst,
+                    rst.sender,
+                    f"{ctx.who(rst.sender)} had closed (FIN, frame {ctx.steps[fin_at].segment.frame}) and reset the "
+                    f"connection (RST, frame {rst.frame}) when the peer's data arrived after it (frame "
+                    f"{data.segment.frame}): abort on data, that data was discarded",
+                    rfc="RFC 1122 §4.2.2.13",
+                )
+                return
+            continue
+        if step.sender_before not in _OPEN_STATES:
             continue
         if midstream and not sent_data_before(ctx.steps, rst.sender, i):
             continue  # it may have sent its FIN before the capture began

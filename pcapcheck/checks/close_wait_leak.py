@@ -7,7 +7,9 @@ sends data (half-close in use, RFC 9293 §3.6: "a TCP can continue to send data"
 the endpoint stays silent for longer than ``threshold`` — until its late FIN/RST, or until the
 capture ended.  Not when the peer reset the connection, not when the endpoint's own direction
 is missing from the capture, and not in a mid-stream capture unless the endpoint sent data before
-the FIN (else it may have closed before the capture began).
+the FIN (else it may have closed before the capture began).  It reads the replay's transitions:
+an endpoint the replay moved out of CLOSE-WAIT on a FIN the capture lost (the peer's ACK of
+seq FIN + 1 proves it was sent) closed then, whatever the capture missed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding
+from ..replay.model import State
 from ..segments import FIN, RST, Side
 from .context import CheckContext, seconds, sent_data_before, started_midstream
 
@@ -55,8 +58,20 @@ def check(ctx: CheckContext) -> Iterator[Finding]:
                 idle_since = seg.time  # the application is alive and still writing: not leaked (yet)
         if ended_by == "peer-rst":
             continue
+        # The replay may know it left CLOSE-WAIT earlier than the capture shows: a FIN the capture
+        # lost, proved by the peer's ACK of it (seq FIN + 1).
+        left = next(
+            (
+                t
+                for t in ctx.replay.transitions
+                if t.endpoint is holder and t.from_state is State.CLOSE_WAIT and t.time >= fin.time
+            ),
+            None,
+        )
+        if left is not None and (end is None or left.time < end):
+            end, ended_by = left.time, f"its FIN the capture lost, acknowledged in frame {left.frame}"
         if end is not None:
-            idle = end - idle_since
+            idle = max(0.0, end - idle_since)
             if idle <= threshold:
                 continue
             tail = f"until {ended_by}"

@@ -7,7 +7,7 @@ was the capture whole).  They only read steps; no check re-runs the state machin
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..catalogue import RuleSpec
@@ -33,6 +33,14 @@ class CheckContext:
     profile: Profile
     spec: RuleSpec
     severity: Severity  # after configuration overrides
+    # Effective parameters of every rule (rule id -> name -> value), for a rule that must agree with
+    # another's setting; empty when built without a configuration.
+    rule_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def param_of(self, rule_id: str, name: str) -> Any:
+        """Another rule's effective parameter; the profile's value when that rule is not catalogued."""
+        value = self.rule_params.get(rule_id, {}).get(name)
+        return getattr(self.profile, name) if value is None else value
 
     @property
     def steps(self) -> list[Step]:
@@ -90,6 +98,37 @@ def first_fin(steps: Iterable[Step], side: Side) -> Step | None:
     return next((s for s in steps if s.segment.sender is side and s.segment.fin), None)
 
 
+
+
+def data_after_close(steps: list[Step], closer: Side, fin_at: int, end: int) -> Step | None:
+    """The first delivered peer segment among steps[fin_at+1:end] carrying data the peer had not sent
+    before ``closer``'s FIN (at steps[fin_at]) and ``closer`` never acknowledged, or None.
+
+    RFC 1122 §4.2.2.13: "if new data is received after CLOSE is called, its TCP SHOULD send a RST to
+    show that data was lost" — a RST after such data answers the data, not any FIN that came with it.
+    Data the closer acknowledged was read (a half-close, RFC 9293 §3.6): no abort on that.
+    """
+    peer = closer.peer
+    sent_before = max(
+        (s.segment.seq + s.segment.length for s in steps[:fin_at] if s.segment.sender is peer and s.segment.length),
+        default=None,
+    )
+    acked = max(
+        (
+            s.segment.ack
+            for s in steps[fin_at:end]
+            if s.segment.sender is closer and s.segment.has_ack and not s.segment.rst
+        ),
+        default=None,
+    )
+    for s in steps[fin_at + 1 : end]:
+        seg = s.segment
+        if seg.sender is not peer or not seg.length or not s.delivered:
+            continue
+        data_end = seg.seq + seg.length
+        if (sent_before is None or data_end > sent_before) and (acked is None or data_end > acked):
+            return s
+    return None
 
 
 def acknowledges(segment: Segment, upto: int) -> bool:

@@ -5,7 +5,9 @@ RFC 9293 §3.10.4 ABORT: the sender of a RST has deleted its TCB.  Data after th
 RST again and lost.  For the peer's RST, data sent within ``grace`` (or two handshake RTTs, if
 longer) may have crossed the RST in flight and is not counted.  A RST the receiver would not accept
 (out of window, RFC 5961 §3.2 in-window-but-not-exact) closes nothing and is ignored, and so does
-a RST from SYN-SENT answering a bad SYN-ACK, after which the handshake goes on.
+a RST from SYN-SENT answering a bad SYN-ACK, after which the handshake goes on, and a RST after
+which data is still acknowledged (the receiver's ACK of data sent after the RST proves it did not
+accept the RST: typical of a capture picked up mid-stream, where the window is unknown).
 """
 
 from __future__ import annotations
@@ -52,4 +54,24 @@ def _closing_rst(steps: list[Step], k: int) -> bool:
     if step.sender_before is State.SYN_SENT:
         return False  # answers an unacceptable SYN-ACK; the opener stays in SYN-SENT (RFC 9293 §3.10.7.3)
     # A handshake going on after it shows the RST closed nothing.
-    return not any(s.segment.syn for s in steps[k + 1 :])
+    if any(s.segment.syn for s in steps[k + 1 :]):
+        return False
+    return not _data_acknowledged_after(steps, k)
+
+
+def _data_acknowledged_after(steps: list[Step], k: int) -> bool:
+    """Was data sent after the RST at steps[k] acknowledged by the other side?  A closed endpoint
+    answers data with RST (RFC 9293 §3.10.7.1), so an ACK of it proves both ends still had the
+    connection: the RST was not accepted (e.g. out of window in a capture picked up mid-stream,
+    where the replay cannot see the window)."""
+    ends: dict = {}  # sender -> smallest end of its data sent after the RST, not yet acknowledged
+    for s in steps[k + 1 :]:
+        seg = s.segment
+        if seg.rst:
+            continue
+        peer_end = ends.get(seg.sender.peer)
+        if peer_end is not None and seg.has_ack and seg.ack >= peer_end:
+            return True
+        if seg.length and seg.sender not in ends:
+            ends[seg.sender] = seg.seq + seg.length
+    return False

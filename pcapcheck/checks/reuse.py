@@ -28,6 +28,10 @@ class Reuse:
     entered_frame: int
     elapsed: float  # from entering TIME-WAIT to the new SYN
     safeguard: str | None  # which RFC safeguard made the reuse safe, or None
+    # Why no safeguard holds (when safeguard is None and not unknown), e.g. "its TSval 5 is older than ...".
+    unsafe: str = ""
+    # The capture cannot tell: the SYN's (or the old connection's) options were cut by the snap length.
+    unknown: bool = False
 
 
 def find_reuse(ctx: CheckContext) -> Reuse | None:
@@ -54,8 +58,16 @@ def find_reuse(ctx: CheckContext) -> Reuse | None:
         ):
             continue
         elapsed = syn.time - entered_time
-        return Reuse(holder, syn, entered_time, entered_frame, elapsed, _safeguard(old_conn, syn, holder, conn))
+        verdict = _safeguard(old_conn, syn, holder, conn)
+        return Reuse(holder, syn, entered_time, entered_frame, elapsed, verdict.safeguard, verdict.unsafe, verdict.unknown)
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    safeguard: str | None = None
+    unsafe: str = ""
+    unknown: bool = False
 
 
 def _time_waits(replay: Replay) -> list[tuple[Side, float, int]]:
@@ -66,25 +78,45 @@ def _time_waits(replay: Replay) -> list[tuple[Side, float, int]]:
     return [(t.endpoint, t.time, t.frame) for t in replay.transitions if t.to_state is State.TIME_WAIT]
 
 
-def _safeguard(old: Connection, syn: Segment, holder: Side, new: Connection) -> str | None:
+def _safeguard(old: Connection, syn: Segment, holder: Side, new: Connection) -> _Verdict:
+    """RFC 6191 §2 (timestamps), else RFC 9293 §3.6.1 / RFC 1122 §4.2.2.13 (ISN above the old space)."""
     syn_sender = new.endpoint(syn.sender)
     old_side = Side.CLIENT if old.client == syn_sender else Side.SERVER
     mask = old.sender == (0 if old_side is Side.CLIENT else 1)
     old_rows = old.rows[mask]
-    if syn.ts_val is not None and old_rows["has_ts"].any():
+    old_has_ts = bool(old_rows["has_ts"].any())
+    # Options cut by the snap length read as "no timestamp": the capture cannot tell which branch of
+    # RFC 6191 applies, so neither a safeguard nor its absence is proven.
+    if (syn.truncated and syn.ts_val is None) or (not old_has_ts and bool(old_rows["truncated"].any())):
+        return _Verdict(unknown=True)
+    received = syn.sender is not holder  # RFC 6191 and the ISN rule are the receiver's (TIME-WAIT) test
+    new_isn, old_end = syn.seq & _MASK, _old_end(old, mask, old_rows)
+    isn_above = old_end is not None and (_after(new_isn, old_end) or new_isn == old_end)
+    isn_text = f"its ISN {new_isn} is {'' if isn_above else 'not '}above the old connection's last sequence number {old_end}"
+    if syn.ts_val is not None and old_has_ts:
         last_ts = int(old_rows["ts_val"][old_rows["has_ts"]][-1])
         if _after(syn.ts_val, last_ts):
-            return f"its TSval {syn.ts_val} is newer than the old connection's {last_ts} (RFC 6191)"
+            return _Verdict(f"its TSval {syn.ts_val} is newer than the old connection's {last_ts} (RFC 6191)")
+        if syn.ts_val == last_ts and received and isn_above:
+            # RFC 6191 §2: equal timestamp and a higher sequence number: "honor the connection request".
+            return _Verdict(f"its TSval equals the old connection's last ({last_ts}) and {isn_text} (RFC 6191 §2)")
+        relation = "equal to" if syn.ts_val == last_ts else "older than"
+        reason = f"its TSval {syn.ts_val} is {relation} the old connection's last {last_ts}"
+        return _Verdict(unsafe=reason + (f" and {isn_text}" if syn.ts_val == last_ts and received else ""))
+    if received and old_end is not None:
+        if isn_above:
+            return _Verdict(f"{isn_text} (RFC 9293 §3.6.1)")
+        return _Verdict(unsafe=f"it carried no timestamp to compare and {isn_text}")
+    return _Verdict(unsafe="it carried no newer timestamp, the only safeguard for an endpoint reopening the tuple itself")
+
+
+def _old_end(old: Connection, mask, old_rows) -> int | None:
+    """The largest sequence number the SYN's sender used in the old incarnation (None: it sent nothing)."""
+    if not len(old_rows):
         return None
-    if syn.sender is not holder and len(old_rows):
-        # SYN received in TIME-WAIT: ISN above everything the old incarnation used.
-        flags = old_rows["flags"]
-        ends = old.seq[mask] + old_rows["payload_len"].astype("int64") + ((flags & SYN) != 0) + ((flags & FIN) != 0)
-        old_end = int(ends.max()) & _MASK
-        new_isn = syn.seq & _MASK
-        if _after(new_isn, old_end) or new_isn == old_end:
-            return f"its ISN {new_isn} is above the old connection's last sequence number {old_end} (RFC 9293 §3.6.1)"
-    return None
+    flags = old_rows["flags"]
+    ends = old.seq[mask] + old_rows["payload_len"].astype("int64") + ((flags & SYN) != 0) + ((flags & FIN) != 0)
+    return int(ends.max()) & _MASK
 
 
 def _after(a: int, b: int) -> bool:

@@ -5,9 +5,11 @@ endpoint enters TIME-WAIT; in FIN-WAIT-1 it enters CLOSING and still acknowledge
 instead throws away the peer's last data and leaves the peer without a graceful close.
 
 Not this rule: the FIN was a retransmission already acknowledged (rst-answers-fin-retransmit);
-FIN-WAIT-2 lasted longer than the profile's timer, after which the socket is legitimately gone and
-RST is the right answer for a closed port (fin-wait-2-timeout covers that); a FIN the replay says
-never reached the endpoint.
+FIN-WAIT-2 lasted longer than fin-wait-2-timeout's fin_wait_2 timer, after which the socket is
+legitimately gone and RST is the right answer for a closed port (fin-wait-2-timeout covers that); a
+FIN the replay says never reached the endpoint; new data from the peer after our FIN, on the FIN
+or before it: RFC 1122 §4.2.2.13 says a closed socket SHOULD answer data with RST, so the RST
+answers the data (abortive-close reports it as a warning).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Iterator
 
 from ..findings import Finding
 from ..segments import FIN, RST
-from .context import CheckContext, acknowledges, fin_number
+from .context import CheckContext, acknowledges, data_after_close, fin_number
 
 RULE = "rst-instead-of-final-ack"
 # It can only find something in a connection with a FIN and a RST: run_checks skips the others.
@@ -57,8 +59,12 @@ def check(ctx: CheckContext) -> Iterator[Finding]:
             ),
             None,
         )
-        if fin_wait_2_entry is not None and answered.segment.time - fin_wait_2_entry > ctx.profile.fin_wait_2:
+        # The same timer fin-wait-2-timeout judges by (a user's override of it holds here too).
+        fin_wait_2 = ctx.param_of("fin-wait-2-timeout", "fin_wait_2")
+        if fin_wait_2_entry is not None and answered.segment.time - fin_wait_2_entry > fin_wait_2:
             continue  # the FIN-WAIT-2 timer had run out: the socket was gone, RST is correct
+        if data_after_close(steps, closer, own_at, i) is not None:
+            continue  # RFC 1122 §4.2.2.13 abort on data: the RST answers the data (abortive-close)
         yield ctx.finding(
             rst,
             closer,

@@ -44,8 +44,25 @@ from ..connections import Connection, segment_columns, segment_list
 from ..profiles import Profile
 from ..segments import ACK, RST, SYN, Segment, Side
 from .delivery import undelivered
-from .facts import Notes, add_note, find_controls, sequence_notes, unseen_acks
-from .machine import RFC_TIME_WAIT_TIMEOUT, Outcome, Tcb, infer_from_own_ack, on_receive, on_send
+from .facts import (
+    LostFin,
+    Notes,
+    add_note,
+    find_controls,
+    lost_fins,
+    sequence_notes,
+    unseen_acks,
+    unseen_synack,
+)
+from .machine import (
+    RFC_TIME_WAIT_TIMEOUT,
+    Outcome,
+    Tcb,
+    infer_from_own_ack,
+    on_receive,
+    on_send,
+    send_lost_fin,
+)
 from .model import (
     ANOMALY_ACK_OF_UNSENT,
     ANOMALY_MIDSTREAM_START,
@@ -101,6 +118,7 @@ class _Replayer:
         self.notes: Notes = {}
         self.clocks: list[TimeWaitClock | None] = [None, None]
         self.time_waits: list[tuple[int, TimeWaitClock]] = []
+        self.lost_fins: list[LostFin] = []
 
     def run(self) -> Replay:
         conn, segments = self.conn, self.segments
@@ -111,6 +129,9 @@ class _Replayer:
         vantage, legs = infer_vantage(conn, self.columns)
         sequence_notes(segments, conn, controls, self.notes)
         self.anomalies.extend(self._capture_anomalies())
+        synack = unseen_synack(segments, controls)
+        if synack is not None:
+            self.anomalies.append(synack)
         self.anomalies.extend(unseen_acks(segments, conn, self.notes, self.columns))
         lost = undelivered(segments, controls, legs)
         silent = self._silent_side()
@@ -118,6 +139,8 @@ class _Replayer:
         rst_aborts = _rst_aborts(segments, self.columns.sender)
         one_way = _OneWay(segments, silent) if silent is not None else None
         unsent = {a.frame for a in self.anomalies if a.kind == ANOMALY_ACK_OF_UNSENT}
+        self.lost_fins = lost_fins(segments, controls)
+        fins_lost = {lost.proof: lost for lost in self.lost_fins}
 
         # What each segment's sender went through (two lists: one tuple per event costs more).
         sender_before: list[State | None] = [None] * n
@@ -129,6 +152,8 @@ class _Replayer:
         out = Outcome()
         for kind, i in event_order(conn, controls, legs, self.columns):
             seg = segments[i]
+            if fins_lost and i in fins_lost:
+                self._lost_fin(fins_lost.pop(i), tcbs, seg, silent)
             side = sender_of[i] if kind == SEND else 1 - sender_of[i]
             tcb = tcbs[side]
             if clocks[side] is not None:
@@ -203,6 +228,8 @@ class _Replayer:
 
     def _fins_acked(self, controls, tcbs: list[Tcb], silent: int | None) -> tuple[bool, bool]:
         acked = list(controls_acked(self.segments, controls, self.columns.sender))
+        for lost in self.lost_fins:
+            acked[lost.side] = True  # the ACK that proves the FIN acknowledges it
         if silent is not None:
             # Only the seen side's own ACKs and FIN tell: its inferences are all there is.
             seen = 1 - silent
@@ -218,8 +245,10 @@ class _Replayer:
         client_acks = any(side == 0 and f & ACK and not f & RST for side, f in zip(sides, flags))
         if client_syn:
             client = State.CLOSED
-            # A listener answers a SYN with SYN-ACK; a closed port with RST (§3.10.7.1).
-            listening = server_synack or (server_first is None and client_acks)
+            # A listener answers a SYN with SYN-ACK; a closed port with RST (§3.10.7.1).  A client
+            # ACK proves a SYN-ACK (facts.unseen_synack) even when the capture lost it.
+            # (A server whose first segment is a bare SYN opened simultaneously: §3.5 Figure 8.)
+            listening = server_synack or (client_acks and (server_first is None or not server_first & (RST | SYN)))
             server = State.LISTEN if listening else State.CLOSED
         else:
             client = State.UNKNOWN
@@ -302,6 +331,17 @@ class _Replayer:
             clock.restarts.append(seg.time)
             clock.started_frame = seg.frame
             clock.deadline = seg.time + self.profile.time_wait
+
+    def _lost_fin(self, lost: LostFin, tcbs: list[Tcb], proof: Segment, silent: int | None) -> None:
+        """Before the peer's ACK of a FIN the capture lost: the FIN was sent and is on its way."""
+        acker = 1 - lost.side
+        if acker != silent and tcbs[acker].peer_fin is None:
+            tcbs[acker].peer_fin = lost.position
+        if lost.side == silent:
+            return
+        out = Outcome()
+        send_lost_fin(tcbs[lost.side], lost.position, out)
+        self._record(lost.side, proof, out, proof.index)
 
     def _drop_at_trigger(
         self,

@@ -92,11 +92,18 @@ def sequence_notes(segments: list[Segment], conn: Connection, controls: Controls
 def unseen_holes(conn: Connection, side_index: int, columns: SegmentColumns | None = None) -> list[int]:
     """Starts of the stretches of ``side``'s sequence space no captured segment covers.
 
-    The last entry is where the captured space ends: everything above it is unseen too.
+    The last entry is where the captured space ends: everything above it is unseen too.  A side's
+    space begins at its SYN (RFC 9293 §3.4): what it sent before that SYN (a challenge ACK from
+    the TCB of an earlier incarnation, RFC 5961 §4, §3.5.2 Figure 10) lies in another space.
     """
     if columns is not None:
         return _unseen_holes_of(columns, side_index)
     mask = conn.sender == side_index
+    syns = np.flatnonzero(mask & ((conn.rows["flags"] & SYN) != 0) & ((conn.rows["flags"] & RST) == 0))
+    if len(syns):
+        # Nor does anything of it lie below the ISN: a RST answering such an ACK from SYN-SENT
+        # carries that ACK's number (<SEQ=SEG.ACK><CTL=RST>, §3.10.7.3), not the sender's.
+        mask &= (np.arange(len(mask)) >= syns[0]) & (conn.seq >= conn.seq[syns[0]])
     if not mask.any():
         return []
     flags = conn.rows["flags"][mask]
@@ -118,8 +125,13 @@ def unseen_holes(conn: Connection, side_index: int, columns: SegmentColumns | No
 def _unseen_holes_of(cols: SegmentColumns, side_index: int) -> list[int]:
     """``unseen_holes`` over Python lists: the same stable sort by start and running maximum of ends."""
     spans = []
-    for side, start, length, flags in zip(cols.sender, cols.seq, cols.length, cols.flags):
-        if side != side_index:
+    own_syn = next(
+        (i for i, (side, f) in enumerate(zip(cols.sender, cols.flags)) if side == side_index and f & SYN and not f & RST),
+        None,
+    )
+    first, isn = (0, None) if own_syn is None else (own_syn, cols.seq[own_syn])
+    for i, (side, start, length, flags) in enumerate(zip(cols.sender, cols.seq, cols.length, cols.flags)):
+        if side != side_index or i < first or (isn is not None and start < isn):
             continue
         if flags & RST:
             spans.append((start, start))
@@ -151,6 +163,7 @@ def unseen_acks(
     holes = [unseen_holes(conn, 0, columns), unseen_holes(conn, 1, columns)]
     position = [0, 0]
     anomalies: list[Anomaly] = []
+    synchronized_at: tuple[int | None, int | None] | None = None  # computed at the first need
     for seg in segments:
         if not seg.flags & ACK or seg.flags & RST:
             continue
@@ -161,7 +174,9 @@ def unseen_acks(
             continue
         first_hole = peer_holes[k]
         base = conn.base(seg.sender.peer)
-        if _refuted(segments, seg):
+        if synchronized_at is None:
+            synchronized_at = _first_synchronized(segments)
+        if _refuted(segments, seg, synchronized_at):
             # RFC 9293 §3.10.7.3/§3.10.7.4: an ACK of something not yet sent is answered by
             # <SEQ=SEG.ACK><CTL=RST> (SYN-SENT) or by an ACK carrying SND.NXT.  The acked side
             # saying so is no capture loss.
@@ -197,7 +212,74 @@ def unseen_acks(
     return anomalies
 
 
-def _refuted(segments: list[Segment], ack: Segment) -> bool:
+def unseen_synack(segments: list[Segment], controls: Controls) -> Anomaly | None:
+    """The client's ACK of a SYN-ACK the capture lost, while the server's other segments were captured.
+
+    Only a SYN-SENT endpoint that received the peer's SYN acknowledges it (RFC 9293 §3.10.7.3):
+    the client's first ACK after its SYN proves the SYN-ACK, and the server's later segments
+    prove it went on from there.  A capture-quality gap, not a fault of the endpoints.
+    """
+    if controls.syn[0] is None or controls.syn[1] is not None:
+        return None
+    if not any(seg.sender is Side.SERVER for seg in segments):
+        return None  # a one-direction capture: "one-direction-missing" says it already
+    for seg in segments:
+        if seg.sender is Side.CLIENT and seg.flags & ACK and not seg.flags & (SYN | RST):
+            return Anomaly(
+                kind=ANOMALY_ACK_UNSEEN_DATA,
+                frame=seg.frame,
+                time=seg.time,
+                endpoint=seg.sender,
+                capture_quality=True,
+                detail={"unseen": "SYN-ACK", "acked_up_to": seg.rel_ack},
+            )
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class LostFin:
+    """A FIN the capture lost but the peer's ACK proves was sent."""
+
+    side: int  # whose FIN it was
+    position: int  # the sequence number it occupies
+    proof: int  # index of the peer's first ACK covering it
+
+
+def lost_fins(segments: list[Segment], controls: Controls) -> list[LostFin]:
+    """FINs the capture lost: the peer acknowledges exactly one sequence number past the top of a
+    side's captured space, and never more, while that side sent no captured FIN.
+
+    A FIN occupies one sequence number (RFC 9293 §3.4) and nothing follows it; the peer can only
+    acknowledge what arrived, so its ACK of top+1 proves the FIN (a lone lost byte of data at the
+    very end, after which its sender never sends again, is the one reading this takes for a FIN).
+    """
+    found = []
+    # End of the sequence space each side's captured segments occupy; a bare ACK or a RST carries
+    # SND.NXT, which after an unseen FIN is one past it, so neither counts.
+    tops: list[int | None] = [None, None]
+    for seg in segments:
+        if seg.seg_len and not seg.flags & RST:
+            side = 0 if seg.sender is Side.CLIENT else 1
+            end = seg.seq + seg.seg_len
+            tops[side] = end if tops[side] is None else max(tops[side], end)
+    for side in (0, 1):
+        top = tops[side]
+        if controls.fin[side] is not None or top is None:
+            continue  # nothing of this side captured: the one-direction inference handles it
+        proof = None
+        highest = None
+        for seg in segments:
+            if (0 if seg.sender is Side.CLIENT else 1) == side or not seg.flags & ACK or seg.flags & (RST | SYN):
+                continue
+            if proof is None and seg.ack > top:
+                proof = seg.index
+            highest = seg.ack if highest is None else max(highest, seg.ack)
+        if proof is not None and highest == top + 1 and segments[proof].ack == top + 1:
+            found.append(LostFin(side, top, proof))
+    return found
+
+
+def _refuted(segments: list[Segment], ack: Segment, synchronized_at: tuple[int | None, int | None]) -> bool:
     """Did the acked side's answer show it never sent what this ACK acknowledges?"""
     for later in segments[ack.index + 1 : ack.index + 1 + REPLY_HORIZON]:
         if later.sender is ack.sender.peer:
@@ -205,17 +287,24 @@ def _refuted(segments: list[Segment], ack: Segment) -> bool:
                 # <SEQ=SEG.ACK><CTL=RST> answers an unacceptable ACK only before synchronization
                 # (§3.10.7.3, SYN-RECEIVED in §3.10.7.4).  A synchronized endpoint answers with an
                 # ACK; its RST carries SND.NXT, which equals this ACK exactly when it did send all.
-                return later.seq == ack.ack and not _synchronized_before(segments, later.sender, ack.index)
+                since = synchronized_at[0 if later.sender is Side.CLIENT else 1]
+                return later.seq == ack.ack and (since is None or since >= ack.index)
             # A bare ACK carries SND.NXT as its sequence number.
             return not later.seg_len and later.seq < ack.ack
     return False
 
 
-def _synchronized_before(segments: list[Segment], side: Side, end: int) -> bool:
-    """Had ``side`` sent a segment only a synchronized endpoint sends (ACK, no SYN or RST) before ``end``?"""
-    return any(
-        s.sender is side and s.flags & ACK and not s.flags & (SYN | RST) for s in segments[:end]
-    )
+def _first_synchronized(segments: list[Segment]) -> tuple[int | None, int | None]:
+    """Per side, the index of its first segment only a synchronized endpoint sends (ACK, no SYN or RST)."""
+    first: list[int | None] = [None, None]
+    for seg in segments:
+        if seg.flags & ACK and not seg.flags & (SYN | RST):
+            side = 0 if seg.sender is Side.CLIENT else 1
+            if first[side] is None:
+                first[side] = seg.index
+                if first[1 - side] is not None:
+                    break
+    return first[0], first[1]
 
 
 REPLY_HORIZON = 8  # segments to look ahead for the answer to an ACK

@@ -12,10 +12,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..connections import Connection
-from ..segments import ACK, SYN
-from .model import Replay, State, TimeWait, Transition
+from ..segments import ACK, RST, SYN, Side
+from .model import Close, Replay, State, TimeWait, Transition
 
 RFC_NEW_INCARNATION = "RFC 9293 §3.6.1; RFC 6191"
+RFC_HALF_OPEN = "RFC 9293 §3.5.2"
+_HALF_OPEN_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.FIN_WAIT_2})
 
 
 def end_time_wait_by_new_incarnation(previous: Replay, new_connection: Connection) -> bool:
@@ -58,4 +60,65 @@ def end_time_wait_by_new_incarnation(previous: Replay, new_connection: Connectio
     if changed:
         previous.time_waits = waits
         previous.time_wait = waits[0] if waits else None
-    return changed
+    return end_half_open_by_new_incarnation(previous, new_connection) or changed
+
+
+def end_half_open_by_new_incarnation(previous: Replay, new_connection: Connection) -> bool:
+    """§3.5.2 Figure 10: the previous incarnation was half-open when the new one's SYN came.
+
+    The endpoint sending a SYN while the previous incarnation still held it synchronized (neither
+    FIN exchange nor RST ended it) had lost that connection: a crash or reboot.  Its peer, still
+    synchronized, answers the SYN with a challenge ACK (RFC 5961 §4) carrying its old SND.NXT and
+    RCV.NXT; the SYN-SENT endpoint answers that with <SEQ=SEG.ACK><CTL=RST> (§3.10.7.3), which
+    resets the peer's old connection.  Both land in the new incarnation's rows, so only here can
+    the previous replay learn its end.  Updates ``previous`` in place; returns whether it changed.
+    """
+    at = next((i for i, f in enumerate(new_connection.rows["flags"].tolist()) if f & SYN and not f & ACK), None)
+    if at is None:
+        return False
+    syn = next(new_connection.segments([at]))
+    opener = syn.sender
+    if previous.final_state.get(opener) not in _HALF_OPEN_STATES:
+        return False
+    previous.transitions.append(
+        Transition(
+            syn.time, syn.frame, opener, previous.final_state[opener], State.CLOSED,
+            "no longer held the connection: opened the tuple anew (half-open)", RFC_HALF_OPEN,
+        )
+    )
+    previous.final_state[opener] = State.CLOSED
+    peer = opener.peer
+    if previous.final_state.get(peer) in _HALF_OPEN_STATES:
+        rst = _half_open_reset(new_connection, opener)
+        if rst is not None:
+            previous.transitions.append(
+                Transition(
+                    rst.time, rst.frame, peer, previous.final_state[peer], State.CLOSED,
+                    "received RST answering its challenge ACK (half-open recovery)", RFC_HALF_OPEN,
+                )
+            )
+            previous.final_state[peer] = State.CLOSED
+            if previous.close is Close.OPEN:
+                previous.close = Close.ABORTIVE
+    return True
+
+
+def _half_open_reset(new_connection: Connection, opener: Side):
+    """The opener's RST answering its peer's challenge ACK (same number as that ACK), if captured.
+
+    The challenge ACK is the peer's ACK without SYN sent before any SYN-ACK of the new incarnation.
+    """
+    flags = new_connection.rows["flags"].tolist()
+    raw_seq, raw_ack = new_connection.rows["seq"].tolist(), new_connection.rows["ack"].tolist()
+    sender = new_connection.sender.tolist()
+    own = 0 if opener is Side.CLIENT else 1
+    challenge = None
+    for i, f in enumerate(flags):
+        if sender[i] != own:
+            if f & SYN:
+                return None  # the peer answered the SYN itself: no challenge to answer
+            if challenge is None and f & ACK and not f & RST:
+                challenge = raw_ack[i]
+        elif challenge is not None and f & RST and raw_seq[i] == challenge:
+            return next(new_connection.segments([i]))
+    return None

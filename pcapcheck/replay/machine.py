@@ -37,6 +37,7 @@ RFC_OTHER_STATES = "RFC 9293 §3.10.7.4"
 RFC_RST = "RFC 9293 §3.10.7.4; RFC 5961 §3.2"
 RFC_RST_IN_TIME_WAIT = "RFC 9293 §3.10.7.4; RFC 1337"
 RFC_TIME_WAIT_TIMEOUT = "RFC 9293 §3.10.8"
+RFC_HALF_OPEN = "RFC 9293 §3.5.2"
 
 S = State
 SYNCHRONIZED = frozenset(
@@ -149,7 +150,10 @@ def on_send(tcb: Tcb, seg: Segment, out: Outcome, *, rst_aborts: bool = True) ->
 
 def _send_syn(tcb: Tcb, seg: Segment, out: Outcome) -> None:
     if tcb.iss is not None and seg.seq != tcb.iss:
-        out.unexpected = "SYN with a different initial sequence number"
+        if not seg.has_ack and tcb.state in SYNCHRONIZED:
+            _lost_connection(tcb, out)
+        else:
+            out.unexpected = "SYN with a different initial sequence number"
     tcb.iss = seg.seq
     if not seg.has_ack:
         if tcb.state is S.CLOSED:
@@ -169,6 +173,16 @@ def _send_syn(tcb: Tcb, seg: Segment, out: Outcome) -> None:
         out.unexpected = f"SYN-ACK sent in {tcb.state}"
 
 
+def _lost_connection(tcb: Tcb, out: Outcome) -> None:
+    """A synchronized endpoint sending a SYN with a new ISN had lost the connection (a crash or
+    reboot): the half-open connection of §3.5.2 (Figure 10).  It is CLOSED and opens anew; its
+    peer still holds the old connection and answers with a challenge ACK (RFC 5961 §4)."""
+    tcb.move(out, S.CLOSED, "lost the connection: sent a SYN with a new ISN (half-open)", RFC_HALF_OPEN)
+    tcb.snd_nxt = tcb.fin_seq = tcb.rcv_nxt = tcb.peer_fin = None
+    tcb.fin_acked = tcb.fin_received = tcb.passive = False
+    tcb.held.clear()
+
+
 def _send_fin(tcb: Tcb, seg: Segment, out: Outcome) -> None:
     position = fin_position(seg)
     if tcb.fin_seq is None:
@@ -179,6 +193,18 @@ def _send_fin(tcb: Tcb, seg: Segment, out: Outcome) -> None:
             out.unexpected = f"FIN sent in {tcb.state}"
     elif position != tcb.fin_seq:
         out.unexpected = "FIN at a different sequence number than the first"
+
+
+def send_lost_fin(tcb: Tcb, position: int, out: Outcome) -> None:
+    """The peer acknowledged a FIN the capture lost (facts.lost_fins): the CLOSE call (§3.10.4)
+    happened unseen."""
+    if tcb.fin_seq is not None:
+        return
+    tcb.fin_seq = position
+    tcb.snd_nxt = position + 1 if tcb.snd_nxt is None else max(tcb.snd_nxt, position + 1)
+    if tcb.state in SEND_FIN:
+        tcb.move(out, SEND_FIN[tcb.state], "sent FIN (not captured: the peer's ACK proves it)", RFC_CLOSE)
+        out.notes.add(NOTE_BEFORE_CAPTURE_KNOWLEDGE)
 
 
 def _send_rst(tcb: Tcb, out: Outcome) -> None:

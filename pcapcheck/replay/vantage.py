@@ -5,9 +5,15 @@ from the capture point to the server and back; the SYN-ACK -> ACK gap is the rou
 client and back.  A capture taken at the client sees a tiny client leg, one taken at the server a
 tiny server leg, one in the middle two comparable legs.
 
-TTL confirms it: a stack's own outgoing packets carry its initial TTL (64, 128 or 255); packets that
-crossed a router carry less.  When exactly one side's packets carry an initial TTL, the capture
-was taken at that side's host.
+Both legs include the hosts' own turnaround (tens of microseconds) and the capture's timestamp
+noise: below ``TIMING_NOISE`` a leg says nothing, so a loopback or single-host capture, where both
+legs are that small, is ``unknown``, never a guess.
+
+TTL only rules out: a stack's own outgoing packets carry its initial TTL (64, 128 or 255); packets
+that crossed a router carry less, so the capture was not taken at their sender's host.  An initial
+TTL does not prove the capture was at the sender's host: any point on the sender's own link (a
+router's interface, a mirror port) sees the same.  When neither side carries an initial TTL, the
+capture sat between routers: the middle.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from .model import Vantage
 INITIAL_TTLS = (64, 128, 255)
 # One leg at most this fraction of the other: the capture point sits at that leg's host.
 NEAR_RATIO = 0.1
+# Legs shorter than this are host turnaround and timestamp noise, not distance (nanoseconds).
+TIMING_NOISE = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,24 +138,29 @@ def _initial_ttl_of(cols: SegmentColumns, side_index: int) -> bool | None:
 def infer_vantage(conn: Connection, columns: SegmentColumns | None = None) -> tuple[Vantage, Legs]:
     client_leg, server_leg = handshake_legs(conn, columns)
     by_ttl = (initial_ttl(conn, 0, columns), initial_ttl(conn, 1, columns))
-    if by_ttl == (True, False):
-        vantage = Vantage.CLIENT
-    elif by_ttl == (False, True):
-        vantage = Vantage.SERVER
-    elif client_leg is not None and server_leg is not None:
+    measured = client_leg is not None and server_leg is not None
+    if by_ttl == (False, False):
+        vantage = Vantage.MIDDLE  # both sides' packets crossed a router before the capture point
+    elif measured:
         vantage = _by_timing(client_leg, server_leg)
-    elif by_ttl == (False, False):
-        vantage = Vantage.MIDDLE
+        # A host's own packets carry its initial TTL: forwarded ones rule that host out.
+        if (vantage is Vantage.CLIENT and by_ttl[0] is False) or (vantage is Vantage.SERVER and by_ttl[1] is False):
+            vantage = Vantage.UNKNOWN
     else:
         vantage = Vantage.UNKNOWN
-    measured = client_leg is not None and server_leg is not None
     legs = Legs(client_leg or 0, server_leg or 0, measured)
     return vantage, legs
 
 
 def _by_timing(client_leg: int, server_leg: int) -> Vantage:
-    if server_leg > 0 and client_leg <= NEAR_RATIO * server_leg:
+    """One leg long and the other a small fraction of it: at the short leg's host.  Both long and
+    comparable: in the middle.  A leg within the noise cannot be called comparable to anything."""
+    if max(client_leg, server_leg) < TIMING_NOISE:
+        return Vantage.UNKNOWN
+    if client_leg <= NEAR_RATIO * server_leg:
         return Vantage.CLIENT
-    if client_leg > 0 and server_leg <= NEAR_RATIO * client_leg:
+    if server_leg <= NEAR_RATIO * client_leg:
         return Vantage.SERVER
+    if min(client_leg, server_leg) < TIMING_NOISE:
+        return Vantage.UNKNOWN
     return Vantage.MIDDLE
