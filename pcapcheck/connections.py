@@ -3,8 +3,10 @@
 Contract (the implementation fills ``rebuild``):
 
 * A connection is identified by its bidirectional 4-tuple plus an incarnation number.  A new SYN
-  (without ACK) on a tuple whose previous connection has closed (FIN both ways, RST, or refused),
-  or a SYN whose ISN lies far outside the current sequence space, starts a new incarnation.
+  (without ACK) on a tuple whose current connection has begun to close (a FIN from either side, a
+  RST, or refused), or that lies outside its sender's sequence space after the handshake, starts a
+  new incarnation; so does a SYN-ACK acknowledging a SYN the capture lost (see
+  ``_incarnation_starts``).
 * ``id`` is 1-based, in order of each connection's first frame over the whole capture.
 * ``incarnation`` is 1-based within the tuple; ``previous_id`` links to the incarnation before.
 * The client is the endpoint that sent the first SYN without ACK.  With no such SYN seen (mid-stream

@@ -5,6 +5,12 @@ the end of what the capture saw of a side, and never more, that side sent a FIN 
 a capture-quality note, and both endpoints go through the close as if the FIN had been captured.
 """
 
+from pathlib import Path
+
+import numpy as np
+
+from pcapcheck.capture import open_capture
+from pcapcheck.connections import rebuild
 from pcapcheck.profiles import PROFILES
 from pcapcheck.replay import replay
 from pcapcheck.replay.model import ANOMALY_ACK_OF_UNSENT, ANOMALY_ACK_UNSEEN_DATA, Close, State
@@ -71,3 +77,34 @@ def test_ack_beyond_one_unseen_byte_infers_no_fin():
     conv = established().server("A", ack=1003)
     rep = replay(conv.connection(), LINUX)
     assert rep.final_state == {C: State.ESTABLISHED, S: State.ESTABLISHED}
+
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def replay_without(sample: str, dropped_frames: set[int]):
+    """The sample's single connection replayed as if the capture had lost ``dropped_frames``."""
+    capture = open_capture([str(SAMPLES / sample)])
+    batches = [batch[~np.isin(batch["frame"], list(dropped_frames))] for batch in capture.batches()]
+    [conn] = list(rebuild(iter(batches)))
+    return replay(conn, LINUX, capture_end=capture.info.last_time)
+
+
+def test_time_wait_assassination_with_the_clients_fin_lost_keeps_its_verdict_states():
+    # Frame 7, the client's FIN, lost: the server's ACK 2 (frame 8) proves it; then as in the
+    # sample the server enters TIME-WAIT and the client's RST (frame 9) assassinates it.
+    rep = replay_without("crafted-time-wait-assassination.pcap", {7})
+    assert rep.final_state == {C: State.CLOSED, S: State.CLOSED}
+    assert rep.close is Close.GRACEFUL
+    assert [(a.kind, a.frame, a.capture_quality) for a in rep.anomalies] == [(ANOMALY_ACK_UNSEEN_DATA, 8, True)]
+    assert [t.ended_by for t in rep.time_waits] == ["rst"]
+
+
+def test_server_close_with_the_clients_lost_fin_sends_rst_from_closed_not_established():
+    # samples/tw-buckets-zero-orphan without frame 6 (the client's FIN): the server's ACK 25
+    # (frame 7) proves it; the client's RST (frame 9) answers the server's FIN from a closing
+    # client, never an abort of an established connection.
+    rep = replay_without("tw-buckets-zero-orphan.pcap", {6})
+    rst = rep.steps[-1]
+    assert rst.segment.rst and rst.sender_before not in (State.ESTABLISHED, State.CLOSE_WAIT)
+    assert [(a.kind, a.frame) for a in rep.anomalies] == [(ANOMALY_ACK_UNSEEN_DATA, 7)]

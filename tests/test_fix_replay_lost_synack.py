@@ -5,6 +5,10 @@ client's ACK after its SYN, with the server's segments following, proves the SYN
 infers it, records a capture-quality gap, and both endpoints end as if it had been captured.
 """
 
+from pathlib import Path
+
+from pcapcheck.capture import open_capture
+from pcapcheck.connections import rebuild
 from pcapcheck.profiles import PROFILES
 from pcapcheck.replay import replay
 from pcapcheck.replay.model import ANOMALY_ACK_UNSEEN_DATA, Close, State
@@ -38,3 +42,15 @@ def test_server_answering_a_syn_with_rst_still_refuses():
     rep = replay(conv.connection(), LINUX)
     assert rep.close is Close.REFUSED
     assert rep.anomalies == []
+
+
+def test_graceful_server_close_sample_without_its_synack_ends_as_the_sample_does():
+    # samples/graceful-server-close.toml: client CLOSED, server TIME-WAIT, graceful.  Frame 2 (the
+    # SYN-ACK) lost: the same, plus the capture gap at the client's ACK (frame 3).
+    capture = open_capture([str(Path(__file__).resolve().parent.parent / "samples" / "graceful-server-close.pcap")])
+    batches = [batch[batch["frame"] != 2] for batch in capture.batches()]
+    [conn] = list(rebuild(iter(batches)))
+    rep = replay(conn, LINUX, capture_end=capture.info.last_time)
+    assert rep.final_state == {C: State.CLOSED, S: State.TIME_WAIT}
+    assert rep.close is Close.GRACEFUL
+    assert [(a.kind, a.frame, a.capture_quality) for a in rep.anomalies] == [(ANOMALY_ACK_UNSEEN_DATA, 3, True)]

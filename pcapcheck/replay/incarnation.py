@@ -3,8 +3,9 @@
 One replay sees one connection.  When a SYN reopens the tuple while the previous incarnation's
 endpoint still holds TIME-WAIT, that SYN ends it: RFC 9293 §3.6.1 (and RFC 1122 §4.2.2.13) let an
 endpoint in TIME-WAIT accept a new SYN, RFC 6191 with timestamps; an endpoint reopening the tuple
-itself (Linux tcp_tw_reuse) drops its TIME-WAIT the same way.  The caller that sees the
-incarnations in order (analysis) applies it to the previous replay.
+itself (Linux tcp_tw_reuse) drops its TIME-WAIT the same way.  Likewise a SYN from an endpoint
+the previous incarnation still held synchronized ends a half-open connection (§3.5.2 Figure 10).
+The caller that sees the incarnations in order (analysis) applies it to the previous replay.
 """
 
 from __future__ import annotations

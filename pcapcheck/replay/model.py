@@ -40,8 +40,8 @@ class Vantage(str, Enum):
 
     CLIENT = "client"  # SYN -> SYN-ACK gap large, SYN-ACK -> ACK gap tiny
     SERVER = "server"  # the reverse
-    MIDDLE = "middle"
-    UNKNOWN = "unknown"
+    MIDDLE = "middle"  # both legs long and comparable, or both sides' TTLs forwarded
+    UNKNOWN = "unknown"  # legs within timer noise (one host, loopback), unmeasured, or contradicted by TTL
 
 
 class Close(str, Enum):
@@ -73,7 +73,9 @@ ANOMALY_MIDSTREAM_START = "midstream-start"
 ANOMALY_ACK_UNSEEN_DATA = "ack-unseen-data"
 ANOMALY_ONE_DIRECTION_MISSING = "one-direction-missing"
 ANOMALY_UNEXPECTED_SEGMENT = "unexpected-segment"
-ANOMALY_ACK_OF_UNSENT = "ack-of-unsent"  # the acked side's RST (seq = that ACK) says it never sent it
+# The acked side's RST (seq = that ACK) says it never sent it; only before that side was
+# synchronized (§3.10.7.3): a synchronized endpoint's RST carries SND.NXT.
+ANOMALY_ACK_OF_UNSENT = "ack-of-unsent"
 
 
 @dataclass(frozen=True, slots=True)
