@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import CaptureError
 from . import linktypes
 from .frames import Frames, gather_u32, too_long
-from .source import ChunkReader
+from .source import ChunkReader, walk_chunks
 
 HEADER_LEN = 24
 RECORD_HEADER_LEN = 16
@@ -54,29 +54,10 @@ class PcapFile:
 
     def frames(self) -> Iterator[Frames]:
         """Frames chunk by chunk; raises CaptureError at a corrupt record after yielding the ones before."""
-        data = b""
-        next_frame = 1
-        while True:
-            chunk = self.reader.read()
-            data = data + chunk if data else chunk
-            if not data:
-                break
-            positions, stop, corrupt = self._walk(data)
-            if positions:
-                yield self._frames(data, positions, next_frame)
-                next_frame += len(positions)
-            if corrupt is not None:
-                raise CaptureError(self.path, f"record {next_frame}: {corrupt}")
-            data = data[stop:]
-            if not chunk:
-                if data:
-                    self.warnings.append(
-                        f"{self.path}: last record (frame {next_frame}) is cut short "
-                        f"({len(data)} bytes); the packets before it were analysed"
-                    )
-                break
-        if self.reader.cut_short:
-            self.warnings.append(f"{self.path}: compressed file ends early; the packets before the end were analysed")
+        yield from walk_chunks(
+            self.reader, b"", self._walk, self._frames, path=self.path,
+            corrupt_at="record {frame}", cut_at="last record (frame {frame})", warnings=self.warnings,
+        )
 
     def _walk(self, data: bytes) -> tuple[list[int], int, str | None]:
         """Record header positions of the complete records in ``data`` (the tight loop of the reader).

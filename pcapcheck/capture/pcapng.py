@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import CaptureError
 from . import linktypes
 from .frames import MAX_RECORD, Frames
-from .source import ChunkReader
+from .source import ChunkReader, walk_chunks
 
 SHB = 0x0A0D0D0A
 IDB = 0x00000001
@@ -95,29 +95,10 @@ class PcapngFile:
         self.head = first
 
     def frames(self) -> Iterator[Frames]:
-        data = self.head
-        next_frame = 1
-        while True:
-            chunk = self.reader.read()
-            data = data + chunk if data else chunk
-            if not data:
-                break
-            rows, stop, corrupt = self._walk(data)
-            if rows:
-                yield self._frames(data, rows, next_frame)
-                next_frame += len(rows)
-            if corrupt is not None:
-                raise CaptureError(self.path, f"block at packet {next_frame}: {corrupt}")
-            data = data[stop:]
-            if not chunk:
-                if data:
-                    self.warnings.append(
-                        f"{self.path}: last block (before frame {next_frame}) is cut short "
-                        f"({len(data)} bytes); the packets before it were analysed"
-                    )
-                break
-        if self.reader.cut_short:
-            self.warnings.append(f"{self.path}: compressed file ends early; the packets before the end were analysed")
+        yield from walk_chunks(
+            self.reader, self.head, self._walk, self._frames, path=self.path,
+            corrupt_at="block at packet {frame}", cut_at="last block (before frame {frame})", warnings=self.warnings,
+        )
         dropped = self.dropped_by_interface
         if dropped:
             self.warnings.append(

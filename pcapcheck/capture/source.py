@@ -10,7 +10,8 @@ import gzip
 import os
 import stat
 import zlib
-from typing import BinaryIO
+from collections.abc import Callable, Iterator
+from typing import BinaryIO, TypeVar
 
 from ..errors import CaptureError
 
@@ -130,3 +131,50 @@ class ChunkReader:
     def close(self) -> None:
         self.stream.close()
         self.raw.close()
+
+
+Chunk = TypeVar("Chunk")
+
+
+def walk_chunks(
+    reader: "ChunkReader",
+    head: bytes,
+    walk: Callable[[bytes], tuple[list, int, str | None]],
+    decode: Callable[[bytes, list, int], Chunk],
+    *,
+    path: str,
+    corrupt_at: str,
+    cut_at: str,
+    warnings: list[str],
+) -> Iterator[Chunk]:
+    """The reading loop both capture formats share: complete records chunk by chunk.
+
+    ``walk(data)`` finds the complete records in ``data`` and returns (records, bytes consumed,
+    corruption or None); ``decode(data, records, first_frame)`` turns them into one chunk of frames.
+    Corruption raises CaptureError *after* the records before it were yielded, so the analysis keeps
+    them; a record cut short by the end of the file is only a warning.  ``corrupt_at`` and ``cut_at``
+    name the place in the messages, with ``{frame}`` for the frame number reached.
+    """
+    data = head
+    next_frame = 1
+    while True:
+        chunk = reader.read()
+        data = data + chunk if data else chunk
+        if not data:
+            break
+        records, stop, corrupt = walk(data)
+        if records:
+            yield decode(data, records, next_frame)
+            next_frame += len(records)
+        if corrupt is not None:
+            raise CaptureError(path, f"{corrupt_at.format(frame=next_frame)}: {corrupt}")
+        data = data[stop:]
+        if not chunk:
+            if data:
+                warnings.append(
+                    f"{path}: {cut_at.format(frame=next_frame)} is cut short "
+                    f"({len(data)} bytes); the packets before it were analysed"
+                )
+            break
+    if reader.cut_short:
+        warnings.append(f"{path}: compressed file ends early; the packets before the end were analysed")
