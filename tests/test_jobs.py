@@ -20,7 +20,7 @@ from pcapcheck.cli import app
 from pcapcheck.config import load_config
 from pcapcheck.connections import rebuild, rebuild_subset
 from pcapcheck.errors import ConfigError, PcapcheckError
-from pcapcheck.findings import Finding, Severity
+from pcapcheck.findings import Finding
 from pcapcheck.reports.document import build_document
 from pcapcheck.shard import analyze_sharded, merge_outcomes, pack_outcome, resolve_jobs, tuple_shard, unpack_outcome
 from tests.builders import Conversation
@@ -149,7 +149,7 @@ def test_merge_numbers_connections_by_first_frame_across_shards():
 
 
 def test_merge_keeps_only_connections_before_the_earliest_error():
-    late, early = sample_result(), sample_result()
+    late = sample_result()
     frames = sorted(c.first_frame for c in late.connections)
     cut = frames[1]
     merged = merge_outcomes(

@@ -267,7 +267,6 @@ def crafted() -> None:
 
     eth = lambda: Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
     v4 = lambda a, b: eth() / IP(src=a, dst=b, ttl=64)
-    v6 = lambda a, b: eth() / IPv6(src=a, dst=b, hlim=64)
 
     # Sequence wraparound on both sides: ISNs just below 2**32, data crossing the wrap.
     write_scapy(HERE / "seq-wrap.pcap", conversation(v4, "198.18.0.1", "198.18.0.2", 40000, 80, 2**32 - 100, 2**32 - 50))
