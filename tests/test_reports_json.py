@@ -82,3 +82,17 @@ def test_clean_run_has_null_error_and_zero_suppressed(tmp_path):
     assert doc["suppressed"] == 2
     assert doc["summary"]["findings"] == {"error": 1, "warning": 1, "info": 1}
     assert doc["summary"]["close"] == {"graceful": 2, "abortive": 1, "open": 1}
+
+
+def test_capture_loss_the_file_reports_is_in_the_document(tmp_path):
+    result = sample_result()
+    result.capture.dropped_by_interface = 7
+    result.capture.truncated_packets = 2
+    doc = write_and_load(tmp_path, result)
+    assert doc["capture"]["dropped_by_interface"] == 7
+    assert doc["capture"]["truncated_packets"] == 2
+
+
+def test_a_file_without_drop_statistics_says_null_not_zero(tmp_path):
+    doc = write_and_load(tmp_path, sample_result())
+    assert doc["capture"]["dropped_by_interface"] is None

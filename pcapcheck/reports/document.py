@@ -119,6 +119,8 @@ def build_document(result: "AnalysisResult") -> dict[str, Any]:
             "first_time": capture.first_time,
             "last_time": capture.last_time,
             "link_types": list(capture.link_types),
+            "truncated_packets": capture.truncated_packets,
+            "dropped_by_interface": capture.dropped_by_interface,  # null: the file does not say
             "warnings": list(capture.warnings),
             "comments": list(capture.comments),
         },
