@@ -126,7 +126,7 @@ def _unseen_holes_of(cols: SegmentColumns, side_index: int) -> list[int]:
     """``unseen_holes`` over Python lists: the same stable sort by start and running maximum of ends."""
     spans = []
     own_syn = next(
-        (i for i, (side, f) in enumerate(zip(cols.sender, cols.flags)) if side == side_index and f & SYN and not f & RST),
+        (i for i, (s, f) in enumerate(zip(cols.sender, cols.flags)) if s == side_index and f & SYN and not f & RST),
         None,
     )
     first, isn = (0, None) if own_syn is None else (own_syn, cols.seq[own_syn])
