@@ -8,7 +8,7 @@ from pcapcheck.capture import open_capture
 from pcapcheck.connections import rebuild
 from pcapcheck.errors import CaptureError
 
-from .test_capture_support import DATA, WIRE_COLUMNS, differing_columns, make_captures, read_all
+from .test_capture_support import DATA, SAMPLES, WIRE_COLUMNS, differing_columns, make_captures, read_all
 
 RING = sorted(DATA.glob("ring_*.pcap"))
 
@@ -93,3 +93,12 @@ def test_damage_in_one_of_several_files_raises_after_the_merged_segments_before_
     else:
         raise AssertionError("no CaptureError")
     assert frames[:14] == list(range(1, 15))  # the first file, then the second file's records 1-2
+
+
+def test_the_same_file_given_twice_is_read_once_with_a_warning():
+    sample = str(SAMPLES / "refused.pcap")
+    capture = open_capture([sample, sample])
+    rows = [row for batch in capture.batches() for row in batch]
+    assert len(rows) == len([row for batch in open_capture([sample]).batches() for row in batch])
+    assert capture.info.paths == [sample]
+    assert capture.info.warnings == [f"{sample}: given more than once; read once"]

@@ -20,6 +20,9 @@ pyshark extra) for the same fields and exists to cross-check the default one.
 
 from __future__ import annotations
 
+import os
+import stat
+
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -102,6 +105,7 @@ def open_capture(paths: Sequence[str] | str, reader: str = "dpkt") -> Capture:
         raise ConfigError("no capture file given")
     if reader not in READERS:
         raise ConfigError(f"unknown reader '{reader}' (choose dpkt or tshark)")
+    path_list, repeated = _once_each(path_list)
     files = []
     try:
         for path in path_list:
@@ -118,11 +122,32 @@ def open_capture(paths: Sequence[str] | str, reader: str = "dpkt") -> Capture:
             f.close()
         raise
     info = CaptureInfo(paths=path_list, formats=[f.format_name for f in files])
+    # Reading one file twice would double every packet: each one would look retransmitted.
+    info.warnings.extend(f"{path}: given more than once; read once" for path in repeated)
     for f in files:
         for name in f.link_names:
             if name not in info.link_types:
                 info.link_types.append(name)
     return Capture(path_list, files, info)
+
+
+def _once_each(paths: list[str]) -> tuple[list[str], list[str]]:
+    """The paths with repeats of the same file left out, and the repeated ones."""
+    seen: set = set()
+    kept: list[str] = []
+    repeated: list[str] = []
+    for path in paths:
+        try:
+            identity = os.stat(path)
+            key = (identity.st_dev, identity.st_ino) if stat.S_ISREG(identity.st_mode) else path
+        except OSError:
+            key = path  # missing: opening it reports that
+        if key in seen:
+            repeated.append(path)
+            continue
+        seen.add(key)
+        kept.append(path)
+    return kept, repeated
 
 
 __all__ = ["Capture", "CaptureInfo", "open_capture"]
