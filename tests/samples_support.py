@@ -489,6 +489,43 @@ def with_swap(data: Rows, i: int) -> tuple:
     return rows, origin
 
 
+def verdict_without_frames(sample: Sample, frames) -> Verdict:
+    """The verdict on ``sample`` with the packets of the given original frame numbers dropped (as
+    ``editcap FILE OUT frames...`` would), findings keeping their original frame numbers."""
+    import numpy as np
+
+    data = read_rows(sample)
+    keep = ~np.isin(data.rows["frame"], list(frames))
+    assert (~keep).sum() == len(set(frames)), f"{sample.name}: not every frame of {frames} is a TCP segment"
+    return verdict_of(data.rows[keep], data.origin[keep], sample, data.capture_end)
+
+
+def reuse_drops(rows) -> list[int]:
+    """Rows whose loss by the capture blurs where one incarnation of a tuple ends and the next
+    begins: the SYN and the SYN-ACK that open a second (or later) incarnation, and each FIN of an
+    incarnation that a later one on the same tuple follows."""
+    from pcapcheck.connections import rebuild
+
+    index = {int(frame): i for i, frame in enumerate(rows["frame"])}
+    conns = list(rebuild([rows]))
+    last: dict = {}  # the latest incarnation of each tuple (endpoints in either role)
+    for c in conns:
+        key = frozenset((c.client, c.server))
+        last[key] = max(last.get(key, 0), c.incarnation)
+    chosen = set()
+    for c in conns:
+        flags = [int(f) for f in c.rows["flags"]]
+        frames = [int(f) for f in c.rows["frame"]]
+        if c.incarnation > 1:
+            for want in (FLAG_SYN, FLAG_SYN | FLAG_ACK):
+                first = next((fr for fr, fl in zip(frames, flags) if fl & (FLAG_SYN | FLAG_ACK) == want), None)
+                if first is not None:
+                    chosen.add(index[first])
+        if c.incarnation < last[frozenset((c.client, c.server))]:
+            chosen.update(index[fr] for fr, fl in zip(frames, flags) if fl & FLAG_FIN)
+    return sorted(chosen)
+
+
 def without(data: Rows, i: int) -> tuple:
     import numpy as np
 

@@ -18,10 +18,18 @@ def check(ctx: CheckContext) -> Iterator[Finding]:
     if not ctx.steps or not started_midstream(ctx.connection, ctx.replay):
         return
     first = ctx.steps[0].segment
+    later_syn = next((s.segment for s in ctx.steps if s.segment.syn and not s.segment.has_ack), None)
+    if first.syn and first.has_ack:
+        seen = f"its first captured segment is the SYN-ACK (frame {first.frame})"
+        syn = "the SYN it answers was not captured"
+    else:
+        seen = f"first frame {first.frame}, {first.flag_text}"
+        syn = "no SYN seen"
+    if later_syn is not None:
+        syn = f"the first SYN captured is frame {later_syn.frame}, later"
     yield ctx.finding(
         first,
         None,
-        f"the capture starts in the middle of this connection (first frame {first.frame}, {first.flag_text}, "
-        f"no SYN seen): its opening is unknown",
+        f"the capture starts in the middle of this connection ({seen}; {syn}): its opening is unknown",
         capture_quality=True,
     )

@@ -14,7 +14,7 @@ from ..catalogue import RuleSpec
 from ..connections import Connection
 from ..findings import Finding, Severity
 from ..profiles import Profile
-from ..replay.model import ANOMALY_MIDSTREAM_START, ANOMALY_ONE_DIRECTION_MISSING, Replay, Step, Vantage
+from ..replay.model import ANOMALY_MIDSTREAM_START, ANOMALY_ONE_DIRECTION_MISSING, Replay, State, Step, Vantage
 from ..segments import Segment, Side
 
 # Anomaly kinds that say the capture is missing the connection's beginning or one direction
@@ -166,9 +166,32 @@ def has_capture_quality_anomaly(replay: Replay, kinds: frozenset[str] | None = N
 
 def started_midstream(conn: Connection, replay: Replay) -> bool:
     """No SYN at the start: the capture began after the connection did."""
+    if opened_in_capture(replay):
+        return False
     if has_capture_quality_anomaly(replay, MIDSTREAM_KINDS):
         return True
     return bool(replay.steps) and not replay.steps[0].segment.syn
+
+
+def opened_in_capture(replay: Replay) -> bool:
+    """Did the replay begin the connection with a captured SYN sent from CLOSED (RFC 9293 §3.10.1)?
+
+    True even when capture order puts the SYN-ACK first: two taps merged with a clock offset, or two
+    CPUs, capture the SYN a few µs after its answer, and the replay orders them causally (within
+    its reorder window).  That is the connection's opening, seen, not a mid-stream pickup.
+    """
+    if not replay.transitions:
+        return False
+    first = replay.transitions[0]
+    if first.from_state is not State.CLOSED or first.to_state is not State.SYN_SENT:
+        return False
+    return any(
+        s.segment.frame == first.frame
+        and s.segment.syn
+        and not s.segment.has_ack
+        and s.segment.sender is first.endpoint
+        for s in replay.steps
+    )
 
 
 def sent_data_before(steps: list[Step], side: Side, end: int) -> bool:

@@ -29,8 +29,9 @@ def check(ctx: CheckContext) -> Iterator[Finding]:
     steps = ctx.steps
     if not steps or started_midstream(ctx.connection, ctx.replay):
         return
-    syn = steps[0].segment
-    if syn.has_ack:
+    # The opening SYN; merged taps may capture its SYN-ACK first (context.opened_in_capture).
+    syn = next((s.segment for s in steps if s.segment.syn and not s.segment.has_ack), None)
+    if syn is None:
         return  # began with a SYN-ACK: the client's SYN was not captured
     if ctx.replay.close is not Close.INCOMPLETE and ctx.replay.close is not Close.OPEN:
         return

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..connections import Connection
-from ..replay.model import Replay, State
+from ..replay.model import Replay, State, Step
 from ..segments import FIN, SYN, Segment, Side
 from .context import CheckContext
 
@@ -23,15 +23,55 @@ _MASK = 0xFFFFFFFF
 @dataclass(frozen=True, slots=True)
 class Reuse:
     holder: Side  # the endpoint that held TIME-WAIT, as a side of the *new* connection
-    syn: Segment  # the new incarnation's first SYN
+    syn: Segment  # the new incarnation's first SYN; its SYN-ACK when the capture lost the SYN
     entered_time: float
     entered_frame: int
-    elapsed: float  # from entering TIME-WAIT to the new SYN
+    elapsed: float  # from entering TIME-WAIT to the new SYN (to its SYN-ACK when the SYN was lost)
     safeguard: str | None  # which RFC safeguard made the reuse safe, or None
     # Why no safeguard holds (when safeguard is None and not unknown), e.g. "its TSval 5 is older than ...".
     unsafe: str = ""
     # The capture cannot tell: the SYN's (or the old connection's) options were cut by the snap length.
     unknown: bool = False
+    # The capture lost the SYN; ``syn`` is the SYN-ACK answering it, which tells the SYN's ISN (its
+    # ACK - 1, RFC 9293 §3.4) and TSval (its TSecr, RFC 7323 §4.3).
+    syn_lost: bool = False
+
+    @property
+    def opener(self) -> Side:
+        """The side that sent the new SYN (captured or not)."""
+        return self.syn.sender.peer if self.syn_lost else self.syn.sender
+
+    @property
+    def opening(self) -> str:
+        """'the new SYN (frame 12)' or, when the capture lost it, how it is known, for messages."""
+        if self.syn_lost:
+            return f"a new SYN the capture lost (answered by the SYN-ACK, frame {self.syn.frame})"
+        return f"the new SYN (frame {self.syn.frame})"
+
+
+@dataclass(frozen=True, slots=True)
+class _Opening:
+    """What the safeguards read of the new incarnation's SYN."""
+
+    sender: Side
+    isn: int
+    ts_val: int | None
+    truncated: bool
+
+
+def _opening(steps: list[Step]) -> tuple[Segment, _Opening, bool] | None:
+    """The new incarnation's SYN, or the SYN-ACK that opens it when the capture lost the SYN.
+
+    A SYN-ACK acknowledges exactly the SYN's ISN + 1 (RFC 9293 §3.4; + its data under RFC 7413 Fast
+    Open, which this reading does not recover) and echoes its TSval in TSecr (RFC 7323 §4.3).
+    """
+    syn = next((s.segment for s in steps if s.segment.syn and not s.segment.has_ack), None)
+    if syn is not None:
+        return syn, _Opening(syn.sender, syn.seq & _MASK, syn.ts_val, syn.truncated), False
+    first = steps[0].segment if steps else None
+    if first is None or not (first.syn and first.has_ack):
+        return None
+    return first, _Opening(first.sender.peer, (first.ack - 1) & _MASK, first.ts_ecr, first.truncated), True
 
 
 def find_reuse(ctx: CheckContext) -> Reuse | None:
@@ -39,10 +79,10 @@ def find_reuse(ctx: CheckContext) -> Reuse | None:
         return None
     old_conn, old_replay = ctx.previous
     conn = ctx.connection
-    syn_step = next((s for s in ctx.steps if s.segment.syn and not s.segment.has_ack), None)
-    if syn_step is None:
+    opened = _opening(ctx.steps)
+    if opened is None:
         return None
-    syn = syn_step.segment
+    syn, opening, syn_lost = opened
     # After a simultaneous close both ends held TIME-WAIT: the one taking part in the new incarnation counts.
     for old_side, entered_time, entered_frame in _time_waits(old_replay):
         holder_endpoint = old_conn.endpoint(old_side)
@@ -52,15 +92,35 @@ def find_reuse(ctx: CheckContext) -> Reuse | None:
             holder = Side.SERVER
         else:
             continue
-        # It took part in the new incarnation: it sent the SYN, or answered it with a SYN-ACK.
-        if syn.sender is not holder and not any(
-            s.segment.sender is holder and s.segment.syn and s.segment.has_ack for s in ctx.steps
-        ):
+        if opening.sender is not holder and not _accepted(ctx, holder):
             continue
         elapsed = syn.time - entered_time
-        verdict = _safeguard(old_conn, syn, holder, conn)
-        return Reuse(holder, syn, entered_time, entered_frame, elapsed, verdict.safeguard, verdict.unsafe, verdict.unknown)
+        verdict = _safeguard(old_conn, opening, holder, conn)
+        return Reuse(
+            holder,
+            syn,
+            entered_time,
+            entered_frame,
+            elapsed,
+            verdict.safeguard,
+            verdict.unsafe,
+            verdict.unknown,
+            syn_lost,
+        )
     return None
+
+
+def _accepted(ctx: CheckContext, holder: Side) -> bool:
+    """Did ``holder`` accept the SYN (rather than reject it from TIME-WAIT)?  Its SYN-ACK says so, or,
+    when the capture lost that, the replay taking it from SYN-RECEIVED into the new connection."""
+    if any(s.segment.sender is holder and s.segment.syn and s.segment.has_ack for s in ctx.steps):
+        return True
+    return any(
+        t.endpoint is holder
+        and t.from_state is State.SYN_RECEIVED
+        and t.to_state in (State.ESTABLISHED, State.FIN_WAIT_1, State.CLOSE_WAIT)
+        for t in ctx.replay.transitions
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +138,7 @@ def _time_waits(replay: Replay) -> list[tuple[Side, float, int]]:
     return [(t.endpoint, t.time, t.frame) for t in replay.transitions if t.to_state is State.TIME_WAIT]
 
 
-def _safeguard(old: Connection, syn: Segment, holder: Side, new: Connection) -> _Verdict:
+def _safeguard(old: Connection, syn: _Opening, holder: Side, new: Connection) -> _Verdict:
     """RFC 6191 §2 (timestamps), else RFC 9293 §3.6.1 / RFC 1122 §4.2.2.13 (ISN above the old space)."""
     syn_sender = new.endpoint(syn.sender)
     old_side = Side.CLIENT if old.client == syn_sender else Side.SERVER
@@ -90,7 +150,7 @@ def _safeguard(old: Connection, syn: Segment, holder: Side, new: Connection) -> 
     if (syn.truncated and syn.ts_val is None) or (not old_has_ts and bool(old_rows["truncated"].any())):
         return _Verdict(unknown=True)
     received = syn.sender is not holder  # RFC 6191 and the ISN rule are the receiver's (TIME-WAIT) test
-    new_isn, old_end = syn.seq & _MASK, _old_end(old, mask, old_rows)
+    new_isn, old_end = syn.isn, _old_end(old, mask, old_rows)
     isn_above = old_end is not None and (_after(new_isn, old_end) or new_isn == old_end)
     isn_text = f"its ISN {new_isn} is {'' if isn_above else 'not '}above the old connection's last sequence number {old_end}"
     if syn.ts_val is not None and old_has_ts:

@@ -29,11 +29,11 @@ def check(ctx: CheckContext) -> Iterator[Finding]:
     limit = ctx.params["time_wait"]
     if reuse.elapsed >= limit:
         return
-    role = "opened" if reuse.syn.sender is reuse.holder else "accepted"
+    role = "opened" if reuse.opener is reuse.holder else "accepted"
     yield ctx.finding(
         reuse.syn,
         reuse.holder,
         f"{ctx.who(reuse.holder)} entered TIME-WAIT at frame {reuse.entered_frame} and {role} a new "
-        f"incarnation of the same 4-tuple (SYN frame {reuse.syn.frame}) {seconds(reuse.elapsed)} later, "
+        f"incarnation of the same 4-tuple with {reuse.opening} {seconds(reuse.elapsed)} later, "
         f"before TIME-WAIT of {seconds(limit)}, without the RFC 6191 safeguard: {reuse.unsafe}",
     )

@@ -30,7 +30,7 @@ def check(ctx: CheckContext) -> Iterator[Finding]:
             reuse.syn,
             reuse.holder,
             f"{ctx.who(reuse.holder)} reused the 4-tuple {seconds(reuse.elapsed)} after entering TIME-WAIT "
-            f"(frame {reuse.entered_frame}) with the new SYN (frame {reuse.syn.frame}); the capture's snap "
+            f"(frame {reuse.entered_frame}) with {reuse.opening}; the capture's snap "
             f"length cut the TCP options, so whether it had the RFC 6191 safeguard cannot be told",
             capture_quality=True,
         )
@@ -39,5 +39,5 @@ def check(ctx: CheckContext) -> Iterator[Finding]:
         reuse.syn,
         reuse.holder,
         f"{ctx.who(reuse.holder)} reused the 4-tuple {seconds(reuse.elapsed)} after entering TIME-WAIT "
-        f"(frame {reuse.entered_frame}) with the new SYN (frame {reuse.syn.frame}): {reuse.safeguard}",
+        f"(frame {reuse.entered_frame}) with {reuse.opening}: {reuse.safeguard}",
     )
