@@ -5,8 +5,8 @@ Contract (the implementation fills ``rebuild``):
 * A connection is identified by its bidirectional 4-tuple plus an incarnation number.  A new SYN
   (without ACK) on a tuple whose current connection has begun to close (a FIN from either side, a
   RST, or refused), or that lies outside its sender's sequence space after the handshake, starts a
-  new incarnation; so does a SYN-ACK acknowledging a SYN the capture lost (see
-  ``_incarnation_starts``).
+  new incarnation; so does a SYN-ACK acknowledging a SYN the capture lost, and, after a FIN or RST,
+  any segment numbered far outside the closed sequence space (see ``_incarnation_starts``).
 * ``id`` is 1-based, in order of each connection's first frame over the whole capture.
 * ``incarnation`` is 1-based within the tuple; ``previous_id`` links to the incarnation before.
 * The client is the endpoint that sent the first SYN without ACK.  With no such SYN seen (mid-stream
@@ -257,6 +257,12 @@ def _delta(raw: int, raw_reference: int) -> int:
 
 SEQ_SPACE = 1 << 32
 FAR_FROM_SPACE = 1 << 30  # a SYN this far from the current sequence space starts a new incarnation
+# After a close, a segment this far (or further: the largest window seen, when larger) outside the
+# closed connection's sequence spaces cannot belong to it: four unscaled windows (RFC 9293 §3.8.6).
+CLOSED_SLACK = 1 << 18
+# Above a FIN: the largest window without scaling (RFC 9293 §3.1), unless a larger one was seen.
+# (A reused tuple's new ISN lies beyond it: Linux picks the old SND.NXT + 65537.)
+FIN_SLACK = 0xFFFF
 
 
 @dataclass(slots=True)
@@ -367,6 +373,7 @@ def _split_connections(rows: np.ndarray) -> _Split:
 
     cuts, walk = _closed_reopenings(rows, direction, tuple_id, tuple_starts, syn_pos, needs_walk)
     synack_walk = _synacks_after_handshake(rows, direction, tuple_id, tuple_starts, tuple_ends)
+    synack_walk |= _jumps_after_close(rows, direction, tuple_id)
     if synack_walk.any():
         walk |= synack_walk
         cuts = cuts[~synack_walk[tuple_id[cuts]]]
@@ -453,6 +460,68 @@ def _synacks_after_handshake(
     return walk
 
 
+def _jumps_after_close(rows: np.ndarray, direction: np.ndarray, tuple_id: np.ndarray) -> np.ndarray:
+    """Per tuple: may a segment after a close open an incarnation there (so the tuple needs the walk)?
+
+    ``_incarnation_starts`` cuts at a segment without SYN or RST, after a FIN or RST, whose seq or
+    ack lies more than ``CLOSED_SLACK`` outside its space, or more than ``FIN_SLACK`` beyond the
+    last FIN of that space.  The number before it in the same space (a seq its sender sent, other
+    than a RST's, or an ack the peer sent) lies inside that space, so such a segment jumps more
+    than ``CLOSED_SLACK`` from it, or lies more than ``FIN_SLACK`` beyond the space's last FIN: the
+    tuples with such a segment are a superset of the tuples where the walk cuts that way.
+    """
+    n = len(rows)
+    flags = rows["flags"]
+    tuples = int(tuple_id[-1]) + 1 if n else 0
+    walk = np.zeros(tuples, dtype=bool)
+    closing = (flags & (FIN | RST)) != 0
+    if not closing.any():
+        return walk
+    # Number events: (space, row, value); space = tuple * 2 + direction of the space's owner.
+    has_seq = (flags & RST) == 0
+    has_ack = (flags & ACK) != 0
+    seq_rows, ack_rows = np.flatnonzero(has_seq), np.flatnonzero(has_ack)
+    space = np.concatenate([tuple_id[seq_rows] * 2 + direction[seq_rows], tuple_id[ack_rows] * 2 + 1 - direction[ack_rows]])
+    row = np.concatenate([seq_rows, ack_rows])
+    value = np.concatenate([rows["seq"][seq_rows], rows["ack"][ack_rows]]).astype(np.int64)
+    # One past each FIN (only seq events carry one); -1 for the others.  A SYN event ends the
+    # bound of the FIN before it (-2), as in the walk.
+    fin_rows = seq_rows[(flags[seq_rows] & FIN) != 0]
+    fin_end = np.full(n, -1, dtype=np.int64)
+    fin_end[(flags & SYN) != 0] = -2
+    fin_end[fin_rows] = (
+        rows["seq"][fin_rows].astype(np.int64)
+        + rows["payload_len"][fin_rows]
+        + 1
+        + ((flags[fin_rows] & SYN) != 0)
+    ) & 0xFFFFFFFF
+    event_fin = np.concatenate([fin_end[seq_rows], np.full(len(ack_rows), -1, dtype=np.int64)])
+    # Rows are already in tuple order: sorting by (space, row) only interleaves two directions.
+    order = np.argsort(space * n + row, kind="stable")
+    space, row, value, event_fin = space[order], row[order], value[order], event_fin[order]
+    jump = np.zeros(len(row), dtype=bool)
+    d = (value[1:] - value[:-1]) & 0xFFFFFFFF
+    d = np.minimum(d, SEQ_SPACE - d)
+    jump[1:] = (space[1:] == space[:-1]) & (d > CLOSED_SLACK)
+    # Beyond the last earlier FIN of the same space by more than the walk's least bound there.
+    positions = np.arange(len(row))
+    last_fin = np.full(len(row), -1, dtype=np.int64)
+    last_fin[1:] = np.maximum.accumulate(np.where(event_fin != -1, positions, -1))[:-1]
+    has_fin = last_fin >= 0
+    has_fin[has_fin] = (space[last_fin[has_fin]] == space[has_fin]) & (event_fin[last_fin[has_fin]] >= 0)
+    ahead = (value - event_fin[np.maximum(last_fin, 0)]) & 0xFFFFFFFF
+    jump |= has_fin & (ahead > FIN_SLACK) & (ahead < 1 << 31)
+    # Only a segment without SYN or RST after a FIN or RST of its tuple can be cut there.
+    closed_before = np.zeros(n, dtype=np.int64)
+    closed_before[1:] = np.cumsum(closing)[:-1]
+    tuple_first = np.flatnonzero(np.append(True, tuple_id[1:] != tuple_id[:-1]))
+    closed_before -= closed_before[tuple_first][tuple_id]
+    candidate = ((flags & (SYN | RST)) == 0) & (closed_before > 0)
+    hits = row[jump & candidate[row]]
+    walk[tuple_id[hits]] = True
+    return walk
+
+
 def _incarnation_starts(rows: np.ndarray, direction: np.ndarray) -> list[int]:
     """Row offsets (within one tuple's rows) where a new incarnation begins; always starts with 0.
 
@@ -471,6 +540,13 @@ def _incarnation_starts(rows: np.ndarray, direction: np.ndarray) -> list[int]:
     completed or after a FIN or RST, answers a SYN the capture lost: it opens the new incarnation,
     and the SYN it acknowledges (if captured later, e.g. in a merge of two taps) belongs to it.
     A SYN-ACK repeating the incarnation's first one (same sender and ack) is a retransmission.
+
+    A segment without SYN or RST opens one (a new connection picked up mid-stream: the capture lost
+    its handshake) when its seq, or its ack, lies in a sequence space its owner closed (by a FIN,
+    or either side's RST) and outside that space: more than ``CLOSED_SLACK`` (or the largest
+    window seen) below or above what was seen of it, or more than ``FIN_SLACK`` (or the receiver's
+    window) beyond the owner's FIN.  Exact copies of the connection's segments (a second tap)
+    lie inside and stay.
     """
     cuts = [0]
     flags = rows["flags"].tolist()
@@ -483,6 +559,7 @@ def _incarnation_starts(rows: np.ndarray, direction: np.ndarray) -> list[int]:
     client_dir: int | None = None
     client_isn = 0
     fin = [False, False]
+    fin_end: list[int | None] = [None, None]  # one past the last FIN each direction sent
     reset = False
     synchronized = False  # a segment without SYN acknowledged something: the handshake is over
     first_synack: tuple[int, int] | None = None  # (sender, ack) of the incarnation's first SYN-ACK
@@ -512,6 +589,12 @@ def _incarnation_starts(rows: np.ndarray, direction: np.ndarray) -> list[int]:
         offset = _delta(number, low[d])
         return 0 <= offset <= span[d] + slack
 
+    def near(d: int, number: int, slack: int) -> bool:
+        if low[d] is None:
+            return True
+        offset = _delta(number, low[d])
+        return -slack <= offset <= span[d] + slack
+
     for j, (fl, seq, ack, length, wnd, ws, d) in enumerate(zip(flags, seqs, acks, lengths, windows, wscales, dirs)):
         cut = False
         if fl & SYN and not fl & ACK:
@@ -524,9 +607,25 @@ def _incarnation_starts(rows: np.ndarray, direction: np.ndarray) -> list[int]:
         elif fl & SYN and j > cuts[-1] and first_synack != (d, ack):
             if (synchronized or fin[0] or fin[1] or reset) and not within(1 - d, ack, 0):
                 cut = True
+        elif not fl & (SYN | RST) and j > cuts[-1] and (fin[0] or fin[1] or reset):
+            # A sequence space its owner closed (FIN, or RST for both) never grows again (RFC 9293
+            # §3.10.7.4): a seq or ack more than a window outside it belongs to a new incarnation
+            # whose handshake the capture lost, picked up mid-stream.  Nothing is numbered above a
+            # FIN, and nothing beyond it by more than the receiver's window could be accepted; a
+            # wrong ack a little beyond it stays (the fin-ack-mismatch case).
+            slack = max(CLOSED_SLACK, window[0], window[1])
+            closed = (fin[0] or reset, fin[1] or reset)
+
+            def outside(x: int, number: int) -> bool:
+                end = fin_end[x]
+                beyond_fin = end is not None and _delta(number, end) > max(FIN_SLACK, window[1 - x])
+                return closed[x] and (beyond_fin or not near(x, number, slack))
+
+            cut = outside(d, seq) or (bool(fl & ACK) and outside(1 - d, ack))
         if cut:
             cuts.append(j)
             fin, reset, synchronized, first_synack = [False, False], False, False, None
+            fin_end = [None, None]
             last_seq, last_ack = [None, None], [None, None]
             low, span, window, syn_wscale = [None, None], [0, 0], [0, 0], [None, None]
             client_dir = None
@@ -540,8 +639,12 @@ def _incarnation_starts(rows: np.ndarray, direction: np.ndarray) -> list[int]:
             syn_wscale[d] = ws if ws >= 0 else None
         elif fl & ACK and not fl & RST:
             synchronized = True
+        if fl & SYN and not fl & RST:
+            fin_end[d] = None  # a SYN restates the sender's ISN: its FIN bound no longer holds
         if fl & FIN:
             fin[d] = True
+            if not fl & RST:
+                fin_end[d] = (seq + length + 1 + (1 if fl & SYN else 0)) & 0xFFFFFFFF
         if fl & RST:
             reset = True
         else:

@@ -61,13 +61,17 @@ from .machine import (
     infer_from_own_ack,
     on_receive,
     on_send,
+    receive_lost_ack,
+    receive_lost_fin,
     send_lost_fin,
 )
 from .model import (
     ANOMALY_ACK_OF_UNSENT,
+    ANOMALY_ACK_UNSEEN_DATA,
     ANOMALY_MIDSTREAM_START,
     ANOMALY_ONE_DIRECTION_MISSING,
     ANOMALY_UNEXPECTED_SEGMENT,
+    NOTE_RST_OUT_OF_WINDOW,
     NOTE_STATE_DROPPED,
     NOTE_TIME_WAIT_RESTART,
     Anomaly,
@@ -138,9 +142,19 @@ class _Replayer:
         tcbs = self._initial_tcbs(silent)
         rst_aborts = _rst_aborts(segments, self.columns.sender)
         one_way = _OneWay(segments, silent) if silent is not None else None
+        if silent is not None:
+            for i in _rst_beyond_any_window(segments):
+                # Out of window, the receiver ignored it (§3.10.7.4 first check): not an abort.
+                add_note(self.notes, i, NOTE_RST_OUT_OF_WINDOW)
+                rst_aborts[i] = False
         unsent = {a.frame for a in self.anomalies if a.kind == ANOMALY_ACK_OF_UNSENT}
         self.lost_fins = lost_fins(segments, controls)
-        fins_lost = {lost.proof: lost for lost in self.lost_fins}
+        self.anomalies.extend(_rst_proven_fins(segments, self.lost_fins))
+        fins_lost: dict[int, list[LostFin]] = {}
+        # One segment can prove both FINs (a RST carrying SND.NXT past its own and acking the
+        # peer's): the one answering the other's FIN goes second.
+        for lost_fin in sorted(self.lost_fins, key=lambda f: f.acks_peer_fin is not None):
+            fins_lost.setdefault(lost_fin.proof, []).append(lost_fin)
 
         # What each segment's sender went through (two lists: one tuple per event costs more).
         sender_before: list[State | None] = [None] * n
@@ -153,7 +167,8 @@ class _Replayer:
         for kind, i in event_order(conn, controls, legs, self.columns):
             seg = segments[i]
             if fins_lost and i in fins_lost:
-                self._lost_fin(fins_lost.pop(i), tcbs, seg, silent)
+                for lost_fin in fins_lost.pop(i):
+                    self._lost_fin(lost_fin, tcbs, seg, silent)
             side = sender_of[i] if kind == SEND else 1 - sender_of[i]
             tcb = tcbs[side]
             if clocks[side] is not None:
@@ -229,7 +244,10 @@ class _Replayer:
     def _fins_acked(self, controls, tcbs: list[Tcb], silent: int | None) -> tuple[bool, bool]:
         acked = list(controls_acked(self.segments, controls, self.columns.sender))
         for lost in self.lost_fins:
-            acked[lost.side] = True  # the ACK that proves the FIN acknowledges it
+            if lost.acked:
+                acked[lost.side] = True  # the ACK that proves the FIN acknowledges it
+            if lost.acks_peer_fin is not None:
+                acked[1 - lost.side] = True  # the lost FIN carried that ACK
         if silent is not None:
             # Only the seen side's own ACKs and FIN tell: its inferences are all there is.
             seen = 1 - silent
@@ -333,15 +351,30 @@ class _Replayer:
             clock.deadline = seg.time + self.profile.time_wait
 
     def _lost_fin(self, lost: LostFin, tcbs: list[Tcb], proof: Segment, silent: int | None) -> None:
-        """Before the peer's ACK of a FIN the capture lost: the FIN was sent and is on its way."""
+        """Before the segment proving a FIN the capture lost: the FIN was sent and is on its way.
+
+        A FIN that answered the peer's FIN (``acks_peer_fin``) came after its sender took that FIN,
+        and its ACK took the peer's FIN out of FIN-WAIT-1 before the peer took this one.
+        """
         acker = 1 - lost.side
-        if acker != silent and tcbs[acker].peer_fin is None:
-            tcbs[acker].peer_fin = lost.position
-        if lost.side == silent:
+        if lost.side != silent:
+            out = Outcome()
+            if lost.acks_peer_fin is not None:
+                receive_lost_fin(tcbs[lost.side], lost.acks_peer_fin, out)
+            send_lost_fin(tcbs[lost.side], lost.position, out)
+            self._record(lost.side, proof, out, proof.index)
+        if acker == silent or not lost.acked:
             return
         out = Outcome()
-        send_lost_fin(tcbs[lost.side], lost.position, out)
-        self._record(lost.side, proof, out, proof.index)
+        if lost.acks_peer_fin is not None:
+            receive_lost_ack(tcbs[acker], lost.acks_peer_fin + 1, out)
+        if proof.rst:
+            # A RST's ACK field says what arrived, but the machine reads no ACK from a RST it sends.
+            receive_lost_fin(tcbs[acker], lost.position, out)
+        elif tcbs[acker].peer_fin is None:
+            tcbs[acker].peer_fin = lost.position
+        if out.changes or out.notes:
+            self._record(acker, proof, out, proof.index)
 
     def _drop_at_trigger(
         self,
@@ -442,6 +475,49 @@ class _Replayer:
 
 def _index(side: Side) -> int:
     return 0 if side is Side.CLIENT else 1
+
+
+def _rst_beyond_any_window(segments: list[Segment]) -> list[int]:
+    """One-direction capture: RSTs no receiver could accept, judged from their sender's side alone.
+
+    The receiver's RCV.NXT is at most the sender's SND.NXT (it cannot have received more than was
+    sent) and its window at most 65535 << 14 (RFC 7323 §2.3), or 65535 when the sender's SYN offered
+    no scaling (§2.2: both SYNs must carry it).  A RST at or past SND.NXT plus that window fails
+    the acceptability test (RFC 9293 §3.10.7.4) whatever the unseen receiver's state.
+    """
+    shift = 0 if any(s.flags & SYN and s.wscale is None for s in segments) else 14
+    beyond = 65535 << shift
+    found = []
+    snd_nxt: int | None = None
+    for seg in segments:
+        if seg.flags & RST:
+            if snd_nxt is not None and seg.seq >= snd_nxt + beyond:
+                found.append(seg.index)
+        elif seg.seg_len:
+            end = seg.seq + seg.seg_len
+            snd_nxt = end if snd_nxt is None else max(snd_nxt, end)
+    return found
+
+
+def _rst_proven_fins(segments: list[Segment], found: list[LostFin]) -> list[Anomaly]:
+    """A capture gap for each lost FIN only a RST proves (facts.unseen_acks reads no RST)."""
+    anomalies = []
+    proofs = set()
+    for lost in found:
+        proof = segments[lost.proof]
+        if proof.rst and lost.proof not in proofs:
+            proofs.add(lost.proof)
+            anomalies.append(
+                Anomaly(
+                    kind=ANOMALY_ACK_UNSEEN_DATA,
+                    frame=proof.frame,
+                    time=proof.time,
+                    endpoint=proof.sender,
+                    capture_quality=True,
+                    detail={"unseen": "FIN", "proved_by": "RST"},
+                )
+            )
+    return anomalies
 
 
 def _rst_aborts(segments: list[Segment], sender: list[int] | None = None) -> list[bool]:

@@ -238,22 +238,38 @@ def unseen_synack(segments: list[Segment], controls: Controls) -> Anomaly | None
 
 @dataclass(frozen=True, slots=True)
 class LostFin:
-    """A FIN the capture lost but the peer's ACK proves was sent."""
+    """A FIN the capture lost but the peer's ACK (or the sender's own RST) proves was sent."""
 
     side: int  # whose FIN it was
     position: int  # the sequence number it occupies
-    proof: int  # index of the peer's first ACK covering it
+    proof: int  # index of the first segment proving it: the peer's ACK covering it, or the side's RST
+    # The proof is the peer's acknowledgement (its ACK field, RST or not): the peer received the FIN.
+    acked: bool = True
+    # Where the peer's FIN sat when this FIN acknowledged it: in a normal close the FIN answers the
+    # peer's FIN and its ACK field covers it (see ``lost_fins``).  None when nothing says so.
+    acks_peer_fin: int | None = None
 
 
 def lost_fins(segments: list[Segment], controls: Controls) -> list[LostFin]:
-    """FINs the capture lost: the peer acknowledges exactly one sequence number past the top of a
-    side's captured space, and never more, while that side sent no captured FIN.
+    """FINs the capture lost, while that side sent no captured FIN.
 
-    A FIN occupies one sequence number (RFC 9293 §3.4) and nothing follows it; the peer can only
-    acknowledge what arrived, so its ACK of top+1 proves the FIN (a lone lost byte of data at the
-    very end, after which its sender never sends again, is the one reading this takes for a FIN).
+    A FIN occupies one sequence number (RFC 9293 §3.4) and nothing follows it.  The FIN sits at
+    E - 1, where E is the side's SND.NXT once it closed, when E is shown by:
+
+    * the peer acknowledging exactly E = top + 1 (top: the end of the side's captured space), and
+      never more: the peer can only acknowledge what arrived;
+    * the peer's ACKs stepping from E - 1 to E, with the side's own later bare ACK or RST carrying
+      E as its sequence number (SND.NXT, §3.10.7.4; a RST from a synchronized endpoint, §3.10.4
+      ABORT): what the capture lost before the FIN the peer acknowledged separately;
+    * the side's own RST, sent once synchronized, with seq = top + 1: it carries SND.NXT, which is
+      one past its FIN.
+
+    (A lone lost byte of data at the very end, after which its sender never sends again, is the one
+    reading this takes for a FIN.)  When the FIN came after the peer's FIN (captured or proven
+    before this proof) and the capture never shows this side acknowledging the peer's FIN, the FIN
+    acknowledged it: a closing endpoint's FIN carries its RCV.NXT, past the peer's FIN once it took
+    that FIN, and otherwise its later ACK of the peer's FIN would show.
     """
-    found = []
     # End of the sequence space each side's captured segments occupy; a bare ACK or a RST carries
     # SND.NXT, which after an unseen FIN is one past it, so neither counts.
     tops: list[int | None] = [None, None]
@@ -262,21 +278,74 @@ def lost_fins(segments: list[Segment], controls: Controls) -> list[LostFin]:
             side = 0 if seg.sender is Side.CLIENT else 1
             end = seg.seq + seg.seg_len
             tops[side] = end if tops[side] is None else max(tops[side], end)
+    synchronized_at = _first_synchronized(segments)
+    found: list[LostFin] = []
     for side in (0, 1):
         top = tops[side]
         if controls.fin[side] is not None or top is None:
             continue  # nothing of this side captured: the one-direction inference handles it
-        proof = None
-        highest = None
-        for seg in segments:
-            if (0 if seg.sender is Side.CLIENT else 1) == side or not seg.flags & ACK or seg.flags & (RST | SYN):
-                continue
-            if proof is None and seg.ack > top:
-                proof = seg.index
-            highest = seg.ack if highest is None else max(highest, seg.ack)
-        if proof is not None and highest == top + 1 and segments[proof].ack == top + 1:
-            found.append(LostFin(side, top, proof))
-    return found
+        lost = _lost_fin_of(segments, side, top, synchronized_at[side])
+        if lost is not None:
+            found.append(lost)
+    return _acknowledging_peer_fins(segments, controls, found)
+
+
+def _lost_fin_of(segments: list[Segment], side: int, top: int, synchronized_at: int | None) -> LostFin | None:
+    acks: list[tuple[int, int]] = []  # (index, ack) of the peer's ACKs, RSTs with an ACK included
+    own_rst: list[Segment] = []
+    own_snd_nxt: list[tuple[int, int]] = []  # (index, seq) of the side's bare ACKs and RSTs
+    for seg in segments:
+        flags = seg.flags
+        if (0 if seg.sender is Side.CLIENT else 1) == side:
+            if flags & RST and synchronized_at is not None and seg.index > synchronized_at:
+                own_rst.append(seg)
+            if (flags & RST or not seg.seg_len) and not flags & SYN:
+                own_snd_nxt.append((seg.index, seg.seq))
+        elif flags & ACK and not flags & SYN:
+            acks.append((seg.index, seg.ack))
+    highest = max((ack for _, ack in acks), default=None)
+    if highest is not None and highest > top:
+        proof = next(i for i, ack in acks if ack == highest)
+        stepped = any(ack == highest - 1 for i, ack in acks if i < proof)
+        confirmed = any(seq == highest for i, seq in own_snd_nxt if i > proof)
+        if highest == top + 1 or (stepped and confirmed):
+            return LostFin(side, highest - 1, proof)
+        return None
+    for rst in own_rst:
+        if rst.seq == top + 1:
+            return LostFin(side, top, rst.index, acked=False)
+    return None
+
+
+def _acknowledging_peer_fins(segments: list[Segment], controls: Controls, found: list[LostFin]) -> list[LostFin]:
+    if not found:
+        return found
+    fins = list(controls.fin)
+    proofs: list[int | None] = [None, None]
+    for lost in found:
+        fins[lost.side], proofs[lost.side] = lost.position, lost.proof
+    result = []
+    for lost in found:
+        peer = 1 - lost.side
+        peer_fin = fins[peer]
+        if peer_fin is None:
+            result.append(lost)
+            continue
+        if proofs[peer] is not None:
+            came_first = proofs[peer] <= lost.proof
+        else:
+            came_first = any(
+                seg.fin and (0 if seg.sender is Side.CLIENT else 1) == peer for seg in segments[: lost.proof]
+            )
+        acked_in_capture = any(
+            (0 if seg.sender is Side.CLIENT else 1) == lost.side and seg.flags & ACK and seg.ack > peer_fin
+            for seg in segments
+            if not seg.flags & SYN
+        )
+        if came_first and not acked_in_capture:
+            lost = LostFin(lost.side, lost.position, lost.proof, lost.acked, peer_fin)
+        result.append(lost)
+    return result
 
 
 def _refuted(segments: list[Segment], ack: Segment, synchronized_at: tuple[int | None, int | None]) -> bool:

@@ -207,6 +207,29 @@ def send_lost_fin(tcb: Tcb, position: int, out: Outcome) -> None:
         out.notes.add(NOTE_BEFORE_CAPTURE_KNOWLEDGE)
 
 
+def receive_lost_fin(tcb: Tcb, position: int, out: Outcome) -> None:
+    """The capture lost the peer's FIN, but this endpoint's acknowledgement of it (or its own FIN
+    answering it, facts.lost_fins) proves it arrived: §3.10.7.4 eighth check."""
+    if tcb.fin_received:
+        return
+    tcb.peer_fin = position
+    tcb.rcv_nxt = position if tcb.rcv_nxt is None else max(tcb.rcv_nxt, position)
+    if _take_fin(tcb, out):
+        out.notes.add(NOTE_BEFORE_CAPTURE_KNOWLEDGE)
+
+
+def receive_lost_ack(tcb: Tcb, ack: int, out: Outcome) -> None:
+    """The peer's FIN the capture lost carried this ACK of our FIN (facts.lost_fins): §3.10.7.4
+    fifth check."""
+    if _receive_ack_moves(tcb, ack):
+        _receive_ack(tcb, ack, out)
+        out.notes.add(NOTE_BEFORE_CAPTURE_KNOWLEDGE)
+
+
+def _receive_ack_moves(tcb: Tcb, ack: int) -> bool:
+    return tcb.fin_seq is not None and not tcb.fin_acked and ack > tcb.fin_seq
+
+
 def _send_rst(tcb: Tcb, out: Outcome) -> None:
     if tcb.state is S.TIME_WAIT:
         # TIME-WAIT answers a segment with an ACK (§3.10.7.4); only an endpoint that no longer holds
