@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding
-from ..segments import ACK, FIN, RST, Side
+from ..replay.model import NOTE_DUPLICATE
+from ..segments import ACK, FIN, RST, SYN, Side
 from .context import CheckContext, fin_number
 
 RULE = "fin-ack-mismatch"
@@ -32,6 +33,10 @@ def check(ctx: CheckContext) -> Iterator[Finding]:
         if flags & FIN and side not in fin_of:
             fin_of[side] = fin_number(seg)
         if not fin_of or not flags & ACK or flags & RST:
+            continue
+        # A SYN-ACK's ack answers the SYN (synack-bad-ack's business), and a copy of an earlier
+        # segment (a second tap's) was judged where it was first seen.
+        if flags & SYN or NOTE_DUPLICATE in step.notes:
             continue
         peer = side.peer
         if peer in fin_of and seg.ack > max(fin_of[peer] + 1, sent_end[peer]):
