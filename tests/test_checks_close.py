@@ -6,7 +6,7 @@ from pcapcheck.findings import Severity
 from pcapcheck.replay.model import NOTE_RETRANSMISSION, Close, Vantage
 from pcapcheck.segments import Side
 from tests.builders import Conversation
-from tests.test_checks_support import HANDSHAKE_STATES, handshake, last_time, replay_for, run_rule
+from tests.test_checks_support import HANDSHAKE_STATES, handshake, last_time, only, replay_for, run_rule
 
 GRACEFUL_STATES = HANDSHAKE_STATES + ["FW1 CW", "FW2 CW", "FW2 LA", "TW C"]
 
@@ -14,14 +14,6 @@ GRACEFUL_STATES = HANDSHAKE_STATES + ["FW1 CW", "FW2 CW", "FW2 LA", "TW C"]
 def graceful() -> Conversation:
     """Client closes first; four-way close, every FIN acknowledged."""
     return handshake().client("FA").server("A").server("FA").client("A")
-
-
-def only(rule, conv, states=None, **kw):
-    capture_end = kw.pop("capture_end", None)
-    if capture_end is None:
-        capture_end = last_time(conv) + 1000
-    conn, rep = replay_for(conv, states, **kw)
-    return run_rule(rule, conn, rep, capture_end=capture_end)
 
 
 # rst-instead-of-final-ack ------------------------------------------------------------------------

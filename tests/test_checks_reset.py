@@ -6,15 +6,7 @@ from pcapcheck.findings import Severity
 from pcapcheck.replay.model import NOTE_RST_OUT_OF_WINDOW, Close, TimeWait
 from pcapcheck.segments import Side
 from tests.builders import Conversation
-from tests.test_checks_support import HANDSHAKE_STATES, handshake, last_time, replay_for, run_rule
-
-
-def only(rule, conv, states=None, **kw):
-    capture_end = kw.pop("capture_end", None)
-    if capture_end is None:
-        capture_end = last_time(conv) + 1000
-    conn, rep = replay_for(conv, states, **kw)
-    return run_rule(rule, conn, rep, capture_end=capture_end)
+from tests.test_checks_support import HANDSHAKE_STATES, handshake, only
 
 
 # abortive-close ------------------------------------------------------------------------

@@ -137,6 +137,15 @@ def last_time(conv: Conversation) -> float:
     return conv.records[-1]["time"]
 
 
+def only(rule: str, conv: Conversation, states=None, **kw) -> list[Finding]:
+    """The findings of one rule on ``conv``; the capture runs on long after it unless told."""
+    capture_end = kw.pop("capture_end", None)
+    if capture_end is None:
+        capture_end = last_time(conv) + 1000
+    conn, rep = replay_for(conv, states, **kw)
+    return run_rule(rule, conn, rep, capture_end=capture_end)
+
+
 def frame_of(conv: Conversation) -> int:
     """Frame number of the segment sent last (to name an expectation while building)."""
     return conv.records[-1]["frame"]
