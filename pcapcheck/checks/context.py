@@ -98,6 +98,27 @@ def first_fin(steps: Iterable[Step], side: Side) -> Step | None:
     return next((s for s in steps if s.segment.sender is side and s.segment.fin), None)
 
 
+def earlier_fin_transmission(steps: list[Step], at: int) -> int | None:
+    """Index of the first captured transmission of the FIN at steps[at], if steps[at] retransmits a
+    FIN the capture already holds (same sender, same FIN sequence number), else None.
+
+    Such a FIN is a retransmission: whatever the capture shows next, the receiver was sent that FIN
+    before, so a final ACK for it may have been sent and lost (or not captured) in between.
+    """
+    fin = steps[at].segment
+    if not fin.fin:
+        return None
+    number = fin_number(fin)
+    return next(
+        (
+            k
+            for k in range(at)
+            if steps[k].segment.sender is fin.sender and steps[k].segment.fin and fin_number(steps[k].segment) == number
+        ),
+        None,
+    )
+
+
 
 
 def data_after_close(steps: list[Step], closer: Side, fin_at: int, end: int) -> Step | None:

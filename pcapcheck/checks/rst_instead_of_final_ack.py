@@ -4,7 +4,8 @@ RFC 9293 §3.10.7.4 (eighth, "check the FIN bit"): in FIN-WAIT-2 a FIN is acknow
 endpoint enters TIME-WAIT; in FIN-WAIT-1 it enters CLOSING and still acknowledges it.  Sending RST
 instead throws away the peer's last data and leaves the peer without a graceful close.
 
-Not this rule: the FIN was a retransmission already acknowledged (rst-answers-fin-retransmit);
+Not this rule: the FIN was a retransmission of one the capture holds, whether or not the final ACK
+for it was captured (rst-answers-fin-retransmit);
 FIN-WAIT-2 lasted longer than fin-wait-2-timeout's fin_wait_2 timer, after which the socket is
 legitimately gone and RST is the right answer for a closed port (fin-wait-2-timeout covers that); a
 FIN the replay says never reached the endpoint; new data from the peer after our FIN, on the FIN
@@ -22,7 +23,7 @@ from collections.abc import Iterator
 from ..findings import Finding
 from ..replay.model import State
 from ..segments import FIN, RST
-from .context import CheckContext, acknowledges, data_after_close, fin_number
+from .context import CheckContext, acknowledges, data_after_close, earlier_fin_transmission, fin_number
 
 RULE = "rst-instead-of-final-ack"
 # It can only find something in a connection with a FIN and a RST: run_checks skips the others.
@@ -67,6 +68,11 @@ def check(ctx: CheckContext) -> Iterator[Finding]:
             None,
         )
         if answered is None:
+            continue
+        # A retransmission of a FIN the capture already holds: the final ACK may have been sent for
+        # the first one and not captured, and the RST answers a FIN the closer had been sent before
+        # (rst-answers-fin-retransmit reports it); this rule is about a first FIN.
+        if earlier_fin_transmission(steps, at[answered.segment.frame]) is not None:
             continue
         peer_fin_end = fin_number(answered.segment) + 1
         between = steps[own_at:i]
