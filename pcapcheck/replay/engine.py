@@ -441,11 +441,9 @@ class _Replayer:
     def _unexpected(self, seg: Segment, reason: str, tcbs: list[Tcb], sent: bool) -> None:
         receiver = tcbs[1 - _index(seg.sender)]
         self.anomalies.append(
-            Anomaly(
-                kind=ANOMALY_UNEXPECTED_SEGMENT,
-                frame=seg.frame,
-                time=seg.time,
-                endpoint=seg.sender,
+            Anomaly.sent_in(
+                seg,
+                ANOMALY_UNEXPECTED_SEGMENT,
                 capture_quality=False,
                 detail={
                     "reason": reason,
@@ -508,11 +506,9 @@ def _rst_proven_fins(segments: list[Segment], found: list[LostFin]) -> list[Anom
         if proof.rst and lost.proof not in proofs:
             proofs.add(lost.proof)
             anomalies.append(
-                Anomaly(
-                    kind=ANOMALY_ACK_UNSEEN_DATA,
-                    frame=proof.frame,
-                    time=proof.time,
-                    endpoint=proof.sender,
+                Anomaly.sent_in(
+                    proof,
+                    ANOMALY_ACK_UNSEEN_DATA,
                     capture_quality=True,
                     detail={"unseen": "FIN", "proved_by": "RST"},
                 )

@@ -181,11 +181,9 @@ def unseen_acks(
             # <SEQ=SEG.ACK><CTL=RST> (SYN-SENT) or by an ACK carrying SND.NXT.  The acked side
             # saying so is no capture loss.
             anomalies.append(
-                Anomaly(
-                    kind=ANOMALY_ACK_OF_UNSENT,
-                    frame=seg.frame,
-                    time=seg.time,
-                    endpoint=seg.sender,
+                Anomaly.sent_in(
+                    seg,
+                    ANOMALY_ACK_OF_UNSENT,
                     capture_quality=False,
                     detail={"acked_up_to": seg.rel_ack, "sent_up_to": first_hole - base},
                 )
@@ -196,11 +194,9 @@ def unseen_acks(
             k += 1
         position[side] = k
         anomalies.append(
-            Anomaly(
-                kind=ANOMALY_ACK_UNSEEN_DATA,
-                frame=seg.frame,
-                time=seg.time,
-                endpoint=seg.sender,
+            Anomaly.sent_in(
+                seg,
+                ANOMALY_ACK_UNSEEN_DATA,
                 capture_quality=True,
                 detail={
                     "acked_up_to": seg.rel_ack,
@@ -225,11 +221,9 @@ def unseen_synack(segments: list[Segment], controls: Controls) -> Anomaly | None
         return None  # a one-direction capture: "one-direction-missing" says it already
     for seg in segments:
         if seg.sender is Side.CLIENT and seg.flags & ACK and not seg.flags & (SYN | RST):
-            return Anomaly(
-                kind=ANOMALY_ACK_UNSEEN_DATA,
-                frame=seg.frame,
-                time=seg.time,
-                endpoint=seg.sender,
+            return Anomaly.sent_in(
+                seg,
+                ANOMALY_ACK_UNSEEN_DATA,
                 capture_quality=True,
                 detail={"unseen": "SYN-ACK", "acked_up_to": seg.rel_ack},
             )

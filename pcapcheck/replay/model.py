@@ -117,6 +117,11 @@ class Anomaly:
     capture_quality: bool  # True: an artefact of the capture, not the endpoints' fault
     detail: dict = field(default_factory=dict)  # states of both sides, expected vs seen seq/ack, ...
 
+    @classmethod
+    def sent_in(cls, seg: Segment, kind: str, *, capture_quality: bool, detail: dict) -> "Anomaly":
+        """An anomaly evidenced by ``seg``, sent by its sender."""
+        return cls(kind, seg.frame, seg.time, seg.sender, capture_quality, detail)
+
 
 @dataclass(frozen=True, slots=True)
 class TimeWait:
