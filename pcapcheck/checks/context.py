@@ -98,6 +98,15 @@ def first_fin(steps: Iterable[Step], side: Side) -> Step | None:
     return next((s for s in steps if s.segment.sender is side and s.segment.fin), None)
 
 
+def first_fin_index(steps: list[Step], side: Side, end: int | None = None) -> int | None:
+    """Position of the first FIN ``side`` sent, among the steps before ``end`` (all by default)."""
+    for k in range(len(steps) if end is None else end):
+        seg = steps[k].segment
+        if seg.sender is side and seg.fin:
+            return k
+    return None
+
+
 def earlier_fin_transmission(steps: list[Step], at: int) -> int | None:
     """Index of the first captured transmission of the FIN at steps[at], if steps[at] retransmits a
     FIN the capture already holds (same sender, same FIN sequence number), else None.

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from ..findings import Finding
 from ..segments import FIN, Side
-from .context import CheckContext, fin_number
+from .context import CheckContext, fin_number, first_fin_index
 
 RULE = "data-after-fin"
 # It can only find something in a connection with a FIN: run_checks skips the others.
@@ -23,7 +23,7 @@ NEEDS = FIN
 def check(ctx: CheckContext) -> Iterator[Finding]:
     steps = ctx.steps
     for side in (Side.CLIENT, Side.SERVER):
-        fin_at = next((k for k, s in enumerate(steps) if s.segment.sender is side and s.segment.fin), None)
+        fin_at = first_fin_index(steps, side)
         if fin_at is None:
             continue
         fin = steps[fin_at].segment

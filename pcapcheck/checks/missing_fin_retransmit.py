@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from ..findings import Finding
 from ..replay.model import Step
 from ..segments import FIN, Segment, Side
-from .context import CheckContext, acknowledges, fin_number, handshake_rtt, seconds
+from .context import CheckContext, acknowledges, fin_number, first_fin_index, handshake_rtt, seconds
 
 RULE = "missing-fin-retransmit"
 # It can only find something in a connection with a FIN: run_checks skips the others.
@@ -33,7 +33,7 @@ NEEDS = FIN
 def check(ctx: CheckContext) -> Iterator[Finding]:
     steps = ctx.steps
     for side in (Side.CLIENT, Side.SERVER):
-        at = next((k for k, s in enumerate(steps) if s.segment.sender is side and s.segment.fin), None)
+        at = first_fin_index(steps, side)
         if at is None:
             continue
         fin = steps[at].segment

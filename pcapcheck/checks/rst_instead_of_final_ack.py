@@ -23,7 +23,14 @@ from collections.abc import Iterator
 from ..findings import Finding
 from ..replay.model import State
 from ..segments import FIN, RST
-from .context import CheckContext, acknowledges, data_after_close, earlier_fin_transmission, fin_number
+from .context import (
+    CheckContext,
+    acknowledges,
+    data_after_close,
+    earlier_fin_transmission,
+    fin_number,
+    first_fin_index,
+)
 
 RULE = "rst-instead-of-final-ack"
 # It can only find something in a connection with a FIN and a RST: run_checks skips the others.
@@ -50,7 +57,7 @@ def check(ctx: CheckContext) -> Iterator[Finding]:
         own = sent_fin.get(closer)
         # A captured FIN the replay could not place (sent from UNKNOWN after a mid-stream start)
         # still shows the close; the earlier of the two is when the closer had closed.
-        captured = next((k for k in range(i) if steps[k].segment.sender is closer and steps[k].segment.fin), None)
+        captured = first_fin_index(steps, closer, end=i)
         candidates = [k for k in (None if own is None else at.get(own.frame), captured) if k is not None and k < i]
         if not candidates:
             continue
