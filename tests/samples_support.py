@@ -500,6 +500,15 @@ def verdict_without_frames(sample: Sample, frames) -> Verdict:
     return verdict_of(data.rows[keep], data.origin[keep], sample, data.capture_end)
 
 
+def verdict_first_sender_only(sample: Sample) -> Verdict:
+    """The verdict on ``sample`` captured one-sidedly: only the packets of the first packet's sender
+    (as ``tcpdump -r FILE 'src host ...'`` would keep), findings keeping their original frames."""
+    data = read_rows(sample)
+    first_src = data.rows["src"][0]
+    keep = (data.rows["src"] == first_src).reshape(len(data.rows), -1).all(axis=1)
+    return verdict_of(data.rows[keep], data.origin[keep], sample, data.capture_end)
+
+
 def reuse_drops(rows) -> list[int]:
     """Rows whose loss by the capture blurs where one incarnation of a tuple ends and the next
     begins: the SYN and the SYN-ACK that open a second (or later) incarnation, and each FIN of an

@@ -9,18 +9,14 @@ closes nothing.  Input: crafted-rst-out-of-window with only the client's packets
 
 from __future__ import annotations
 
-from tests.samples_support import all_samples, read_rows, verdict_of
+from tests.samples_support import all_samples, verdict_first_sender_only
 
 SAMPLES = {s.name: s for s in all_samples()}
 CLIENT = "198.18.0.1"
 
 
 def _client_only_verdict(name: str):
-    sample = SAMPLES[name]
-    data = read_rows(sample)
-    first_src = data.rows["src"][0]  # the client's SYN
-    keep = (data.rows["src"] == first_src).reshape(len(data.rows), -1).all(axis=1)
-    return verdict_of(data.rows[keep], data.origin[keep], sample, data.capture_end)
+    return verdict_first_sender_only(SAMPLES[name])
 
 
 def test_rst_far_beyond_its_senders_own_snd_nxt_closes_nothing_in_a_one_direction_capture():

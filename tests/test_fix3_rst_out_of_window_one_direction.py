@@ -10,18 +10,14 @@ same RST and the same endpoint.
 
 from __future__ import annotations
 
-from tests.samples_support import all_samples, read_rows, verdict_of
+from tests.samples_support import all_samples, verdict_first_sender_only
 
 SAMPLES = {s.name: s for s in all_samples()}
 CLIENT = "198.18.0.1:40007"
 
 
 def _client_only_verdict(name: str):
-    sample = SAMPLES[name]
-    data = read_rows(sample)
-    first_src = data.rows["src"][0]  # the client's SYN
-    keep = (data.rows["src"] == first_src).reshape(len(data.rows), -1).all(axis=1)
-    return verdict_of(data.rows[keep], data.origin[keep], sample, data.capture_end)
+    return verdict_first_sender_only(SAMPLES[name])
 
 
 def test_rst_beyond_any_window_of_the_unseen_receiver_is_rst_out_of_window():
