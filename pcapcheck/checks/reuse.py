@@ -132,7 +132,8 @@ class _Verdict:
 
 def _time_waits(replay: Replay) -> list[tuple[Side, float, int]]:
     """Every TIME-WAIT of the old incarnation, except those a RST ended (time-wait-assassination)."""
-    held = list(getattr(replay, "time_waits", None) or ([replay.time_wait] if replay.time_wait else []))
+    # Hand-built replays may set only ``time_wait``; the replay engine fills both.
+    held = replay.time_waits or ([replay.time_wait] if replay.time_wait else [])
     if held:
         return [(tw.endpoint, tw.entered_time, tw.entered_frame) for tw in held if tw.ended_by != "rst"]
     return [(t.endpoint, t.time, t.frame) for t in replay.transitions if t.to_state is State.TIME_WAIT]
