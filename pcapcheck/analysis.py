@@ -140,7 +140,16 @@ def _fewer_gc_passes():
         gc.set_threshold(*old)
 
 
-def _analyze(paths, config, catalogue, profile, *, reader, progress, jobs) -> AnalysisResult:
+def _analyze(
+    paths: Sequence[str],
+    config: Config,
+    catalogue: dict[str, RuleSpec],
+    profile: Profile,
+    *,
+    reader: str,
+    progress: Callable[[int], None] | None,
+    jobs: int,
+) -> AnalysisResult:
     shards = 1
     if jobs != 1:
         from .shard import resolve_jobs
