@@ -18,6 +18,7 @@ from .config import Config
 from .connections import Connection, Endpoint, rebuild
 from .errors import PcapcheckError
 from .findings import Finding
+from .partition import read_capture
 from .profiles import Profile
 from .replay import end_time_wait_by_new_incarnation, replay
 from .replay.model import Replay, Step, Transition
@@ -55,7 +56,9 @@ class ConnectionReport:
 @dataclass(slots=True)
 class AnalysisResult:
     capture: CaptureInfo
-    connections: list[ConnectionReport]
+    # In id order: a list, or for a capture too large to hold a pcapcheck.store.ConnectionStore
+    # (read from disk on each iteration).  Reports use len(), iteration and slicing only.
+    connections: Sequence[ConnectionReport]
     findings: list[Finding]
     rules: dict[str, RuleSpec]
     profile: Profile
@@ -69,7 +72,7 @@ class AnalysisResult:
 class ConnectionsAnalysis:
     """What replaying and checking a stream of connections produced (one whole run, or one shard)."""
 
-    reports: list[ConnectionReport]  # in order of connection id
+    reports: Sequence[ConnectionReport]  # in order of connection id (a list, or a ConnectionStore)
     findings: list[Finding]  # in the order the checks emitted them, connection by connection
     error: str | None = None
     # With ``error``: connections whose first frame is at or after this one are missing (the one
@@ -171,9 +174,23 @@ def _analyze(
                     progress(len(batch))
                 yield batch
 
-        outcome = analyze_connections(
-            rebuild(batches()), capture=info, profile=profile, config=config, catalogue=catalogue
-        )
+        held = read_capture(batches(), expected_bytes=_size_of(capture.paths))
+        if held.partition is None:
+            outcome = analyze_connections(
+                rebuild(iter(held.batches)), capture=info, profile=profile, config=config, catalogue=catalogue
+            )
+        else:
+            from .buckets import analyze_buckets
+            from .store import ConnectionStore
+
+            # The store reads its files while the reports are written: the directory lives as long
+            # as the result (TemporaryDirectory removes it when collected).
+            store = ConnectionStore(held.workdir.name, keep_alive=held.workdir)
+            outcome = analyze_buckets(
+                held.partition, store, capture=info, profile=profile, config=config, catalogue=catalogue
+            )
+        if held.error is not None and outcome.error is None:
+            outcome.error = held.error
 
     findings = outcome.findings
     findings.sort(key=lambda f: (f.frame, f.connection, f.rule))
@@ -186,6 +203,23 @@ def _analyze(
         config=config,
         error=outcome.error,
     )
+
+
+def _size_of(paths: Sequence[str]) -> int | None:
+    """Total bytes of the capture files, None when one has no size (a pipe) or is compressed."""
+    import os
+    import stat
+
+    total = 0
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode) or str(path).endswith(".gz"):
+            return None
+        total += st.st_size
+    return total
 
 
 def analyze_connections(

@@ -22,7 +22,9 @@ from pcapcheck.connections import rebuild, rebuild_subset
 from pcapcheck.errors import ConfigError, PcapcheckError
 from pcapcheck.findings import Finding
 from pcapcheck.reports.document import build_document
-from pcapcheck.shard import analyze_sharded, merge_outcomes, pack_outcome, resolve_jobs, tuple_shard, unpack_outcome
+from pcapcheck.buckets import rebuild_bucket
+from pcapcheck.partition import distinct_pairs
+from pcapcheck.shard import analyze_sharded, resolve_jobs, tuple_shard
 from tests.builders import Conversation
 from tests.samples_support import all_samples, config_for
 from tests.test_reports_sample import sample_result
@@ -119,55 +121,6 @@ def test_a_capture_that_does_not_open_raises_as_without_jobs(tmp_path):
         analyze([str(bad)], load_config(None), jobs=2)
 
 
-# --- the merge ----------------------------------------------------------------------------------
-
-
-def outcome_of(result, ids: list[int], **kw) -> ConnectionsAnalysis:
-    """The hand-built sample result's connections ``ids`` as one shard would report them (local ids)."""
-    reports = [c for c in result.connections if c.id in ids]
-    local = {c.id: n for n, c in enumerate(reports, start=1)}
-    for c in reports:
-        c.id = local[c.id]
-    findings = [
-        Finding(f.rule, f.severity, local[f.connection], f.endpoint, f.frame, f.time, f.message)
-        for f in result.findings
-        if f.connection in local
-    ]
-    return ConnectionsAnalysis(reports, findings, **kw)
-
-
-def test_merge_numbers_connections_by_first_frame_across_shards():
-    result = sample_result()
-    assert len(result.connections) >= 2
-    first_frames = sorted(c.first_frame for c in result.connections)
-    merged = merge_outcomes([outcome_of(sample_result(), [2]), outcome_of(sample_result(), [1])])
-    assert [(c.id, c.first_frame) for c in merged.reports] == list(enumerate(first_frames[:2], start=1))
-    by_id = {c.id: c for c in merged.reports}
-    original = {c.id: c for c in result.connections}
-    assert all(by_id[f.connection].first_frame == original[g.connection].first_frame
-               for f, g in zip(merged.findings, sorted(result.findings, key=lambda f: f.connection)))
-
-
-def test_merge_keeps_only_connections_before_the_earliest_error():
-    late = sample_result()
-    frames = sorted(c.first_frame for c in late.connections)
-    cut = frames[1]
-    merged = merge_outcomes(
-        [outcome_of(late, [c.id for c in late.connections], error="late", error_frame=frames[-1] + 1),
-         ConnectionsAnalysis([], [], error="early", error_frame=cut)]
-    )
-    assert merged.error == "early" and merged.error_frame == cut
-    assert [c.first_frame for c in merged.reports] == frames[:1]
-    assert {f.connection for f in merged.findings} <= {1}
-
-
-def test_merge_of_an_error_before_any_connection_keeps_nothing():
-    result = sample_result()
-    merged = merge_outcomes([outcome_of(result, [c.id for c in result.connections]),
-                             ConnectionsAnalysis([], [], error="cut", error_frame=None)])
-    assert (merged.reports, merged.findings, merged.error) == ([], [], "cut")
-
-
 # --- sharding -----------------------------------------------------------------------------------
 
 
@@ -202,11 +155,11 @@ def midstream_clients_of_one_listener() -> np.ndarray:
     return rows
 
 
-def test_a_shard_guesses_the_listener_from_the_whole_capture():
+def test_a_bucket_guesses_the_listener_from_the_whole_capture():
     rows = midstream_clients_of_one_listener()
     first_tuple = (rows["sport"] == 1000) | (rows["dport"] == 1000)
     (whole,) = [c for c in rebuild([rows]) if c.client.port == 1000 or c.server.port == 1000]
-    (shard,) = rebuild_subset([rows], lambda r: (r["sport"] == 1000) | (r["dport"] == 1000))
+    (shard,) = rebuild_bucket(rows[first_tuple], distinct_pairs(rows))
     assert str(whole.server) == str(shard.server) == "198.18.0.2:50000"
     assert shard.roles_inferred and shard.id == 1 and np.array_equal(shard.rows, whole.rows)
     # Alone, that tuple's rows would make the well-known port the server: the whole capture matters.
@@ -242,13 +195,6 @@ def test_cli_negative_jobs_is_a_usage_error_on_one_line():
     ]
 
 
-def test_a_packed_outcome_unpacks_to_an_equal_one():
-    result = sample_result()
-    assert any(c.transitions for c in result.connections) and any(c.steps for c in result.connections)
-    outcome = ConnectionsAnalysis(result.connections, result.findings, "stopped", 7)
-    assert unpack_outcome(pack_outcome(outcome)) == outcome
-
-
 @pytest.mark.skipif(not HAS_FORK, reason="the stand-in worker must reach the child through fork")
 def test_a_worker_killed_from_outside_is_one_error_line(monkeypatch):
     monkeypatch.setattr(pcapcheck.shard, "_worker", lambda messages, task, shard: os._exit(9))
@@ -260,10 +206,10 @@ def test_a_worker_killed_from_outside_is_one_error_line(monkeypatch):
 def test_a_bug_in_a_worker_raises_with_the_workers_traceback(monkeypatch):
     real = pcapcheck.shard.analyze_shard
 
-    def broken(task, shard, progress=None):
+    def broken(task, shard):
         if shard == 1:
             raise ValueError("shard one is broken")
-        return real(task, shard, progress)
+        return real(task, shard)
 
     monkeypatch.setattr(pcapcheck.shard, "analyze_shard", broken)
     with pytest.raises(RuntimeError, match="shard worker 1 failed:(.|\n)*ValueError: shard one is broken"):

@@ -1,0 +1,109 @@
+"""A partitioned capture (pcapcheck.partition) analysed bucket by bucket, with reports on disk.
+
+Each bucket holds whole tuples, so each of its connections comes out of ``rebuild`` exactly as from
+the whole capture, given the whole capture's peer counts (``Partition.listener_rows``) and last
+timestamp.  ``assemble`` numbers and orders connections and findings as one in-memory run does:
+ids in order of first frame, findings connection by connection in the order the checks emitted
+them, and an error cuts every bucket where one run walking the connections in id order stops.
+Buckets are independent, so ``--jobs`` (pcapcheck.shard) analyses them in several processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .analysis import ConnectionsAnalysis, analyze_connections
+from .capture import CaptureInfo
+from .catalogue import RuleSpec
+from .config import Config
+from .connections import Connection, _connections, _split_connections
+from .findings import Finding
+from .partition import Partition
+from .profiles import Profile
+from .store import ConnectionStore, write_bucket
+
+
+@dataclass(slots=True)
+class BucketOutcome:
+    """What analysing one bucket leaves in memory; its reports are in the store's directory."""
+
+    bucket: int
+    first_frames: np.ndarray  # of its connections, in its id order
+    findings: list[Finding]  # connection = the id within the bucket
+    error: str | None = None
+    error_frame: int | None = None
+
+
+def rebuild_bucket(rows: np.ndarray, listener_rows: np.ndarray) -> Iterator[Connection]:
+    """``rebuild`` of one bucket's rows; roles guessed from the whole capture's peer counts."""
+    if not len(rows):
+        return
+    split = _split_connections(rows)
+    split.listener_rows = listener_rows
+    del rows
+    yield from _connections(split)
+
+
+def analyze_bucket(
+    partition: Partition,
+    bucket: int,
+    listener_rows: np.ndarray,
+    directory: str,
+    *,
+    capture: CaptureInfo,
+    profile: Profile,
+    config: Config,
+    catalogue: dict[str, RuleSpec],
+) -> BucketOutcome:
+    outcome = analyze_connections(
+        rebuild_bucket(partition.rows(bucket), listener_rows),
+        capture=capture,
+        profile=profile,
+        config=config,
+        catalogue=catalogue,
+    )
+    first_frames = write_bucket(directory, bucket, list(outcome.reports))
+    return BucketOutcome(bucket, first_frames, outcome.findings, outcome.error, outcome.error_frame)
+
+
+def analyze_buckets(
+    partition: Partition,
+    store: ConnectionStore,
+    *,
+    capture: CaptureInfo,
+    profile: Profile,
+    config: Config,
+    catalogue: dict[str, RuleSpec],
+) -> ConnectionsAnalysis:
+    """Every bucket in this process."""
+    listener_rows = partition.listener_rows()
+    outcomes = [
+        analyze_bucket(
+            partition, bucket, listener_rows, store.directory,
+            capture=capture, profile=profile, config=config, catalogue=catalogue,
+        )  # fmt: skip
+        for bucket in range(partition.buckets)
+    ]
+    return assemble(store, outcomes)
+
+
+def assemble(store: ConnectionStore, outcomes: list[BucketOutcome]) -> ConnectionsAnalysis:
+    """One outcome from every bucket's, numbered and ordered as one in-memory run makes it."""
+    for outcome in outcomes:
+        store.adopt(outcome.bucket, outcome.first_frames)
+    failed = [o for o in outcomes if o.error is not None]
+    error = error_frame = None
+    if failed:
+        first = min(failed, key=lambda o: -1 if o.error_frame is None else o.error_frame)
+        error, error_frame = first.error, first.error_frame
+        store.cut_at(-1 if error_frame is None else error_frame)
+    numbered = [
+        (number, index, f)
+        for outcome in outcomes
+        for index, (number, f) in enumerate(store.renumber(outcome.bucket, outcome.findings))
+    ]
+    numbered.sort(key=lambda item: (item[0], item[1]))
+    return ConnectionsAnalysis(store, [f for *_, f in numbered], error, error_frame)

@@ -1,0 +1,207 @@
+"""Captures larger than memory: segments partitioned by 4-tuple into bucket files, read once.
+
+Every connection lives on one 4-tuple, and what its analysis reads beyond its own segments is the
+previous incarnation on the same tuple, the capture's last timestamp and, to guess the roles of a
+mid-stream pickup, how many peers talk to each endpoint (the argument of pcapcheck.shard).  So a
+capture too large to hold is read once; each segment goes to the bucket file of its tuple's hash,
+and only the distinct (sender, receiver) endpoint pairs stay in memory for the peer counts.  Each
+bucket is then rebuilt, replayed and checked alone (pcapcheck.store keeps its reports on disk),
+which bounds memory by the largest bucket, not by the capture.
+
+A capture that fits under ``IN_MEMORY_SEGMENTS`` never touches the disk: its batches are held and
+analysed as one, as before.
+
+A read error part-way (a corrupt record) ends the reading, not the run: what was read before it is
+analysed like a capture that stopped there, and the error is reported with those results.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import PcapcheckError
+from .segments import SEGMENT_DTYPE
+
+# Segments held in memory before the capture is partitioned to disk (~130 bytes each).
+IN_MEMORY_SEGMENTS = 400_000
+# Target size of one bucket: its rows, their sorted copy and its connections' reports fit in a
+# few tens of MB.
+SEGMENTS_PER_BUCKET = 150_000
+MAX_BUCKETS = 512  # open files at once; well under the usual limit of 1024
+
+# Only these columns count peers (connections._listener_counts): one row per distinct pair.
+PAIR_DTYPE = np.dtype([("src", np.uint8, (16,)), ("dst", np.uint8, (16,)), ("sport", np.uint16), ("dport", np.uint16)])
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: the multiplier of splitmix64
+_SHIFT = np.uint64(31)
+
+
+def tuple_shard(rows: np.ndarray, shards: int) -> np.ndarray:
+    """Shard (0..shards-1) of each row: a hash of its canonical 4-tuple, the same in every process.
+
+    Canonical = the lower (address, port) endpoint first, so both directions of a connection, and
+    every incarnation on its tuple, land in one shard.  Python's hash() is salted per process,
+    hence this explicit mix of the address halves and ports.
+    """
+    src = np.ascontiguousarray(rows["src"]).view(">u8").astype(np.uint64)
+    dst = np.ascontiguousarray(rows["dst"]).view(">u8").astype(np.uint64)
+    sport = rows["sport"].astype(np.uint64)
+    dport = rows["dport"].astype(np.uint64)
+    s_hi, s_lo, d_hi, d_lo = src[:, 0], src[:, 1], dst[:, 0], dst[:, 1]
+    higher = (s_hi > d_hi) | ((s_hi == d_hi) & ((s_lo > d_lo) | ((s_lo == d_lo) & (sport > dport))))
+    columns = (
+        np.where(higher, d_hi, s_hi),
+        np.where(higher, d_lo, s_lo),
+        np.where(higher, dport, sport),
+        np.where(higher, s_hi, d_hi),
+        np.where(higher, s_lo, d_lo),
+        np.where(higher, sport, dport),
+    )
+    h = np.zeros(len(rows), dtype=np.uint64)
+    for column in columns:
+        h = (h ^ column) * _GOLDEN  # uint64 arithmetic wraps modulo 2**64, which a hash wants
+        h ^= h >> _SHIFT
+    return (h % np.uint64(shards)).astype(np.int64)
+
+
+def distinct_pairs(rows: np.ndarray) -> np.ndarray:
+    """One PAIR_DTYPE row per distinct (src, sport, dst, dport) in ``rows``."""
+    pairs = np.empty(len(rows), dtype=PAIR_DTYPE)
+    for name in PAIR_DTYPE.names:
+        pairs[name] = rows[name]
+    return np.unique(pairs.view(f"V{PAIR_DTYPE.itemsize}")).view(PAIR_DTYPE)
+
+
+@dataclass
+class Partition:
+    """The capture's segments in bucket files by tuple hash, each bucket in capture order."""
+
+    directory: str
+    buckets: int
+    segments: int = 0
+    _files: list = field(default_factory=list)
+    _pairs: list[np.ndarray] = field(default_factory=list)
+    _pairs_rows: int = 0
+
+    @classmethod
+    def create(cls, directory: str, buckets: int) -> "Partition":
+        part = cls(directory, buckets)
+        try:
+            part._files = [open(part.path(b), "wb") for b in range(buckets)]
+        except OSError as err:
+            part.close()
+            raise PcapcheckError(f"{directory}: cannot create the temporary bucket files: {err.strerror or err}") from None
+        return part
+
+    def path(self, bucket: int) -> str:
+        return os.path.join(self.directory, f"segments-{bucket:04d}.bin")
+
+    def add(self, batch: np.ndarray) -> None:
+        bucket = tuple_shard(batch, self.buckets)
+        order = np.argsort(bucket, kind="stable")  # stable: capture order within each bucket
+        counts = np.bincount(bucket, minlength=self.buckets)
+        ordered = batch[order]
+        bounds = np.concatenate(([0], np.cumsum(counts))).tolist()
+        try:
+            for b in np.flatnonzero(counts).tolist():
+                self._files[b].write(ordered[bounds[b] : bounds[b + 1]].tobytes())
+        except OSError as err:
+            raise PcapcheckError(f"{self.directory}: cannot write the temporary bucket files: {err.strerror or err}") from None
+        self.segments += len(batch)
+        self._pairs.append(distinct_pairs(batch))
+        self._pairs_rows += len(self._pairs[-1])
+        if len(self._pairs) > 64:
+            self._pairs = [distinct_pairs_of(self._pairs)]
+
+    def finish(self) -> None:
+        """Close the bucket files for writing (the reading side opens them by path)."""
+        for f in self._files:
+            f.close()
+        self._files = []
+
+    def rows(self, bucket: int) -> np.ndarray:
+        return np.fromfile(self.path(bucket), dtype=SEGMENT_DTYPE)
+
+    def listener_rows(self) -> np.ndarray:
+        """Rows enough to count every endpoint's distinct peers over the whole capture."""
+        self._pairs = [distinct_pairs_of(self._pairs)]
+        return self._pairs[0]
+
+    def close(self) -> None:
+        for f in self._files:
+            f.close()
+        self._files = []
+
+
+def distinct_pairs_of(parts: list[np.ndarray]) -> np.ndarray:
+    if not parts:
+        return np.zeros(0, dtype=PAIR_DTYPE)
+    joined = np.concatenate(parts)
+    return np.unique(joined.view(f"V{PAIR_DTYPE.itemsize}")).view(PAIR_DTYPE)
+
+
+@dataclass
+class Held:
+    """What reading produced: the whole capture in memory, or partitioned on disk."""
+
+    batches: list[np.ndarray]  # the capture's batches, when it fit in memory
+    partition: Partition | None = None
+    error: str | None = None  # the read error that ended reading early, if any
+    workdir: tempfile.TemporaryDirectory | None = None
+
+
+def read_capture(
+    batches: Iterable[np.ndarray],
+    *,
+    in_memory: int | None = None,
+    per_bucket: int | None = None,
+    min_buckets: int = 2,
+    expected_bytes: int | None = None,
+) -> Held:
+    """Read every batch: held in memory up to ``in_memory`` segments, beyond that partitioned.
+
+    ``expected_bytes`` (the capture files' total size, None for pipes or compressed files) bounds
+    how many segments may come, which sets the bucket count.
+    """
+    in_memory = IN_MEMORY_SEGMENTS if in_memory is None else in_memory
+    per_bucket = SEGMENTS_PER_BUCKET if per_bucket is None else per_bucket
+    held = Held([])
+    count = 0
+    try:
+        for batch in batches:
+            if held.partition is not None:
+                held.partition.add(batch)
+                continue
+            held.batches.append(batch)
+            count += len(batch)
+            if count > in_memory:
+                held.workdir = tempfile.TemporaryDirectory(prefix="pcapcheck-")
+                buckets = max(min_buckets, _bucket_count(count, per_bucket, expected_bytes))
+                held.partition = Partition.create(held.workdir.name, buckets)
+                for earlier in held.batches:
+                    held.partition.add(earlier)
+                held.batches = []
+    except PcapcheckError as err:
+        held.error = str(err)
+    if held.partition is not None:
+        held.partition.finish()
+    return held
+
+
+# The smallest record a TCP segment makes in a capture file: a pcap record header (16 bytes) and
+# Ethernet, IPv4 and TCP headers (54); a file of N bytes holds at most N / this many segments.
+SMALLEST_RECORD = 70
+
+
+def _bucket_count(segments_so_far: int, per_bucket: int, expected_bytes: int | None) -> int:
+    if expected_bytes:
+        estimate = max(segments_so_far, expected_bytes / SMALLEST_RECORD)
+    else:
+        estimate = segments_so_far * 16  # a pipe or a compressed file: no size to go by
+    return max(2, min(MAX_BUCKETS, math.ceil(estimate / per_bucket)))
