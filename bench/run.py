@@ -44,10 +44,16 @@ class Target:
     passed: bool | None  # None: could not be measured
 
 
-def pcapcheck_argv(capture: str, out_dir: str) -> list[str]:
+def pcapcheck_argv(capture: str, out_dir: str, jobs: int = 1) -> list[str]:
     exe = shutil.which("pcapcheck")
     prefix = [exe] if exe else [sys.executable, "-m", "pcapcheck.cli"]
-    return [*prefix, "analyze", capture, "--json", f"{out_dir}/x.json", "--csv", f"{out_dir}/xcsv", "-q"]
+    extra = ["--jobs", str(jobs)] if jobs != 1 else []
+    return [*prefix, "analyze", capture, "--json", f"{out_dir}/x.json", "--csv", f"{out_dir}/xcsv", "-q", *extra]
+
+
+def parallel_tool(jobs: int) -> str:
+    """The name of the row for pcapcheck run with ``--jobs``."""
+    return f"pcapcheck-j{jobs}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +65,8 @@ class ToolCommand:
     outputs: tuple[str, ...] = ()
 
 
-def tool_commands(capture: str, out_dir: str) -> dict[str, ToolCommand]:
-    return {
+def tool_commands(capture: str, out_dir: str, jobs: int = 1) -> dict[str, ToolCommand]:
+    commands = {
         # 0 = clean, 1 = findings at or above --fail-on: both are a complete analysis.
         "pcapcheck": ToolCommand(
             pcapcheck_argv(capture, out_dir), (0, 1), (f"{out_dir}/x.json", f"{out_dir}/xcsv/connections.csv")
@@ -70,6 +76,11 @@ def tool_commands(capture: str, out_dir: str) -> dict[str, ToolCommand]:
         ),
         "tcptrace": ToolCommand(["tcptrace", "-n", "-l", capture]),
     }
+    if jobs != 1:
+        commands[parallel_tool(jobs)] = ToolCommand(
+            pcapcheck_argv(capture, out_dir, jobs), (0, 1), (f"{out_dir}/x.json", f"{out_dir}/xcsv/connections.csv")
+        )
+    return commands
 
 
 def run_once(tool: str, command: ToolCommand) -> Sample:
@@ -83,10 +94,10 @@ def run_once(tool: str, command: ToolCommand) -> Sample:
     return sample
 
 
-def run_rounds(capture: str, tools: list[str], repeat: int, progress=None) -> list[Sample]:
+def run_rounds(capture: str, tools: list[str], repeat: int, progress=None, jobs: int = 1) -> list[Sample]:
     samples: list[Sample] = []
     with tempfile.TemporaryDirectory(prefix="pcb-run-") as out_dir:
-        commands = tool_commands(capture, out_dir)
+        commands = tool_commands(capture, out_dir, jobs)
         for round_no in range(1, repeat + 1):
             for tool in tools:
                 sample = run_once(tool, commands[tool])
@@ -144,6 +155,12 @@ def render_table(summaries: dict[str, Summary], packets: int, targets: list[Targ
             + (f"  ({s.failures} failed: {s.error})" if s.failures else "")
         )
     pc = summaries.get("pcapcheck")
+    for name, s in summaries.items():
+        if name.startswith("pcapcheck-j") and pc and pc.runs and s.runs:
+            lines.append(f"{name} speed-up over one process: {ratio(pc.seconds, s.seconds):.2f} x wall")
+            for other in ("tshark", "tcptrace"):
+                if other in summaries and summaries[other].runs:
+                    lines.append(f"{name}/{other}: {ratio(s.seconds, summaries[other].seconds):.3f} wall")
     for other in ("tshark", "tcptrace"):
         if pc and other in summaries and pc.runs and summaries[other].runs:
             wall = ratio(pc.seconds, summaries[other].seconds)
@@ -165,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tools", default=",".join(TOOLS), help="comma list, default pcapcheck,tshark,tcptrace")
     parser.add_argument("--profile", action="store_true", help="then profile pcapcheck once with pyinstrument")
     parser.add_argument("--top", type=int, default=20, help="hot spots to print with --profile")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="also run pcapcheck --jobs N in each round and show its speed-up"
+    )
     args = parser.parse_args(argv)
 
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
@@ -176,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.capture).is_file():
         print(f"run: error: {args.capture}: no such file", file=sys.stderr)
         return 2
-    missing = [t for t in tools if t != "pcapcheck" and shutil.which(t) is None]
+    if args.jobs != 1 and "pcapcheck" in tools:
+        tools.insert(tools.index("pcapcheck") + 1, parallel_tool(args.jobs))
+    missing = [t for t in tools if not t.startswith("pcapcheck") and shutil.which(t) is None]
     if missing:
         print(f"run: error: not on PATH: {', '.join(missing)}", file=sys.stderr)
         return 2
@@ -185,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     warm_page_cache(args.capture)
     load_before = os.getloadavg()
     started = time.time()
-    samples = run_rounds(args.capture, tools, args.repeat, progress=lambda line: print(line, file=sys.stderr))
+    samples = run_rounds(
+        args.capture, tools, args.repeat, progress=lambda line: print(line, file=sys.stderr), jobs=args.jobs
+    )
     load_after = os.getloadavg()
     summaries = {tool: summarize(tool, samples) for tool in tools}
     targets = check_targets(summaries, packets) if "pcapcheck" in tools else []
