@@ -23,7 +23,7 @@ from .connections import Connection, _connections, _split_connections
 from .findings import Finding
 from .partition import Partition
 from .profiles import Profile
-from .store import ConnectionStore, write_bucket
+from .store import ConnectionStore, Written, write_bucket
 
 
 @dataclass(slots=True)
@@ -31,7 +31,7 @@ class BucketOutcome:
     """What analysing one bucket leaves in memory; its reports are in the store's directory."""
 
     bucket: int
-    first_frames: np.ndarray  # of its connections, in its id order
+    written: Written  # its connections' first frames and closes, in its id order
     findings: list[Finding]  # connection = the id within the bucket
     error: str | None = None
     error_frame: int | None = None
@@ -65,8 +65,8 @@ def analyze_bucket(
         config=config,
         catalogue=catalogue,
     )
-    first_frames = write_bucket(directory, bucket, list(outcome.reports))
-    return BucketOutcome(bucket, first_frames, outcome.findings, outcome.error, outcome.error_frame)
+    written = write_bucket(directory, bucket, list(outcome.reports))
+    return BucketOutcome(bucket, written, outcome.findings, outcome.error, outcome.error_frame)
 
 
 def analyze_buckets(
@@ -93,7 +93,7 @@ def analyze_buckets(
 def assemble(store: ConnectionStore, outcomes: list[BucketOutcome]) -> ConnectionsAnalysis:
     """One outcome from every bucket's, numbered and ordered as one in-memory run makes it."""
     for outcome in outcomes:
-        store.adopt(outcome.bucket, outcome.first_frames)
+        store.adopt(outcome.bucket, outcome.written)
     failed = [o for o in outcomes if o.error is not None]
     error = error_frame = None
     if failed:

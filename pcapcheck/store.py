@@ -10,10 +10,11 @@ in id order, slicing; nothing holds all reports at once.
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 import os
 import pickle
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from itertools import islice
 from typing import TYPE_CHECKING
 
@@ -64,15 +65,28 @@ class ConnectionStore(Sequence):
         self.directory = directory
         self._keep_alive = keep_alive  # e.g. the TemporaryDirectory: removed once the store is gone
         self._first_frames: list[np.ndarray] = []  # per bucket, in the bucket's id order
+        self._closes: list[list[str]] = []  # per bucket, aligned with _first_frames
         self._cut: int | None = None  # connections with a first frame at or after it are left out
         self._sorted: np.ndarray | None = None
 
-    def adopt(self, bucket: int, first_frames: np.ndarray) -> None:
-        """Take in a bucket another process wrote with ``write_bucket``."""
+    def adopt(self, bucket: int, written: "Written") -> None:
+        """Take in a bucket written with ``write_bucket`` (by this process or another)."""
         while len(self._first_frames) <= bucket:
             self._first_frames.append(np.zeros(0, dtype=np.int64))
-        self._first_frames[bucket] = first_frames
+            self._closes.append([])
+        self._first_frames[bucket] = written.first_frames
+        self._closes[bucket] = written.closes
         self._sorted = None
+
+    def close_counts(self) -> Counter:
+        """Connections by how they closed, without reading the reports back."""
+        counts: Counter = Counter()
+        for frames, closes in zip(self._first_frames, self._closes):
+            if self._cut is None:
+                counts.update(closes)
+            else:
+                counts.update(c for f, c in zip(frames.tolist(), closes) if f < self._cut)
+        return counts
 
     def cut_at(self, frame: int | None) -> None:
         """Leave out connections whose first frame is at or after ``frame`` (None: keep all)."""
@@ -143,8 +157,16 @@ def _path(directory: str, bucket: int) -> str:
     return os.path.join(directory, f"reports-{bucket:04d}.pkl")
 
 
-def write_bucket(directory: str, bucket: int, reports: list["ConnectionReport"]) -> np.ndarray:
-    """Spill one bucket's reports (in its id order) to ``directory``; their first frames."""
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What the store keeps in memory of a spilled bucket: enough to number and count it."""
+
+    first_frames: np.ndarray  # int64, in the bucket's id order
+    closes: list[str]  # how each connection closed, aligned
+
+
+def write_bucket(directory: str, bucket: int, reports: list["ConnectionReport"]) -> Written:
+    """Spill one bucket's reports (in its id order) to ``directory``."""
     try:
         with open(_path(directory, bucket), "wb") as handle:
             for start in range(0, len(reports), CHUNK):
@@ -152,4 +174,5 @@ def write_bucket(directory: str, bucket: int, reports: list["ConnectionReport"])
                 pickle.dump(chunk, handle, protocol=pickle.HIGHEST_PROTOCOL)
     except OSError as err:
         raise PcapcheckError(f"{directory}: cannot write the temporary report file: {err.strerror or err}") from None
-    return np.fromiter((r.first_frame for r in reports), dtype=np.int64, count=len(reports))
+    first_frames = np.fromiter((r.first_frame for r in reports), dtype=np.int64, count=len(reports))
+    return Written(first_frames, [r.close for r in reports])

@@ -7,6 +7,7 @@ finding for finding; a read error part-way still reports what was read before it
 from __future__ import annotations
 
 import struct
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -116,8 +117,8 @@ def spilled(store: ConnectionStore, bucket: int, reports, findings, **kw) -> Buc
         for f in findings
         if f.connection in local
     ]
-    first_frames = write_bucket(store.directory, bucket, sorted(reports, key=lambda r: r.first_frame))
-    return BucketOutcome(bucket, first_frames, mine, **kw)
+    written = write_bucket(store.directory, bucket, sorted(reports, key=lambda r: r.first_frame))
+    return BucketOutcome(bucket, written, mine, **kw)
 
 
 def split_sample(store: ConnectionStore, **kw) -> tuple[list, list[BucketOutcome]]:
@@ -135,6 +136,7 @@ def test_buckets_are_numbered_by_first_frame_as_one_run_numbers_them(tmp_path):
     frames, outcomes = split_sample(store)
     merged = assemble(store, outcomes)
     assert [(c.id, c.first_frame) for c in merged.reports] == list(enumerate(frames, start=1))
+    assert store.close_counts() == Counter(c.close for c in sample_result().connections)
     by_id = {c.id: c for c in merged.reports}
     original = {c.first_frame: c for c in sample_result().connections}
     expected = {(f.rule, original_first) for f in sample_result().findings
@@ -149,6 +151,7 @@ def test_an_error_cuts_every_bucket_at_the_earliest_error_frame(tmp_path):
     outcomes[1].error_frame = sorted(frames)[1]
     merged = assemble(store, outcomes)
     assert merged.error == "early" and [c.first_frame for c in merged.reports] == sorted(frames)[:1]
+    assert store.close_counts() == Counter(c.close for c in merged.reports)
     assert {f.connection for f in merged.findings} <= {1} and len(merged.reports) == 1
 
 

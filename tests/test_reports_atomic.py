@@ -49,19 +49,13 @@ def test_failing_json_report_keeps_the_previous_report(tmp_path, monkeypatch):
 def test_csv_files_are_each_replaced_whole(tmp_path, monkeypatch):
     write_reports(sample_result(), csv_dir=tmp_path)
     findings_before = (tmp_path / "findings.csv").read_text()
-    import pandas as pd
+    from pcapcheck.reports import csv_report
 
-    original = pd.DataFrame.to_csv
-    calls = []
+    def half_then_fail(result, handle):
+        handle.write("rule,sev")
+        raise OSError(5, "Input/output error")
 
-    def fail_second(self, handle, **kw):
-        calls.append(1)
-        if len(calls) == 2:
-            handle.write("rule,sev")
-            raise OSError(5, "Input/output error")
-        return original(self, handle, **kw)
-
-    monkeypatch.setattr(pd.DataFrame, "to_csv", fail_second)
+    monkeypatch.setattr(csv_report, "write_findings_csv", half_then_fail)
     with pytest.raises(PcapcheckError):
         write_reports(sample_result(), csv_dir=tmp_path)
     assert (tmp_path / "findings.csv").read_text() == findings_before

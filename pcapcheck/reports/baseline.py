@@ -28,6 +28,7 @@ from .. import __version__
 from ..errors import ConfigError
 from ..findings import Finding
 from .atomic import write_atomically
+from .document import connections_by_id
 
 if TYPE_CHECKING:
     from ..analysis import AnalysisResult, ConnectionReport
@@ -46,7 +47,7 @@ def fingerprint(finding: Finding, conn: "ConnectionReport | None") -> Fingerprin
 
 
 def fingerprints(result: "AnalysisResult") -> list[Fingerprint]:
-    by_id = {c.id: c for c in result.connections}
+    by_id = connections_by_id(result.connections, {f.connection for f in result.findings})
     return [fingerprint(f, by_id.get(f.connection)) for f in result.findings]
 
 
@@ -107,7 +108,7 @@ def read_baseline(path: str | os.PathLike) -> Counter:
 def apply_baseline(result: "AnalysisResult", path: str | os.PathLike) -> None:
     """Drop findings the baseline recorded (each recorded occurrence suppresses one), count them."""
     remaining = read_baseline(path)
-    by_id = {c.id: c for c in result.connections}
+    by_id = connections_by_id(result.connections, {f.connection for f in result.findings})
     kept: list[Finding] = []
     suppressed = 0
     for finding in result.findings:

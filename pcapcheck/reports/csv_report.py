@@ -3,13 +3,25 @@
 Columns carry the JSON field names.  A connection's transitions become one compact ``states``
 column ("frame endpoint FROM>TO; ..."), so a spreadsheet still shows how each side moved without
 a nested structure.  Both files are written even when empty (header only).
+
+The text is byte for byte what pandas writes for the records (``reference_*``: a DataFrame of
+document.connection_record / finding_record, ``to_csv(index=False, float_format="%.6f")``), but
+formatted row by row as the connections are iterated, without a DataFrame of all of them: ints
+and bools as ``str``, floats as ``%.6f`` (NaN empty), strings quoted exactly when the csv module
+pandas writes through would quote them.  pandas picks a column's type from all its values, so a
+value of an unexpected type (a None where a number belongs) makes the whole file go through the
+pandas reference instead; the capture pipeline never produces one.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
+import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import pandas as pd
 
@@ -17,7 +29,9 @@ from .atomic import ReportWriteError, write_atomically
 from .document import connection_record, finding_record
 
 if TYPE_CHECKING:
-    from ..analysis import AnalysisResult
+    from ..analysis import AnalysisResult, ConnectionReport
+    from ..findings import Finding
+    from ..replay.model import Transition
 
 CONNECTION_COLUMNS = [
     "id", "client", "server", "incarnation", "roles_inferred", "first_frame", "last_frame", "start", "end",
@@ -26,6 +40,126 @@ CONNECTION_COLUMNS = [
     "states",
 ]  # fmt: skip
 FINDING_COLUMNS = ["rule", "severity", "connection", "endpoint", "frame", "time", "message", "rfc", "capture_quality"]
+# float_format keeps microseconds of epoch times without pandas' scientific notation.
+FLOAT_FORMAT = "%.6f"
+# pandas' to_csv defaults: the csv module's minimal quoting, lines ended by os.linesep.
+LINE_END = os.linesep
+ROWS_PER_WRITE = 2000
+MAX_STATE_TEXTS = 4096
+
+
+class _Unusual(Exception):
+    """A value of a type pandas would give its column a different rendering for."""
+
+
+def _csv_line(fields: list) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator=LINE_END).writerow(fields)
+    return buffer.getvalue()
+
+
+def _quoting_characters() -> str:
+    # The csv module quotes a field for the characters in it (minimal quoting); which characters
+    # those are depends on the dialect and the Python version, so ask it rather than assume.
+    return "".join(c for c in map(chr, range(256)) if _csv_line(["a" + c + "b", ""]) != f"a{c}b,{LINE_END}")
+
+
+_NEEDS_QUOTES = re.compile("[" + re.escape(_quoting_characters()) + "]")
+
+
+def csv_text(value: str | None) -> str:
+    """A string column's value as the csv module writes it in a row of several fields (None: empty)."""
+    if value is None:
+        return ""
+    if type(value) is not str:
+        raise _Unusual
+    if _NEEDS_QUOTES.search(value) is None:
+        return value
+    return _csv_line([value, ""])[: -len(LINE_END) - 1]
+
+
+def csv_float(value: float) -> str:
+    if type(value) is not float:
+        raise _Unusual
+    return FLOAT_FORMAT % value if value == value else ""  # pandas writes NaN as its empty na_rep
+
+
+def csv_bool(value: bool) -> str:
+    if type(value) is not bool:
+        raise _Unusual
+    return "True" if value else "False"
+
+
+class _StatesText:
+    """The ``states`` column: 'frame endpoint FROM>TO' per transition, joined by '; '."""
+
+    def __init__(self) -> None:
+        self._moves: dict[tuple, str] = {}
+
+    def _move(self, key: tuple) -> str:
+        endpoint, from_state, to_state = key
+        move = f" {endpoint.value} {from_state.value}>{to_state.value}"
+        if len(self._moves) < MAX_STATE_TEXTS:
+            self._moves[key] = move
+        return move
+
+    def text(self, transitions: Iterable["Transition"]) -> str:
+        moves = self._moves
+        parts = []
+        for t in transitions:
+            key = (t.endpoint, t.from_state, t.to_state)
+            parts.append(f"{t.frame}{moves.get(key) or self._move(key)}")
+        return "; ".join(parts)
+
+
+def _connection_row(conn: "ConnectionReport", states: _StatesText) -> str:
+    cid, incarnation, first, last = conn.id, conn.incarnation, conn.first_frame, conn.last_frame
+    packets, p_cs, p_sc = conn.packets, conn.packets_client_to_server, conn.packets_server_to_client
+    b_cs, b_sc = conn.bytes_client_to_server, conn.bytes_server_to_client
+    if not (
+        type(cid) is type(incarnation) is type(first) is type(last) is type(packets) is int
+        and type(p_cs) is type(p_sc) is type(b_cs) is type(b_sc) is int
+    ):
+        raise _Unusual
+    start, end = conn.start, conn.end
+    return (
+        f"{cid},{csv_text(str(conn.client))},{csv_text(str(conn.server))},{incarnation},"
+        f"{csv_bool(conn.roles_inferred)},{first},{last},{csv_float(start)},{csv_float(end)},"
+        f"{csv_float(end - start)},{packets},{p_cs},{p_sc},{b_cs},{b_sc},{csv_text(conn.client_final_state)},"
+        f"{csv_text(conn.server_final_state)},{csv_text(conn.close)},{csv_text(conn.vantage)},"
+        f"{csv_text(conn.flags_seen)},{csv_text(states.text(conn.transitions))}{LINE_END}"
+    )
+
+
+def _finding_row(f: "Finding") -> str:
+    connection, frame = f.connection, f.frame
+    if not type(connection) is type(frame) is int:
+        raise _Unusual
+    endpoint = f.endpoint.value if f.endpoint is not None else None
+    return (
+        f"{csv_text(f.rule)},{csv_text(f.severity.value)},{connection},{csv_text(endpoint)},{frame},"
+        f"{csv_float(f.time)},{csv_text(f.message)},{csv_text(f.rfc)},{csv_bool(f.capture_quality)}{LINE_END}"
+    )
+
+
+def _write_rows(handle: IO[str], columns: list[str], rows: Iterable[str]) -> None:
+    handle.write(_csv_line(columns))
+    pending: list[str] = []
+    for row in rows:
+        pending.append(row)
+        if len(pending) == ROWS_PER_WRITE:
+            handle.write("".join(pending))
+            pending.clear()
+    handle.write("".join(pending))
+
+
+def _fast_connections(result: "AnalysisResult", handle: IO[str]) -> None:
+    states = _StatesText()
+    _write_rows(handle, CONNECTION_COLUMNS, (_connection_row(c, states) for c in result.connections))
+
+
+def _fast_findings(result: "AnalysisResult", handle: IO[str]) -> None:
+    _write_rows(handle, FINDING_COLUMNS, (_finding_row(f) for f in result.findings))
 
 
 def states_text(states: list[dict]) -> str:
@@ -44,12 +178,43 @@ def findings_frame(result: "AnalysisResult") -> pd.DataFrame:
     return pd.DataFrame.from_records([finding_record(f) for f in result.findings], columns=FINDING_COLUMNS)
 
 
+def reference_connections_csv(result: "AnalysisResult", handle: IO[str]) -> None:
+    """connections.csv through pandas, all rows at once: what write_connections_csv must write."""
+    connections_frame(result).to_csv(handle, index=False, float_format=FLOAT_FORMAT)
+
+
+def reference_findings_csv(result: "AnalysisResult", handle: IO[str]) -> None:
+    """findings.csv through pandas: what write_findings_csv must write."""
+    findings_frame(result).to_csv(handle, index=False, float_format=FLOAT_FORMAT)
+
+
+Writer = Callable[["AnalysisResult", IO[str]], None]
+
+
+def _fast_or_reference(result: "AnalysisResult", handle: IO[str], fast: Writer, reference: Writer) -> None:
+    try:
+        fast(result, handle)
+    except (_Unusual, TypeError, AttributeError):
+        # pandas renders a column by the types of all its values: start again, the pandas way.
+        handle.seek(0)
+        handle.truncate()
+        reference(result, handle)
+
+
+def write_connections_csv(result: "AnalysisResult", handle: IO[str]) -> None:
+    """connections.csv, row by row as the connections are iterated."""
+    _fast_or_reference(result, handle, _fast_connections, reference_connections_csv)
+
+
+def write_findings_csv(result: "AnalysisResult", handle: IO[str]) -> None:
+    _fast_or_reference(result, handle, _fast_findings, reference_findings_csv)
+
+
 def write_csv(result: "AnalysisResult", folder: str | os.PathLike) -> None:
     directory = Path(folder)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ReportWriteError(f"{directory}: cannot create the CSV folder: {err.strerror or err}") from None
-    for name, frame in (("connections.csv", connections_frame(result)), ("findings.csv", findings_frame(result))):
-        # float_format keeps microseconds of epoch times without pandas' scientific notation.
-        write_atomically(directory / name, lambda handle, frame=frame: frame.to_csv(handle, index=False, float_format="%.6f"))
+    write_atomically(directory / "connections.csv", lambda handle: write_connections_csv(result, handle))
+    write_atomically(directory / "findings.csv", lambda handle: write_findings_csv(result, handle))

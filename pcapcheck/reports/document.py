@@ -1,12 +1,13 @@
 """The report document: one plain-data view of an AnalysisResult that every file format shares.
 
-JSON writes it as is, CSV flattens its connection and finding records, JUnit/SARIF/HTML read the
-same records, so a field has one name and one meaning in every report.
+JSON writes it (streamed: json_report), CSV flattens its connection and finding records, JUnit/SARIF/HTML
+read the same records, so a field has one name and one meaning in every report.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection, Iterable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -80,9 +81,22 @@ def finding_record(finding: Finding) -> dict[str, Any]:
     }
 
 
+def connections_by_id(connections: Iterable["ConnectionReport"], ids: Collection[int]) -> dict[int, "ConnectionReport"]:
+    """The connections whose id is in ``ids``, in one pass (none when ``ids`` is empty).
+
+    Reports read ``result.connections`` only by iterating it and taking its length: it may be a
+    sequence on disk, too large to index whole.
+    """
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return {c.id: c for c in connections if c.id in wanted}
+
+
 def close_counts(result: "AnalysisResult") -> dict[str, int]:
     """Connections by how they ended, in a fixed order (kinds with no connection omitted)."""
-    counts = Counter(c.close for c in result.connections)
+    counted = getattr(result.connections, "close_counts", None)  # a ConnectionStore counts without a pass
+    counts = counted() if counted is not None else Counter(c.close for c in result.connections)
     ordered = {kind: counts.pop(kind) for kind in CLOSE_ORDER if kind in counts}
     ordered.update(sorted(counts.items()))
     return ordered
@@ -107,7 +121,8 @@ def worst_first(findings: list[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (-f.severity.rank, f.capture_quality, f.frame, f.connection, f.rule))
 
 
-def build_document(result: "AnalysisResult") -> dict[str, Any]:
+def document_head(result: "AnalysisResult") -> dict[str, Any]:
+    """The document's fields before "connections", in their order."""
     capture = result.capture
     return {
         "tool": {"name": TOOL_NAME, "version": __version__},
@@ -132,8 +147,19 @@ def build_document(result: "AnalysisResult") -> dict[str, Any]:
             "findings": severity_counts(result.findings),
             "rules": dict(sorted(Counter(f.rule for f in result.findings).items())),
         },
+    }
+
+
+def document_tail(result: "AnalysisResult") -> dict[str, Any]:
+    """The document's fields after "findings", in their order."""
+    return {"suppressed": result.suppressed, "error": result.error}
+
+
+def build_document(result: "AnalysisResult") -> dict[str, Any]:
+    """The whole document in memory (json_report streams the same text without building it)."""
+    return {
+        **document_head(result),
         "connections": [connection_record(c) for c in result.connections],
         "findings": [finding_record(f) for f in result.findings],
-        "suppressed": result.suppressed,
-        "error": result.error,
+        **document_tail(result),
     }

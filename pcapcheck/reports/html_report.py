@@ -79,8 +79,8 @@ def build_context(result: "AnalysisResult", context: int = CONTEXT) -> dict[str,
     by_conn: dict[int, list[Finding]] = defaultdict(list)
     for f in result.findings:
         by_conn[f.connection].append(f)
-    conns = {c.id: c for c in result.connections}
-    flagged = [c for c in result.connections if by_conn.get(c.id)]
+    flagged = [c for c in result.connections if c.id in by_conn] if by_conn else []
+    conns = {c.id: c for c in flagged}
     worst_rank = {c.id: max(f.severity.rank for f in by_conn[c.id]) for c in flagged}
     drawn_ids = {c.id for c in sorted(flagged, key=lambda c: (-worst_rank[c.id], c.id))[:MAX_LADDERS]}
     sections = [_connection_view(c, by_conn[c.id], context, c.id in drawn_ids) for c in flagged]

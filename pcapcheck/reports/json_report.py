@@ -1,21 +1,166 @@
-"""JSON report: the whole report document in one file."""
+"""JSON report: the whole report document in one file, written as it is formatted.
+
+The document (document.build_document) is one object whose "connections" list holds every
+connection with all its state transitions: tens of MB for a capture of a whole test run.  Building
+it as dicts and handing it to json.dumps doubled the report stage's memory and took seconds, so the
+connections are formatted straight to text here, one at a time, and written in chunks.  The text is
+byte for byte what ``json.dumps(build_document(result), ensure_ascii=False, separators=(",", ":"))``
+writes (``reference_json_text``; tests/test_report_writers_identical.py holds the two together).
+Any value of an unexpected type sends its record through json.dumps, so odd input still comes out
+exactly as the reference would write it.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator
+from json.encoder import encode_basestring  # what json.dumps(ensure_ascii=False) uses for a str
+from typing import IO, TYPE_CHECKING
 
-from .atomic import write_text_atomically
-from .document import build_document
+from .atomic import write_atomically
+from .document import build_document, connection_record, document_head, document_tail, finding_record
 
 if TYPE_CHECKING:
-    from ..analysis import AnalysisResult
+    from ..analysis import AnalysisResult, ConnectionReport
+    from ..findings import Finding
+    from ..replay.model import Transition
+
+# Compact, as json.dumps with these separators: pretty-printing made a whole test run's file 2-3
+# times larger and slower to write.  `jq .` pretty-prints it for a person.
+DUMPS_OPTIONS = {"ensure_ascii": False, "separators": (",", ":")}
+# Connections formatted before the text goes to the file: large writes, little held at once.
+CHUNK_CONNECTIONS = 2000
+CHUNK_FINDINGS = 5000
+# Distinct (endpoint, from, to, cause, rfc) texts remembered; replay has a few dozen.
+MAX_TAILS = 4096
+
+_float_repr = float.__repr__  # json's own float text: shortest repr, also for float subclasses
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}  # json.dumps(allow_nan=True)
+
+
+class _Unusual(Exception):
+    """A record holds a value of a type the fast formatting does not cover."""
+
+
+def _json_float(value: float) -> str:
+    text = _float_repr(value)  # TypeError for anything but a float
+    return _NON_FINITE.get(text, text)
+
+
+def _json_str(value: str) -> str:
+    return encode_basestring(value)  # TypeError for anything but a str
+
+
+class _TransitionsText:
+    """A connection's "states" list as JSON text; the text after "frame" is remembered per kind."""
+
+    def __init__(self) -> None:
+        self._tails: dict[tuple, str] = {}
+
+    def _tail(self, key: tuple) -> str:
+        endpoint, from_state, to_state, cause, rfc = key
+        tail = (
+            f'"endpoint":{_json_str(endpoint.value)},"from":{_json_str(from_state.value)},'
+            f'"to":{_json_str(to_state.value)},"cause":{_json_str(cause)},"rfc":{_json_str(rfc)}}}'
+        )
+        if len(self._tails) < MAX_TAILS:
+            self._tails[key] = tail
+        return tail
+
+    def text(self, transitions: Iterable["Transition"]) -> str:
+        tails = self._tails
+        parts = []
+        # The two endpoints' transitions on one segment share its time: format it once.  Equal
+        # floats have equal text except 0.0 and -0.0, hence `and time`.
+        last_time: object = None
+        last_text = ""
+        for t in transitions:
+            time = t.time
+            if not (time == last_time and time and type(time) is float):
+                last_text = _json_float(time)
+                last_time = time
+            frame = t.frame
+            if type(frame) is not int:
+                raise _Unusual
+            key = (t.endpoint, t.from_state, t.to_state, t.cause, t.rfc)
+            tail = tails.get(key) or self._tail(key)
+            parts.append(f'{{"time":{last_text},"frame":{frame},{tail}')
+        return "[" + ",".join(parts) + "]"
+
+
+def _connection_text(conn: "ConnectionReport", transitions: _TransitionsText) -> str:
+    cid, incarnation, first, last = conn.id, conn.incarnation, conn.first_frame, conn.last_frame
+    packets, p_cs, p_sc = conn.packets, conn.packets_client_to_server, conn.packets_server_to_client
+    b_cs, b_sc = conn.bytes_client_to_server, conn.bytes_server_to_client
+    # Only exact ints print as json prints them: a bool would be "True", a float NaN "nan".
+    if not (
+        type(cid) is type(incarnation) is type(first) is type(last) is type(packets) is int
+        and type(p_cs) is type(p_sc) is type(b_cs) is type(b_sc) is int
+        and type(conn.roles_inferred) is bool
+    ):
+        raise _Unusual
+    start, end = conn.start, conn.end
+    return (
+        f'{{"id":{cid},"client":{_json_str(str(conn.client))},"server":{_json_str(str(conn.server))},'
+        f'"incarnation":{incarnation},"roles_inferred":{"true" if conn.roles_inferred else "false"},'
+        f'"first_frame":{first},"last_frame":{last},"start":{_json_float(start)},"end":{_json_float(end)},'
+        f'"duration":{_json_float(end - start)},"packets":{packets},"packets_client_to_server":{p_cs},'
+        f'"packets_server_to_client":{p_sc},"bytes_client_to_server":{b_cs},"bytes_server_to_client":{b_sc},'
+        f'"client_final_state":{_json_str(conn.client_final_state)},'
+        f'"server_final_state":{_json_str(conn.server_final_state)},"close":{_json_str(conn.close)},'
+        f'"vantage":{_json_str(conn.vantage)},"flags_seen":{_json_str(conn.flags_seen)},'
+        f'"states":{transitions.text(conn.transitions)}}}'
+    )
+
+
+def connection_texts(connections: Iterable["ConnectionReport"]) -> Iterator[str]:
+    """Each connection's record as compact JSON text, exactly as json.dumps writes it."""
+    transitions = _TransitionsText()
+    for conn in connections:
+        try:
+            yield _connection_text(conn, transitions)
+        except (_Unusual, TypeError, AttributeError):
+            yield json.dumps(connection_record(conn), **DUMPS_OPTIONS)
+
+
+def _write_list(handle: IO[str], texts: Iterable[str], chunk: int) -> None:
+    """Write ``[a,b,...]`` from the item texts, ``chunk`` items per write."""
+    handle.write("[")
+    pending: list[str] = []
+    first = True
+    for text in texts:
+        pending.append(text)
+        if len(pending) == chunk:
+            handle.write(("" if first else ",") + ",".join(pending))
+            pending.clear()
+            first = False
+    if pending:
+        handle.write(("" if first else ",") + ",".join(pending))
+    handle.write("]")
+
+
+def _finding_texts(findings: list["Finding"]) -> Iterator[str]:
+    # Findings are few next to connections and already held in memory: json.dumps them in batches.
+    for i in range(0, len(findings), CHUNK_FINDINGS):
+        batch = [finding_record(f) for f in findings[i : i + CHUNK_FINDINGS]]
+        yield json.dumps(batch, **DUMPS_OPTIONS)[1:-1]
+
+
+def write_document(result: "AnalysisResult", handle: IO[str]) -> None:
+    head = json.dumps(document_head(result), **DUMPS_OPTIONS)
+    tail = json.dumps(document_tail(result), **DUMPS_OPTIONS)
+    handle.write(head[:-1] + ',"connections":')
+    _write_list(handle, connection_texts(result.connections), CHUNK_CONNECTIONS)
+    handle.write(',"findings":')
+    _write_list(handle, _finding_texts(result.findings), 1)
+    handle.write("," + tail[1:] + "\n")
 
 
 def write_json(result: "AnalysisResult", path: str | os.PathLike) -> None:
-    # Compact, and through json.dumps: only the one-shot encoder is the C one.  A capture of a
-    # whole test run has tens of thousands of connections; pretty-printing made the file 2-3 times
-    # larger and slower to write.  `jq .` pretty-prints it for a person.
-    text = json.dumps(build_document(result), ensure_ascii=False, separators=(",", ":")) + "\n"
-    write_text_atomically(path, text)
+    write_atomically(path, lambda handle: write_document(result, handle))
+
+
+def reference_json_text(result: "AnalysisResult") -> str:
+    """The report as the whole document through json.dumps: what write_json must write, byte for byte."""
+    return json.dumps(build_document(result), **DUMPS_OPTIONS) + "\n"

@@ -58,7 +58,6 @@ def build_junit(result: "AnalysisResult") -> ET.ElementTree:
     by_conn: dict[int, list[Finding]] = defaultdict(list)
     for f in result.findings:
         by_conn[f.connection].append(f)
-    known = {c.id for c in result.connections}
 
     root = ET.Element("testsuites", name="pcapcheck")
     start = result.capture.first_time
@@ -71,8 +70,12 @@ def build_junit(result: "AnalysisResult") -> ET.ElementTree:
 
     classname = "pcapcheck." + (Path(result.capture.paths[0]).stem if result.capture.paths else "capture")
     tests = failures = 0
+    known: set[int] = set()  # connections with findings that exist: the others' findings are orphans
     for conn in result.connections:
-        t, f = _add_case(suite, classname, case_name(conn), conn.end - conn.start, by_conn.get(conn.id, []), fail_on)
+        findings = by_conn.get(conn.id, [])
+        if findings:
+            known.add(conn.id)
+        t, f = _add_case(suite, classname, case_name(conn), conn.end - conn.start, findings, fail_on)
         tests, failures = tests + t, failures + f
     orphans = [f for cid, fs in by_conn.items() if cid not in known for f in fs]
     errors = 0

@@ -22,7 +22,7 @@ from ..catalogue import RuleSpec
 from ..findings import Finding, Severity
 from .atomic import write_atomically
 from .baseline import fingerprint
-from .document import TOOL_NAME
+from .document import TOOL_NAME, connections_by_id
 from .junit import case_name
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def build_sarif(result: "AnalysisResult") -> dict[str, Any]:
 
     paths = list(result.capture.paths)
     artifacts = [{"location": {"uri": artifact_uri(p)}, "roles": ["analysisTarget"]} for p in paths]
-    conns = {c.id: c for c in result.connections}
+    conns = connections_by_id(result.connections, {f.connection for f in result.findings})
 
     def to_result(f: Finding) -> dict[str, Any]:
         conn = conns.get(f.connection)

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import __version__
-from .document import close_counts, fail_on_of, rule_counts, severity_counts, worst_first
+from .document import close_counts, connections_by_id, fail_on_of, rule_counts, severity_counts, worst_first
 from .gate import failing
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ def print_summary(result: "AnalysisResult", console: Console) -> None:
         console.print(by_rule)
 
         worst = worst_first(result.findings)[:WORST_SHOWN]
-        conns = {c.id: c for c in result.connections}
+        conns = connections_by_id(result.connections, {f.connection for f in worst})
         console.print(Text(f"Worst findings ({len(worst)} of {len(result.findings)})", style="italic"))
         # Two lines per finding rather than a table: messages stay readable on an 80-column CI log.
         for f in worst:
