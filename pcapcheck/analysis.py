@@ -5,6 +5,7 @@ This module only wires the stages together; each stage is usable and testable on
 
 from __future__ import annotations
 
+import functools
 import gc
 from contextlib import contextmanager
 
@@ -21,7 +22,8 @@ from .findings import Finding
 from .partition import read_capture
 from .profiles import Profile
 from .replay import end_time_wait_by_new_incarnation, replay
-from .replay.model import Replay, Step, Transition
+from .replay.memo import ReplayMemo, memo_enabled, time_parameters
+from .replay.model import Replay, Step, TemplatedTransitions, Transition
 from .segments import Side, flags_text
 
 
@@ -82,29 +84,44 @@ class ConnectionsAnalysis:
 
 
 def connection_report(conn: Connection, rep: Replay, keep_steps: bool) -> ConnectionReport:
+    rows = conn.rows
+    frames, times = rows["frame"], rows["ts_ns"]
+    totals = conn.totals
+    if totals is None:
+        totals = (
+            conn.packets_sent(Side.CLIENT), conn.packets_sent(Side.SERVER),
+            conn.bytes_sent(Side.CLIENT), conn.bytes_sent(Side.SERVER),
+        )  # fmt: skip
+    transitions = rep.transitions
+    final_state = rep.final_state
     return ConnectionReport(
         id=conn.id,
         client=conn.client,
         server=conn.server,
         incarnation=conn.incarnation,
         roles_inferred=conn.roles_inferred,
-        first_frame=conn.first_frame,
-        last_frame=conn.last_frame,
-        start=conn.start,
-        end=conn.end,
-        packets=conn.packets,
-        packets_client_to_server=conn.packets_sent(Side.CLIENT),
-        packets_server_to_client=conn.packets_sent(Side.SERVER),
-        bytes_client_to_server=conn.bytes_sent(Side.CLIENT),
-        bytes_server_to_client=conn.bytes_sent(Side.SERVER),
-        client_final_state=rep.final_state[Side.CLIENT].value,
-        server_final_state=rep.final_state[Side.SERVER].value,
+        first_frame=int(frames[0]),
+        last_frame=int(frames[-1]),
+        start=int(times[0]) / 1e9,
+        end=int(times[-1]) / 1e9,
+        packets=len(rows),
+        packets_client_to_server=totals[0],
+        packets_server_to_client=totals[1],
+        bytes_client_to_server=totals[2],
+        bytes_server_to_client=totals[3],
+        client_final_state=final_state[Side.CLIENT].value,
+        server_final_state=final_state[Side.SERVER].value,
         close=rep.close.value,
         vantage=rep.vantage.value,
-        flags_seen=flags_text(conn.flags_seen),
-        transitions=list(rep.transitions),
+        flags_seen=_flags_text(conn.flags_seen),
+        # A templated replay's transitions stay compact (the writers format them in one go).
+        transitions=transitions.copy() if type(transitions) is TemplatedTransitions else list(transitions),
         steps=list(rep.steps) if keep_steps else None,
     )
+
+
+# Flag combinations are few (9 bits): each text is made once.
+_flags_text = functools.cache(flags_text)
 
 
 def analyze(
@@ -229,6 +246,7 @@ def analyze_connections(
     profile: Profile,
     config: Config,
     catalogue: dict[str, RuleSpec],
+    memo: bool | ReplayMemo | None = None,
 ) -> ConnectionsAnalysis:
     """Replay and check each connection (in id order) and keep what the reports need.
 
@@ -238,6 +256,11 @@ def analyze_connections(
     Memory: a connection's Replay (one Step per segment) is dropped once its report is built,
     unless a check found something (the ladder diagram draws those steps).  The previous
     incarnation on each tuple is kept for the checks that compare the two, without its steps.
+
+    Speed: a connection of the same shape and timing class as an earlier one that replayed
+    without anomaly or finding gets its Replay from that one's template (pcapcheck.replay.memo),
+    equal to what replaying and checking it would give.  ``memo`` False (or PCAPCHECK_MEMO=0 when
+    None) replays and checks every connection; a ReplayMemo is used as given (tests count its hits).
     """
     reports_by_id: dict[int, ConnectionReport] = {}
     findings: list[Finding] = []
@@ -246,11 +269,21 @@ def analyze_connections(
     # Where results stop if an error strikes: the connection being analysed, or else just after
     # the last one finished (None: before any connection).
     missing_from: int | None = None
+    templates = _memo_for(memo, capture, profile, config, catalogue)
     try:
         for conn in connections:
             missing_from = conn.first_frame
+            shape_key = templates.key(conn) if templates is not None else None
+            if shape_key is not None:
+                known = templates.replay(shape_key, conn)
+                if known is not None:
+                    # An eligible shape has no earlier incarnation, so no previous one to update.
+                    reports_by_id[conn.id] = connection_report(conn, known, keep_steps=False)
+                    last_on_tuple[_tuple_key(conn)] = (conn, known)
+                    missing_from = conn.first_frame + 1
+                    continue
             rep = replay(conn, profile, capture_end=capture.last_time)
-            key = (conn.client, conn.server) if conn.client <= conn.server else (conn.server, conn.client)
+            key = _tuple_key(conn)
             previous = last_on_tuple.get(key)
             if previous is not None and end_time_wait_by_new_incarnation(previous[1], conn):
                 # One replay cannot see the next incarnation: its SYN ended the old TIME-WAIT.
@@ -264,12 +297,38 @@ def analyze_connections(
                 catalogue=catalogue,
             )
             findings.extend(found)
+            if shape_key is not None:
+                templates.learn(shape_key, conn, rep, len(found))
             reports_by_id[conn.id] = connection_report(conn, rep, keep_steps=bool(found))
             last_on_tuple[key] = (conn, _without_steps(rep))
             missing_from = conn.first_frame + 1
     except PcapcheckError as err:
         return ConnectionsAnalysis(list(reports_by_id.values()), findings, str(err), missing_from)
     return ConnectionsAnalysis(list(reports_by_id.values()), findings)
+
+
+def _tuple_key(conn: Connection) -> tuple[Endpoint, Endpoint]:
+    return (conn.client, conn.server) if conn.client <= conn.server else (conn.server, conn.client)
+
+
+def run_memo(capture: CaptureInfo, profile: Profile, config: Config, catalogue: dict[str, RuleSpec]) -> ReplayMemo | None:
+    """One memo for a run analysed in parts (buckets): a template learnt in one serves them all."""
+    return _memo_for(None, capture, profile, config, catalogue)
+
+
+def _memo_for(
+    memo: bool | ReplayMemo | None,
+    capture: CaptureInfo,
+    profile: Profile,
+    config: Config,
+    catalogue: dict[str, RuleSpec],
+) -> ReplayMemo | None:
+    if isinstance(memo, ReplayMemo):
+        return memo
+    if memo is False or (memo is None and not memo_enabled()):
+        return None
+    rule_params = [config.parameters(spec, profile) for spec in catalogue.values()]
+    return ReplayMemo(capture.last_time, time_parameters(profile, rule_params))
 
 
 def _without_steps(rep: Replay) -> Replay:

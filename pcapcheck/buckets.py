@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .analysis import ConnectionsAnalysis, analyze_connections
+from .analysis import ConnectionsAnalysis, analyze_connections, run_memo
 from .capture import CaptureInfo
 from .catalogue import RuleSpec
 from .config import Config
@@ -23,6 +23,7 @@ from .connections import Connection, _connections, _split_connections
 from .findings import Finding
 from .partition import Partition
 from .profiles import Profile
+from .replay.memo import ReplayMemo
 from .store import ConnectionStore, Written, write_bucket
 
 
@@ -57,6 +58,7 @@ def analyze_bucket(
     profile: Profile,
     config: Config,
     catalogue: dict[str, RuleSpec],
+    memo: ReplayMemo | None = None,
 ) -> BucketOutcome:
     outcome = analyze_connections(
         rebuild_bucket(partition.rows(bucket), listener_rows),
@@ -64,6 +66,7 @@ def analyze_bucket(
         profile=profile,
         config=config,
         catalogue=catalogue,
+        memo=memo,
     )
     written = write_bucket(directory, bucket, list(outcome.reports))
     return BucketOutcome(bucket, written, outcome.findings, outcome.error, outcome.error_frame)
@@ -80,10 +83,11 @@ def analyze_buckets(
 ) -> ConnectionsAnalysis:
     """Every bucket in this process."""
     listener_rows = partition.listener_rows()
+    memo = run_memo(capture, profile, config, catalogue)  # templates learnt in one bucket serve all
     outcomes = [
         analyze_bucket(
             partition, bucket, listener_rows, store.directory,
-            capture=capture, profile=profile, config=config, catalogue=catalogue,
+            capture=capture, profile=profile, config=config, catalogue=catalogue, memo=memo,
         )  # fmt: skip
         for bucket in range(partition.buckets)
     ]

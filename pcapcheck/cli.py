@@ -6,12 +6,16 @@ Every PcapcheckError becomes one line on stderr and exit 2, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.console import Console
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 from . import __version__
 from .errors import ConfigError, PcapcheckError
@@ -21,7 +25,20 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Check that the TCP connections in a capture opened and closed the way the RFCs say.",
 )
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@functools.cache
+def err_console() -> "Console":
+    # rich costs tens of milliseconds to import: a quiet run that writes reports never needs it.
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def out_console() -> "Console":
+    from rich.console import Console
+
+    return Console(highlight=False)
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT = 0, 1, 2
 
@@ -31,7 +48,7 @@ ReaderOpt = Annotated[str, typer.Option("--reader", help="dpkt (default, fast) o
 
 def fail(message: str) -> typer.Exit:
     """One line on stderr, exit 2."""
-    err_console.print(f"pcapcheck: error: {message}", markup=False)
+    err_console().print(f"pcapcheck: error: {message}", markup=False)
     return typer.Exit(EXIT_INPUT)
 
 
@@ -62,9 +79,9 @@ def flows(captures: Captures, reader: ReaderOpt = "dpkt") -> None:
         conns = list(rebuild(capture.batches()))
     except PcapcheckError as err:
         raise fail(str(err)) from None
-    print_flows(conns, capture.info, Console(highlight=False))
+    print_flows(conns, capture.info, out_console())
     for warning in capture.info.warnings:
-        err_console.print(f"pcapcheck: warning: {warning}", markup=False)
+        err_console().print(f"pcapcheck: warning: {warning}", markup=False)
 
 
 @app.command()
@@ -116,7 +133,6 @@ def analyze(
     from .reports import write_reports
     from .reports.baseline import apply_baseline, write_baseline_file
     from .reports.gate import exit_code
-    from .reports.terminal import print_summary, progress_reader
 
     try:
         config = load_config(
@@ -136,7 +152,13 @@ def analyze(
             jobs = 1
         # Passed only when asked for, so an analyze() without the parameter (a test double) still fits.
         parallel = {"jobs": jobs} if jobs != 1 else {}
-        with progress_reader(paths, enabled=not quiet and sys.stderr.isatty(), console=err_console) as progress:
+        if not quiet and sys.stderr.isatty():
+            from .reports.terminal import progress_reader
+
+            showing = progress_reader(paths, enabled=True, console=err_console())
+        else:
+            showing = contextlib.nullcontext(None)  # what progress_reader gives when not enabled
+        with showing as progress:
             result = run_analysis(paths, config, reader=reader, progress=progress, **parallel)
         # Record before suppressing: a baseline rewritten while one is applied keeps the old entries.
         if write_baseline is not None:
@@ -156,9 +178,11 @@ def analyze(
     except PcapcheckError as err:
         raise fail(str(err)) from None
     if not quiet:
-        print_summary(result, Console(highlight=False))
+        from .reports.terminal import print_summary
+
+        print_summary(result, out_console())
     for warning in result.capture.warnings:
-        err_console.print(f"pcapcheck: warning: {warning}", markup=False)
+        err_console().print(f"pcapcheck: warning: {warning}", markup=False)
     if result.error is not None:
         raise fail(result.error)
     raise typer.Exit(code)
@@ -176,7 +200,7 @@ def list_rules(
         catalogue = load_catalogue([str(p) for p in rules_dir or []])
     except PcapcheckError as err:
         raise fail(str(err)) from None
-    print_rules(catalogue, Console(highlight=False))
+    print_rules(catalogue, out_console())
 
 
 @app.command()
@@ -194,7 +218,7 @@ def explain(
         raise fail(str(err)) from None
     if rule not in catalogue:
         raise fail(f"unknown rule '{rule}' (see 'pcapcheck rules')")
-    print_explanation(catalogue[rule], Console(highlight=False))
+    print_explanation(catalogue[rule], out_console())
 
 
 if __name__ == "__main__":

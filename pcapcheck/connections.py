@@ -54,6 +54,12 @@ class Connection:
     server_isn: int | None = None
     previous_id: int | None = None  # the incarnation before on the same tuple
     flags_seen: int = 0  # OR of all flags
+    # What replay and the checks read of it, minus copied values (replay.shape); None: not eligible
+    # for replay.memo's templates.  Equal bytes are one object.
+    shape: bytes | None = None
+    # (packets client, packets server, bytes client, bytes server), counted for all connections at
+    # once by the rebuild; None: counted from the rows when asked.
+    totals: tuple[int, int, int, int] | None = None
 
     @property
     def packets(self) -> int:
@@ -76,10 +82,14 @@ class Connection:
         return int(self.rows["ts_ns"][-1]) / 1e9
 
     def bytes_sent(self, side: Side) -> int:
+        if self.totals is not None:
+            return self.totals[2 if side is Side.CLIENT else 3]
         mask = self.sender == (0 if side is Side.CLIENT else 1)
         return int(self.rows["payload_len"][mask].sum())
 
     def packets_sent(self, side: Side) -> int:
+        if self.totals is not None:
+            return self.totals[0 if side is Side.CLIENT else 1]
         return int(np.count_nonzero(self.sender == (0 if side is Side.CLIENT else 1)))
 
     def endpoint(self, side: Side) -> Endpoint:
@@ -277,15 +287,31 @@ class _Split:
     # Rows whose listener counts guess roles when they are not all in ``rows`` (a shard of the
     # capture): a listening server is recognised by the peers of the whole capture.  None = ``rows``.
     listener_rows: np.ndarray | None = None
+    # rows["flags"], contiguous: a pass over a column of the wide rows costs ~50x one over this.
+    flags: np.ndarray | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Columns:
+    """The columns of sorted rows that splitting them reads, each copied out once (contiguous)."""
+
+    flags: np.ndarray
+    seq: np.ndarray
+    ack: np.ndarray
+    payload_len: np.ndarray
+
+    @classmethod
+    def of(cls, rows: np.ndarray) -> "_Columns":
+        return cls(*(np.ascontiguousarray(rows[name]) for name in ("flags", "seq", "ack", "payload_len")))
 
 
 def rebuild(batches: Iterable[np.ndarray]) -> Iterator[Connection]:
     """Group segment batches (in timestamp order) into connections; yield them ordered by id."""
-    rows = _gather(batches)
-    if rows is None:
+    parts = _gather(batches)
+    if parts is None:
         return
-    split = _split_connections(rows)
-    del rows  # the split holds its own sorted copy
+    split = _split_connections(parts)
+    del parts  # the split holds its own sorted copy
     yield from _connections(split)
 
 
@@ -297,9 +323,11 @@ def rebuild_subset(batches: Iterable[np.ndarray], keep: Callable[[np.ndarray], n
     including roles guessed from how many peers talk to an endpoint), except that ``id`` and
     ``previous_id`` count only the selected connections, still 1-based in order of first frame.
     """
-    rows = _gather(batches)
-    if rows is None:
+    parts = _gather(batches)
+    if parts is None:
         return
+    rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    del parts
     selected = np.flatnonzero(keep(rows))
     if not len(selected):
         return
@@ -309,11 +337,10 @@ def rebuild_subset(batches: Iterable[np.ndarray], keep: Callable[[np.ndarray], n
     yield from _connections(split)
 
 
-def _gather(batches: Iterable[np.ndarray]) -> np.ndarray | None:
+def _gather(batches: Iterable[np.ndarray]) -> list[np.ndarray] | None:
+    """The non-empty batches, or None.  Not concatenated: the sort by tuple copies each row once."""
     parts = [batch for batch in batches if len(batch)]
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return parts or None
 
 
 def _endpoint_keys(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -323,38 +350,109 @@ def _endpoint_keys(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return src[:, 0], src[:, 1], dst[:, 0], dst[:, 1]
 
 
-def _split_connections(rows: np.ndarray) -> _Split:
+_MAPPED_V4 = np.uint64(0x0000FFFF00000000)  # ::ffff:0:0/96 in the low half of an address
+_SIXTEEN = np.uint64(16)
+
+
+@dataclass(slots=True)
+class _TupleKeys:
+    """One batch's canonical tuples: the lower (address, port) endpoint first.
+
+    ``columns`` are sort keys whose order is the tuple's: (lower, higher) 48-bit keys of address
+    and port when every address is IPv4, else (hi, lo, port) of the lower and then the higher.
+    """
+
+    higher: np.ndarray  # bool per row: sent by the higher endpoint (direction 1)
+    columns: tuple[np.ndarray, ...]
+
+    @property
+    def compact(self) -> bool:
+        return len(self.columns) == 2
+
+    def expanded(self) -> tuple[np.ndarray, ...]:
+        """The six-column form of compact keys (to sort with batches that hold IPv6)."""
+        if not self.compact:
+            return self.columns
+        out: list[np.ndarray] = []
+        for key in self.columns:
+            zero = np.zeros(len(key), dtype=np.uint64)
+            out += [zero, _MAPPED_V4 | (key >> _SIXTEEN), (key & np.uint64(0xFFFF)).astype(np.int64)]
+        return tuple(out)
+
+
+def _tuple_keys(rows: np.ndarray) -> _TupleKeys:
+    src = np.ascontiguousarray(rows["src"]).view(">u4")
+    dst = np.ascontiguousarray(rows["dst"]).view(">u4")
+    if _ipv4_mapped(src) and _ipv4_mapped(dst):
+        # IPv4 only: (address, port) fits one 48-bit key per endpoint, so sort on two keys, not
+        # six; the keys order the endpoints as (address, port) does.
+        src_key = (src[:, 3].astype(np.uint64) << _SIXTEEN) | rows["sport"]
+        dst_key = (dst[:, 3].astype(np.uint64) << _SIXTEEN) | rows["dport"]
+        return _TupleKeys(src_key > dst_key, (np.minimum(src_key, dst_key), np.maximum(src_key, dst_key)))
     s_hi, s_lo, d_hi, d_lo = _endpoint_keys(rows)
     sport = rows["sport"].astype(np.int64)
     dport = rows["dport"].astype(np.int64)
-    # Canonical tuple: the lower (address, port) endpoint first; direction 1 = sent by the higher one.
     higher = (s_hi > d_hi) | ((s_hi == d_hi) & ((s_lo > d_lo) | ((s_lo == d_lo) & (sport > dport))))
-    lo_hi, lo_lo, lo_port = np.where(higher, d_hi, s_hi), np.where(higher, d_lo, s_lo), np.where(higher, dport, sport)
-    hi_hi, hi_lo, hi_port = np.where(higher, s_hi, d_hi), np.where(higher, s_lo, d_lo), np.where(higher, sport, dport)
-    mapped_v4 = np.uint64(0x0000FFFF00000000)
-    if not (lo_hi.any() or hi_hi.any()) and np.all((lo_lo & ~np.uint64(0xFFFFFFFF)) == mapped_v4) and np.all(
-        (hi_lo & ~np.uint64(0xFFFFFFFF)) == mapped_v4
-    ):
-        # IPv4 only: (address, port) fits one 48-bit key per endpoint, so sort on two keys, not six.
-        low32 = np.uint64(0xFFFFFFFF)
-        lo_key = ((lo_lo & low32) << np.uint64(16)) | lo_port.astype(np.uint64)
-        hi_key = ((hi_lo & low32) << np.uint64(16)) | hi_port.astype(np.uint64)
-        key_columns: tuple[np.ndarray, ...] = (lo_key, hi_key)
-    else:
-        key_columns = (lo_hi, lo_lo, lo_port, hi_hi, hi_lo, hi_port)
-    # lexsort is stable: capture order survives within a tuple.
-    order = np.lexsort(key_columns[::-1])
-    keys = tuple(k[order] for k in key_columns)
-    new_tuple = np.zeros(len(rows), dtype=bool)
+    lo = (np.where(higher, d_hi, s_hi), np.where(higher, d_lo, s_lo), np.where(higher, dport, sport))
+    hi = (np.where(higher, s_hi, d_hi), np.where(higher, s_lo, d_lo), np.where(higher, sport, dport))
+    return _TupleKeys(higher, lo + hi)
+
+
+def _ipv4_mapped(addresses: np.ndarray) -> bool:
+    """Every address (rows of four big-endian 32-bit words) is ::ffff:a.b.c.d."""
+    return bool(((addresses[:, 0] | addresses[:, 1]) == 0).all() and (addresses[:, 2] == 0xFFFF).all())
+
+
+def _sort_by_tuple(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, direction, new_tuple) of all the parts' rows sorted by canonical tuple.
+
+    The sort is stable, so capture order survives within a tuple.  Each row is copied once, from
+    its part straight to its sorted place.
+    """
+    keys = [_tuple_keys(part) for part in parts]
+    compact = all(k.compact for k in keys)
+    columns = [np.concatenate(column) for column in zip(*(k.columns if compact else k.expanded() for k in keys))]
+    higher = np.concatenate([k.higher for k in keys])
+    del keys
+    order = np.lexsort(columns[::-1])
+    n = len(order)
+    new_tuple = np.zeros(n, dtype=bool)
     new_tuple[0] = True
-    for k in keys:
-        new_tuple[1:] |= k[1:] != k[:-1]
-    rows = take_rows(rows, order)
+    for column in columns:
+        sorted_column = column[order]
+        new_tuple[1:] |= sorted_column[1:] != sorted_column[:-1]
+    del columns
     direction = higher[order].astype(np.uint8)
+    return _take_from_parts(parts, order), direction, new_tuple
+
+
+def _take_from_parts(parts: list[np.ndarray], order: np.ndarray) -> np.ndarray:
+    """``np.concatenate(parts)[order]`` without the concatenated copy."""
+    if len(parts) == 1:
+        return take_rows(parts[0], order)
+    dtype = parts[0].dtype
+    opaque = np.dtype((np.void, dtype.itemsize))
+    out = np.empty(len(order), dtype=opaque)
+    destination = np.empty(len(order), dtype=np.int64)
+    destination[order] = np.arange(len(order), dtype=np.int64)
+    first = 0
+    for part in parts:
+        part = np.ascontiguousarray(part)
+        out[destination[first : first + len(part)]] = part.view(opaque)
+        first += len(part)
+    return out.view(dtype)
+
+
+def _split_connections(rows: np.ndarray | list[np.ndarray]) -> _Split:
+    """Rows (one array, or the batches in capture order) sorted by tuple and cut into connections."""
+    parts = [rows] if isinstance(rows, np.ndarray) else list(rows)
+    rows, direction, new_tuple = _sort_by_tuple(parts)
+    del parts
     tuple_starts = np.flatnonzero(new_tuple)
     tuple_ends = np.append(tuple_starts[1:], len(rows))
 
-    flags = rows["flags"]
+    cols = _Columns.of(rows)
+    flags = cols.flags
     opening = ((flags & SYN) != 0) & ((flags & ACK) == 0)
     # Tuples whose opening SYNs (if any) are all one SYN, retransmitted, and come first hold one
     # connection; only the others need the incarnation walk.
@@ -363,17 +461,20 @@ def _split_connections(rows: np.ndarray) -> _Split:
     needs_walk = np.zeros(len(tuple_starts), dtype=bool)
     if len(syn_pos):
         t = tuple_id[syn_pos]
-        tuples_with_syn, first_index = np.unique(t, return_index=True)
+        first_index = np.flatnonzero(_runs_start(t))
+        tuples_with_syn = t[first_index]
         first_syn = np.full(len(tuple_starts), -1, dtype=np.int64)
         first_syn[tuples_with_syn] = syn_pos[first_index]
-        same = (rows["seq"][syn_pos] == rows["seq"][first_syn[t]]) & (direction[syn_pos] == direction[first_syn[t]])
+        same = (cols.seq[syn_pos] == cols.seq[first_syn[t]]) & (direction[syn_pos] == direction[first_syn[t]])
         needs_walk[t[~same]] = True
         has_syn = first_syn >= 0
         needs_walk |= has_syn & (first_syn != tuple_starts)
 
-    cuts, walk = _closed_reopenings(rows, direction, tuple_id, tuple_starts, syn_pos, needs_walk)
-    synack_walk = _synacks_after_handshake(rows, direction, tuple_id, tuple_starts, tuple_ends)
-    synack_walk |= _jumps_after_close(rows, direction, tuple_id)
+    cuts, walk = _closed_reopenings(cols, direction, tuple_id, tuple_starts, syn_pos, needs_walk)
+    # The connections found so far (by tuple, and by SYN where that explained every opening).
+    found = np.sort(np.concatenate([tuple_starts, cuts]))
+    synack_walk = _synacks_after_handshake(cols, direction, tuple_id, found, np.append(found[1:], len(rows)))
+    synack_walk |= _jumps_after_close(cols, direction, tuple_id)
     if synack_walk.any():
         walk |= synack_walk
         cuts = cuts[~synack_walk[tuple_id[cuts]]]
@@ -383,11 +484,18 @@ def _split_connections(rows: np.ndarray) -> _Split:
         extra.extend(a + c for c in _incarnation_starts(rows[a:b], direction[a:b])[1:])
     starts_arr = np.sort(np.concatenate([tuple_starts, np.asarray(extra, dtype=np.int64)]))
     ends_arr = np.append(starts_arr[1:], len(rows))
-    return _Split(rows, direction, starts_arr, ends_arr, tuple_id[starts_arr])
+    return _Split(rows, direction, starts_arr, ends_arr, tuple_id[starts_arr], flags=flags)
+
+
+def _runs_start(values: np.ndarray) -> np.ndarray:
+    """True where a run of equal values begins (values grouped, e.g. sorted)."""
+    start = np.ones(len(values), dtype=bool)
+    start[1:] = values[1:] != values[:-1]
+    return start
 
 
 def _closed_reopenings(
-    rows: np.ndarray,
+    cols: _Columns,
     direction: np.ndarray,
     tuple_id: np.ndarray,
     tuple_starts: np.ndarray,
@@ -406,7 +514,7 @@ def _closed_reopenings(
     if not len(cand):
         return np.zeros(0, dtype=np.int64), walk
     t = tuple_id[cand]
-    seq, d = rows["seq"][cand], direction[cand]
+    seq, d = cols.seq[cand], direction[cand]
     same_tuple_before = np.zeros(len(cand), dtype=bool)
     same_tuple_before[1:] = t[1:] == t[:-1]
     retransmitted = same_tuple_before.copy()
@@ -415,7 +523,7 @@ def _closed_reopenings(
     first_of_tuple = np.ones(len(cand), dtype=bool)
     first_of_tuple[1:] = t[1:] != t[:-1]
     since = np.where(first_of_tuple, tuple_starts[t], np.roll(cand, 1))  # the opening before
-    flags = rows["flags"]
+    flags = cols.flags
 
     def count_between(mask: np.ndarray) -> np.ndarray:
         before = np.concatenate(([0], np.cumsum(mask)))
@@ -432,35 +540,38 @@ def _closed_reopenings(
 
 
 def _synacks_after_handshake(
-    rows: np.ndarray, direction: np.ndarray, tuple_id: np.ndarray, tuple_starts: np.ndarray, tuple_ends: np.ndarray
+    cols: _Columns, direction: np.ndarray, tuple_id: np.ndarray, starts: np.ndarray, ends: np.ndarray
 ) -> np.ndarray:
     """Per tuple: may a SYN-ACK open an incarnation there (so the tuple needs the walk)?
 
-    In ``_incarnation_starts`` a SYN-ACK can only open one after a row that is not a plain SYN (the
+    ``starts``/``ends`` are the connections found without the walk: tuples, cut at the SYNs that
+    ``_closed_reopenings`` explained.  If these are the walk's incarnations up to a SYN-ACK, the
+    walk's state at that SYN-ACK is the state since its connection's start.  In
+    ``_incarnation_starts`` a SYN-ACK can only open one after a row that is not a plain SYN (the
     handshake completed, or a FIN or RST was seen), and never when it repeats the incarnation's
-    first SYN-ACK.  So a tuple whose SYN-ACKs all repeat its first one (sender and ack), all before
-    any other row than a SYN, has none: a lost SYN of a reused tuple shows as a second SYN-ACK.
+    first SYN-ACK.  So a tuple whose SYN-ACKs all repeat their connection's first one (sender and
+    ack), all before any other row than a SYN, has none: a lost SYN of a reused tuple shows as a
+    second SYN-ACK.
     """
-    flags = rows["flags"]
+    flags = cols.flags
     synack_pos = np.flatnonzero(((flags & SYN) != 0) & ((flags & ACK) != 0))
-    walk = np.zeros(len(tuple_starts), dtype=bool)
+    walk = np.zeros(int(tuple_id[-1]) + 1 if len(tuple_id) else 0, dtype=bool)
     if not len(synack_pos):
         return walk
+    conn = np.searchsorted(starts, synack_pos, side="right") - 1
+    first = synack_pos[np.maximum.accumulate(np.where(_runs_start(conn), np.arange(len(conn)), 0))]
+    ack = cols.ack
+    repeat = (ack[synack_pos] == ack[first]) & (direction[synack_pos] == direction[first])
     t = tuple_id[synack_pos]
-    tuples_with, first_index = np.unique(t, return_index=True)
-    first = np.full(len(tuple_starts), -1, dtype=np.int64)
-    first[tuples_with] = synack_pos[first_index]
-    ack = rows["ack"]
-    repeat = (ack[synack_pos] == ack[first[t]]) & (direction[synack_pos] == direction[first[t]])
     walk[t[~repeat]] = True
     plain_syn = ((flags & SYN) != 0) & ((flags & (FIN | RST)) == 0)
-    first_other = _first_where(~plain_syn, tuple_starts, tuple_ends)
-    after_other = (first_other[t] >= 0) & (synack_pos > first_other[t])
+    first_other = _first_where(~plain_syn, starts, ends)[conn]
+    after_other = (first_other >= 0) & (synack_pos > first_other)
     walk[t[after_other]] = True
     return walk
 
 
-def _jumps_after_close(rows: np.ndarray, direction: np.ndarray, tuple_id: np.ndarray) -> np.ndarray:
+def _jumps_after_close(cols: _Columns, direction: np.ndarray, tuple_id: np.ndarray) -> np.ndarray:
     """Per tuple: may a segment after a close open an incarnation there (so the tuple needs the walk)?
 
     ``_incarnation_starts`` cuts at a segment without SYN or RST, after a FIN or RST, whose seq or
@@ -470,56 +581,71 @@ def _jumps_after_close(rows: np.ndarray, direction: np.ndarray, tuple_id: np.nda
     than ``CLOSED_SLACK`` from it, or lies more than ``FIN_SLACK`` beyond the space's last FIN: the
     tuples with such a segment are a superset of the tuples where the walk cuts that way.
     """
-    n = len(rows)
-    flags = rows["flags"]
+    flags = cols.flags
+    n = len(flags)
     tuples = int(tuple_id[-1]) + 1 if n else 0
     walk = np.zeros(tuples, dtype=bool)
     closing = (flags & (FIN | RST)) != 0
     if not closing.any():
         return walk
-    # Number events: (space, row, value); space = tuple * 2 + direction of the space's owner.
-    has_seq = (flags & RST) == 0
-    has_ack = (flags & ACK) != 0
-    seq_rows, ack_rows = np.flatnonzero(has_seq), np.flatnonzero(has_ack)
-    space = np.concatenate([tuple_id[seq_rows] * 2 + direction[seq_rows], tuple_id[ack_rows] * 2 + 1 - direction[ack_rows]])
-    row = np.concatenate([seq_rows, ack_rows])
-    value = np.concatenate([rows["seq"][seq_rows], rows["ack"][ack_rows]]).astype(np.int64)
-    # One past each FIN (only seq events carry one); -1 for the others.  A SYN event ends the
-    # bound of the FIN before it (-2), as in the walk.
-    fin_rows = seq_rows[(flags[seq_rows] & FIN) != 0]
-    fin_end = np.full(n, -1, dtype=np.int64)
-    fin_end[(flags & SYN) != 0] = -2
-    fin_end[fin_rows] = (
-        rows["seq"][fin_rows].astype(np.int64)
-        + rows["payload_len"][fin_rows]
-        + 1
-        + ((flags[fin_rows] & SYN) != 0)
-    ) & 0xFFFFFFFF
-    event_fin = np.concatenate([fin_end[seq_rows], np.full(len(ack_rows), -1, dtype=np.int64)])
-    # Rows are already in tuple order: sorting by (space, row) only interleaves two directions.
-    order = np.argsort(space * n + row, kind="stable")
-    space, row, value, event_fin = space[order], row[order], value[order], event_fin[order]
-    jump = np.zeros(len(row), dtype=bool)
-    d = (value[1:] - value[:-1]) & 0xFFFFFFFF
-    d = np.minimum(d, SEQ_SPACE - d)
-    jump[1:] = (space[1:] == space[:-1]) & (d > CLOSED_SLACK)
-    # Beyond the last earlier FIN of the same space by more than the walk's least bound there.
-    positions = np.arange(len(row))
-    last_fin = np.full(len(row), -1, dtype=np.int64)
-    last_fin[1:] = np.maximum.accumulate(np.where(event_fin != -1, positions, -1))[:-1]
-    has_fin = last_fin >= 0
-    has_fin[has_fin] = (space[last_fin[has_fin]] == space[has_fin]) & (event_fin[last_fin[has_fin]] >= 0)
-    ahead = (value - event_fin[np.maximum(last_fin, 0)]) & 0xFFFFFFFF
-    jump |= has_fin & (ahead > FIN_SLACK) & (ahead < 1 << 31)
     # Only a segment without SYN or RST after a FIN or RST of its tuple can be cut there.
     closed_before = np.zeros(n, dtype=np.int64)
     closed_before[1:] = np.cumsum(closing)[:-1]
-    tuple_first = np.flatnonzero(np.append(True, tuple_id[1:] != tuple_id[:-1]))
-    closed_before -= closed_before[tuple_first][tuple_id]
+    closed_before -= closed_before[np.flatnonzero(_runs_start(tuple_id))][tuple_id]
     candidate = ((flags & (SYN | RST)) == 0) & (closed_before > 0)
-    hits = row[jump & candidate[row]]
-    walk[tuple_id[hits]] = True
+    if not candidate.any():
+        return walk
+    # What such a segment is compared with lies at or after its tuple's first FIN or RST (every
+    # FIN does, and a SYN after one), except the number just before it in its space.
+    closed = (closed_before > 0) | closing
+    has_seq = (flags & RST) == 0
+    has_ack = (flags & ACK) != 0
+    # The numbers of one sequence space, in row order: the seqs its owner sent and the acks of
+    # the peer.  Rows are in tuple order, so taking the spaces owned by direction 0, then by
+    # direction 1, lists each space's numbers together.
+    for owner in (0, 1):
+        own = direction == owner
+        event = np.flatnonzero(np.where(own, has_seq, has_ack))
+        if not len(event):
+            continue
+        space = tuple_id[event]
+        needed = closed[event]
+        needed[:-1] |= needed[1:] & (space[:-1] == space[1:])
+        event, space = event[needed], space[needed]
+        if not len(event):
+            continue
+        own_e = own[event]
+        value = np.where(own_e, cols.seq[event], cols.ack[event]).astype(np.int64)
+        event_fin = np.where(own_e, _fin_end(cols, event), -1)
+        same_space = np.zeros(len(event), dtype=bool)
+        same_space[1:] = space[1:] == space[:-1]
+        jump = np.zeros(len(event), dtype=bool)
+        d = (value[1:] - value[:-1]) & 0xFFFFFFFF
+        d = np.minimum(d, SEQ_SPACE - d)
+        jump[1:] = same_space[1:] & (d > CLOSED_SLACK)
+        # Beyond the last earlier FIN of the same space by more than the walk's least bound there.
+        positions = np.arange(len(event))
+        last_fin = np.full(len(event), -1, dtype=np.int64)
+        last_fin[1:] = np.maximum.accumulate(np.where(event_fin != -1, positions, -1))[:-1]
+        has_fin = last_fin >= 0
+        has_fin[has_fin] = (space[last_fin[has_fin]] == space[has_fin]) & (event_fin[last_fin[has_fin]] >= 0)
+        ahead = (value - event_fin[np.maximum(last_fin, 0)]) & 0xFFFFFFFF
+        jump |= has_fin & (ahead > FIN_SLACK) & (ahead < 1 << 31)
+        hits = event[jump & candidate[event]]
+        walk[tuple_id[hits]] = True
     return walk
+
+
+def _fin_end(cols: _Columns, at: np.ndarray) -> np.ndarray:
+    """Per row ``at``: one past its FIN in its sender's space; -2 for a SYN without FIN (a SYN ends
+    the bound of the FIN before it, as in the walk), -1 for others.  RSTs carry no bound."""
+    flags = cols.flags[at]
+    out = np.where((flags & SYN) != 0, -2, -1).astype(np.int64)
+    fin = np.flatnonzero(((flags & FIN) != 0) & ((flags & RST) == 0))
+    if len(fin):
+        r = at[fin]
+        out[fin] = (cols.seq[r].astype(np.int64) + cols.payload_len[r] + 1 + ((flags[fin] & SYN) != 0)) & 0xFFFFFFFF
+    return out
 
 
 def _incarnation_starts(rows: np.ndarray, direction: np.ndarray) -> list[int]:
@@ -660,16 +786,15 @@ def _incarnation_starts(rows: np.ndarray, direction: np.ndarray) -> list[int]:
 
 def _first_where(mask: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Per connection, the row index of the first row where mask holds, or -1."""
-    big = np.iinfo(np.int64).max
-    pos = np.where(mask, np.arange(len(mask)), big)
-    first = np.minimum.reduceat(pos, starts) if len(starts) else np.zeros(0, dtype=np.int64)
+    where = np.append(np.flatnonzero(mask), len(mask))
+    first = where[np.searchsorted(where, starts)]
     return np.where(first < ends, first, -1)
 
 
 def _roles(split: _Split) -> tuple[np.ndarray, np.ndarray]:
     """(client_direction, roles_inferred) per connection; see the module docstring."""
     rows, direction, starts, ends = split.rows, split.direction, split.starts, split.ends
-    flags = rows["flags"]
+    flags = rows["flags"] if split.flags is None else split.flags
     syn = (flags & SYN) != 0
     has_ack = (flags & ACK) != 0
     first_open = _first_where(syn & ~has_ack, starts, ends)
@@ -742,39 +867,35 @@ def _unwrap(raw: np.ndarray, group: np.ndarray, trusted: np.ndarray) -> np.ndarr
     out = raw.astype(np.int64)
     if n == 0:
         return out
-    new_group = np.ones(n, dtype=bool)
-    new_group[1:] = group[1:] != group[:-1]
-    group_index = np.cumsum(new_group) - 1
-    # A group without trusted rows trusts all of its rows.
-    trusted_in_group = np.bincount(group_index, weights=trusted, minlength=group_index[-1] + 1) > 0
-    trusted = trusted | ~trusted_in_group[group_index]
+    if not trusted.all():
+        starts = np.flatnonzero(_runs_start(group))
+        any_trusted = np.logical_or.reduceat(trusted, starts)
+        if not any_trusted.all():
+            # A group without trusted rows trusts all of its rows.
+            trusted = trusted | np.repeat(~any_trusted, np.diff(np.append(starts, n)))
     t = np.flatnonzero(trusted)
     rt = out[t]
-    d = np.zeros(len(t), dtype=np.int64)
-    d[1:] = (rt[1:] - rt[:-1]) & 0xFFFFFFFF
-    d[d >= 1 << 31] -= SEQ_SPACE
-    group_t = group_index[t]
-    t_new = np.ones(len(t), dtype=bool)
-    t_new[1:] = group_t[1:] != group_t[:-1]
-    # Restart the running sum at the first trusted row of every group, from its raw value.
-    d[t_new] = rt[t_new]
-    csum = np.cumsum(d)
-    restart = np.maximum.accumulate(np.where(t_new, np.arange(len(t)), 0))
-    unwrapped = csum - (csum[restart] - rt[restart])
-    out[t] = unwrapped
+    step = np.zeros(len(t), dtype=np.int64)
+    step[1:] = _signed_distance(rt[1:], rt[:-1])
+    # One running sum over all groups; each group's start then puts it back on its raw value.
+    running = np.cumsum(step)
+    firsts = np.flatnonzero(_runs_start(group[t]))
+    offset = rt[firsts] - running[firsts]
+    out[t] = running + np.repeat(offset, np.diff(np.append(firsts, len(t))))
     u = np.flatnonzero(~trusted)
     if len(u):
-        pos = np.arange(n)
-        prev_t = np.maximum.accumulate(np.where(trusted, pos, -1))
-        next_t = np.minimum.accumulate(np.where(trusted, pos, n)[::-1])[::-1]
-        ref = prev_t[u]
-        use_next = (ref < 0) | (group_index[np.maximum(ref, 0)] != group_index[u])
-        ref = np.where(use_next, next_t[u], ref)
+        after = np.searchsorted(t, u)  # the first trusted row after each untrusted one
+        before = t[np.maximum(after - 1, 0)]
+        use_before = (after > 0) & (group[before] == group[u])
+        ref = np.where(use_before, before, t[np.minimum(after, len(t) - 1)])
         ref_val = out[ref]
-        delta = (out[u] - ref_val) & 0xFFFFFFFF
-        delta[delta >= 1 << 31] -= SEQ_SPACE
-        out[u] = ref_val + delta
+        out[u] = ref_val + _signed_distance(out[u], ref_val)
     return out
+
+
+def _signed_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a - b as a signed 32-bit distance in sequence space, in [-2**31, 2**31) (int64 arrays)."""
+    return ((a - b + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
 def _connections(split: _Split) -> Iterator[Connection]:
@@ -832,6 +953,13 @@ def _connections(split: _Split) -> Iterator[Connection]:
             name = names[(raw, version)] = address_text(raw, version)
         return name
 
+    from .replay.shape import connection_shapes  # replay imports this module
+
+    # A later incarnation's checks read the one before: only first incarnations get a shape.
+    shapes = connection_shapes(rows, starts, ends, sender, seq, ack, ~inferred & ~same_tuple)
+    packets = np.bincount(group, minlength=2 * n_conn).reshape(n_conn, 2)
+    payload = np.bincount(group, weights=rows["payload_len"], minlength=2 * n_conn).astype(np.int64)
+    totals = np.concatenate([packets, payload.reshape(n_conn, 2)], axis=1).tolist()
     start_l, end_l = starts.tolist(), ends.tolist()
     ids, incs, inferred_l = conn_id.tolist(), incarnation.tolist(), inferred.tolist()
     same_l, seen_l = same_tuple.tolist(), flags_seen.tolist()
@@ -853,6 +981,8 @@ def _connections(split: _Split) -> Iterator[Connection]:
             server_isn=int(seq[ss]) if ss >= 0 else None,
             previous_id=ids[k - 1] if same_l[k] else None,
             flags_seen=seen_l[k],
+            shape=shapes[k],
+            totals=tuple(totals[k]),
         )
 
 

@@ -29,7 +29,7 @@ from .errors import PcapcheckError
 from .segments import SEGMENT_DTYPE
 
 # Segments held in memory before the capture is partitioned to disk (~130 bytes each).
-IN_MEMORY_SEGMENTS = 400_000
+IN_MEMORY_SEGMENTS = 200_000
 # Target size of one bucket: its rows, their sorted copy and its connections' reports fit in a
 # few tens of MB.
 SEGMENTS_PER_BUCKET = 150_000

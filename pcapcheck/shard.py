@@ -22,7 +22,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .analysis import ConnectionsAnalysis, _size_of
+from .analysis import ConnectionsAnalysis, _size_of, run_memo
 from .buckets import BucketOutcome, analyze_bucket, assemble
 from .capture import CaptureInfo, open_capture
 from .catalogue import RuleSpec
@@ -69,10 +69,11 @@ class ShardTask:
 def analyze_shard(task: ShardTask, shard: int) -> list[BucketOutcome]:
     """Analyse the buckets of ``shard`` (every ``shards``-th one, from ``shard``)."""
     listener_rows = task.partition.listener_rows()
+    memo = run_memo(task.capture, task.profile, task.config, task.catalogue)
     return [
         analyze_bucket(
             task.partition, bucket, listener_rows, task.directory,
-            capture=task.capture, profile=task.profile, config=task.config, catalogue=task.catalogue,
+            capture=task.capture, profile=task.profile, config=task.config, catalogue=task.catalogue, memo=memo,
         )  # fmt: skip
         for bucket in range(shard, task.partition.buckets, task.shards)
     ]

@@ -9,13 +9,15 @@ in id order, slicing; nothing holds all reports at once.
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections import Counter
 import os
 import pickle
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, fields, replace
 from itertools import islice
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,30 +34,145 @@ CHUNK = 256
 
 
 def report_values(report: "ConnectionReport") -> tuple:
-    """A report as plain values: a frozen dataclass pickles and unpickles field by field, slowly."""
-    from .analysis import ConnectionReport
+    """A report as plain values: tuples pickle and unpickle several times faster than objects
+    (slotted dataclasses such as Step and Segment pickle through Python-level state methods).
 
-    values = []
-    for name in ConnectionReport.__slots__:
-        value = getattr(report, name)
-        if name == "transitions":
-            value = [(t.time, t.frame, t.endpoint, t.from_state, t.to_state, t.cause, t.rfc) for t in value]
-        elif name in ("client", "server"):
-            value = (value.addr, value.port)
-        values.append(value)
+    Templated transitions stay compact: their values, and their pattern once per pickled chunk."""
+    from .replay.model import TemplatedTransitions
+
+    read_all, transitions_at, steps_at, endpoints_at = _report_layout()
+    values = list(read_all(report))
+    transitions = values[transitions_at]
+    if not (type(transitions) is TemplatedTransitions and transitions.compact):
+        values[transitions_at] = [tuple(t) for t in transitions]
+    steps = values[steps_at]
+    if steps is not None:
+        segment_values, step_values = _step_getters()
+        values[steps_at] = [(segment_values(s.segment), *step_values(s)) for s in steps]
+    for at in endpoints_at:
+        values[at] = (values[at].addr, values[at].port)
     return tuple(values)
 
 
-def report_from(values: tuple) -> "ConnectionReport":
+@functools.cache
+def _report_layout() -> tuple[Callable, int, int, tuple[int, int]]:
+    """ConnectionReport's fields in slot order, and where transitions, steps and endpoints are."""
     from .analysis import ConnectionReport
-    from .connections import Endpoint
-    from .replay.model import Transition
 
-    fields = dict(zip(ConnectionReport.__slots__, values))
-    fields["transitions"] = [Transition(*t) for t in fields["transitions"]]
-    for name in ("client", "server"):
-        fields[name] = Endpoint(*fields[name])
-    return ConnectionReport(**fields)
+    slots = ConnectionReport.__slots__
+    at = slots.index
+    return attrgetter(*slots), at("transitions"), at("steps"), (at("client"), at("server"))
+
+
+@functools.cache
+def _step_getters() -> tuple[Callable, Callable]:
+    """A Step as (its Segment's field values, its other field values), in their init order."""
+    from .replay.model import Step
+    from .segments import Segment
+
+    step_fields = [f.name for f in fields(Step) if f.name != "segment"]
+    return attrgetter(*(f.name for f in fields(Segment))), attrgetter(*step_fields)
+
+
+class StoredSteps(Sequence):
+    """A report's steps as read back: Step objects are made only when read.  Only the HTML ladder
+    reads them (connections with findings); the JSON and CSV writers, which read every report
+    back, never do."""
+
+    __slots__ = ("_values", "_steps")
+
+    def __init__(self, values: list[tuple]):
+        self._values: list[tuple] | None = values
+        self._steps: list | None = None
+
+    def _made(self) -> list:
+        if self._steps is None:
+            from .replay.model import Step
+            from .segments import Segment
+
+            self._steps = [Step(Segment(*segment), *rest) for segment, *rest in self._values or ()]
+            self._values = None
+        return self._steps
+
+    def __len__(self) -> int:
+        return len(self._values) if self._values is not None else len(self._made())
+
+    def __getitem__(self, index):
+        return self._made()[index]
+
+    def __iter__(self):
+        return iter(self._made())
+
+    def __eq__(self, other: object) -> bool:
+        # As the list it stands for compares.
+        if isinstance(other, (list, StoredSteps)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self._made())
+
+
+class _Rebuilder:
+    """``report_values`` back to reports; endpoints repeat (a server, a client port reused), so each
+    distinct one is made once, and so is each transition pattern (one per template, read back once
+    per chunk): the report writers key their text by the pattern object."""
+
+    def __init__(self) -> None:
+        from .analysis import ConnectionReport
+        from .connections import Endpoint
+        from .replay.model import TemplatedTransitions, Transition, TransitionPattern
+
+        slots = ConnectionReport.__slots__
+        self._report = ConnectionReport
+        self._endpoint = Endpoint
+        self._transition = Transition._make
+        self._transitions_at = slots.index("transitions")
+        self._steps_at = slots.index("steps")
+        self._client_at, self._server_at = slots.index("client"), slots.index("server")
+        self._endpoints: dict[tuple, object] = {}
+        self._templated = TemplatedTransitions
+        self._patterns: dict[TransitionPattern, TransitionPattern] = {}
+        # By id of a pattern as read (held here, so the id is not reused): its merged one.
+        self._read_patterns: dict[int, tuple[TransitionPattern, TransitionPattern]] = {}
+
+    def __call__(self, values: tuple) -> "ConnectionReport":
+        values = list(values)
+        transitions = values[self._transitions_at]
+        if type(transitions) is self._templated:
+            transitions.pattern = self._pattern(transitions.pattern)
+        else:
+            make = self._transition
+            values[self._transitions_at] = [make(t) for t in transitions]
+        if values[self._steps_at] is not None:
+            values[self._steps_at] = StoredSteps(values[self._steps_at])
+        for at in (self._client_at, self._server_at):
+            key = values[at]
+            endpoint = self._endpoints.get(key)
+            if endpoint is None:
+                if len(self._endpoints) > 100_000:
+                    self._endpoints.clear()
+                endpoint = self._endpoints[key] = self._endpoint(*key)
+            values[at] = endpoint
+        return self._report(*values)
+
+    def _pattern(self, read: "TransitionPattern") -> "TransitionPattern":
+        known = self._read_patterns.get(id(read))
+        if known is not None and known[0] is read:
+            return known[1]
+        if len(self._read_patterns) > 10_000:
+            self._read_patterns.clear()
+        if len(self._patterns) > 10_000:
+            self._patterns.clear()
+        merged = self._patterns.setdefault(read, read)
+        self._read_patterns[id(read)] = (read, merged)
+        return merged
+
+
+def report_from(values: tuple) -> "ConnectionReport":
+    return _Rebuilder()(values)
 
 
 class ConnectionStore(Sequence):
@@ -121,7 +238,8 @@ class ConnectionStore(Sequence):
         return len(self._all_first_frames())
 
     def __iter__(self) -> Iterator["ConnectionReport"]:
-        streams = [self._read(b) for b in range(len(self._first_frames))]
+        rebuild = _Rebuilder()
+        streams = [self._read(b, rebuild) for b in range(len(self._first_frames))]
         merged = heapq.merge(*streams, key=lambda r: r.first_frame)
         for number, report in enumerate(merged, start=1):
             if self._cut is not None and report.first_frame >= self._cut:
@@ -139,15 +257,14 @@ class ConnectionStore(Sequence):
             raise IndexError(index)
         return next(islice(iter(self), index, None))
 
-    def _read(self, bucket: int) -> Iterator["ConnectionReport"]:
+    def _read(self, bucket: int, rebuild: "_Rebuilder") -> Iterator["ConnectionReport"]:
         with open(self._path(bucket), "rb") as handle:
             while True:
                 try:
                     chunk = pickle.load(handle)
                 except EOFError:
                     return
-                for values in chunk:
-                    yield report_from(values)
+                yield from map(rebuild, chunk)
 
     def _path(self, bucket: int) -> str:
         return _path(self.directory, bucket)

@@ -23,17 +23,12 @@ class Frames:
     ts_ns: np.ndarray  # int64: nanoseconds since the epoch
     linktype: np.ndarray  # int32: link type of each record (pcapng: per interface)
     first_file_frame: int  # 1-based number of the first record within its file
+    # buf followed by spare bytes in the same memory (source.with_slack), free to overwrite;
+    # None: the decoder copies buf to get them.
+    padded: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.offset)
-
-
-def gather_u32(buf: np.ndarray, pos: np.ndarray, little: bool) -> np.ndarray:
-    """32-bit unsigned integers at byte positions ``pos`` (all inside buf), as int64."""
-    b = [buf[pos + i].astype(np.int64) for i in range(4)]
-    if little:
-        return b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)
-    return (b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]
 
 
 def too_long(caplen: np.ndarray, snaplen: int) -> np.ndarray:

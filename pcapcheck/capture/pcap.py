@@ -10,11 +10,12 @@ import struct
 from collections.abc import Iterator
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import CaptureError
 from . import linktypes
-from .frames import Frames, gather_u32, too_long
-from .source import ChunkReader, walk_chunks
+from .frames import Frames, too_long
+from .source import ChunkReader, walk_chunks, with_slack
 
 HEADER_LEN = 24
 RECORD_HEADER_LEN = 16
@@ -49,6 +50,7 @@ class PcapFile:
         self.link_names = [linktypes.name(linktype)]
         self.frac_to_ns = 1 if nanos else 1000
         self.caplen_at = struct.Struct(order + "I").unpack_from
+        self.record_header = np.dtype([(name, order + "u4") for name in ("sec", "frac", "caplen", "origlen")])
         self.warnings: list[str] = []
         self.comments: list[str] = []
 
@@ -59,7 +61,7 @@ class PcapFile:
             corrupt_at="record {frame}", cut_at="last record (frame {frame})", warnings=self.warnings,
         )
 
-    def _walk(self, data: bytes) -> tuple[list[int], int, str | None]:
+    def _walk(self, data: memoryview) -> tuple[np.ndarray, int, str | None]:
         """Record header positions of the complete records in ``data`` (the tight loop of the reader).
 
         The loop only hops from header to header; whether each hop was sane (no impossible
@@ -73,30 +75,33 @@ class PcapFile:
         while pos <= last_header:
             append(pos)
             pos += RECORD_HEADER_LEN + caplen_at(data, pos + 8)[0]
-        if not positions:
-            return positions, 0, None
-        buf = np.frombuffer(data, dtype=np.uint8)
-        caplen = gather_u32(buf, np.asarray(positions, dtype=np.int64) + 8, self.little)
+        found = np.asarray(positions, dtype=np.int64)
+        if not len(found):
+            return found, 0, None
+        caplen = self._headers(np.frombuffer(data, dtype=np.uint8), found)["caplen"]
         impossible = np.flatnonzero(too_long(caplen, self.snaplen))
         if len(impossible):
             i = int(impossible[0])
             bad = int(caplen[i])
-            return positions[:i], positions[i], f"captured length {bad} is impossible (snaplen {self.snaplen})"
+            return found[:i], int(found[i]), f"captured length {bad} is impossible (snaplen {self.snaplen})"
         if pos > len(data):  # the last record runs past the data read so far
-            return positions[:-1], positions[-1], None
-        return positions, pos, None
+            return found[:-1], int(found[-1]), None
+        return found, pos, None
 
-    def _frames(self, data: bytes, positions: list[int], first_frame: int) -> Frames:
+    def _headers(self, buf: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """The record headers at ``pos`` (each one complete in buf), as RECORD_HEADER rows."""
+        return sliding_window_view(buf, RECORD_HEADER_LEN)[pos].view(self.record_header)[:, 0]
+
+    def _frames(self, data: memoryview, pos: np.ndarray, first_frame: int) -> Frames:
         buf = np.frombuffer(data, dtype=np.uint8)
-        pos = np.asarray(positions, dtype=np.int64)
-        sec = gather_u32(buf, pos, self.little)
-        frac = gather_u32(buf, pos + 4, self.little)
+        headers = self._headers(buf, pos)
         return Frames(
             buf=buf,
             offset=pos + RECORD_HEADER_LEN,
-            caplen=gather_u32(buf, pos + 8, self.little),
-            origlen=gather_u32(buf, pos + 12, self.little),
-            ts_ns=sec * 1_000_000_000 + frac * self.frac_to_ns,
+            caplen=headers["caplen"].astype(np.int64),
+            origlen=headers["origlen"].astype(np.int64),
+            ts_ns=headers["sec"].astype(np.int64) * 1_000_000_000 + headers["frac"].astype(np.int64) * self.frac_to_ns,
             linktype=np.full(len(pos), self.linktype, dtype=np.int32),
             first_file_frame=first_frame,
+            padded=with_slack(data),
         )

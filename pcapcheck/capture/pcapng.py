@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import CaptureError
 from . import linktypes
 from .frames import MAX_RECORD, Frames
-from .source import ChunkReader, walk_chunks
+from .source import ChunkReader, walk_chunks, with_slack
 
 SHB = 0x0A0D0D0A
 IDB = 0x00000001
@@ -113,7 +113,7 @@ class PcapngFile:
             return None
         return sum(self.interface_drops.values()) + (self.packet_block_drops or 0)
 
-    def _walk(self, data: bytes) -> tuple[list[tuple], int, str | None]:
+    def _walk(self, data: memoryview) -> tuple[list[tuple], int, str | None]:
         """Rows (data offset, caplen, origlen, ts high, ts low, interface) of the complete blocks.
 
         Enhanced Packet Blocks, nearly every block of a real file, take the first branch; the
@@ -138,7 +138,7 @@ class PcapngFile:
                 pos += blen
                 continue
             if btype == SHB:
-                bom = data[pos + 8 : pos + 12]
+                bom = bytes(data[pos + 8 : pos + 12])
                 if bom == b"\x4d\x3c\x2b\x1a":
                     self.order = "<"
                 elif bom == b"\x1a\x2b\x3c\x4d":
@@ -193,7 +193,7 @@ class PcapngFile:
     def _structs(self):
         return struct.Struct(self.order + "II").unpack_from, struct.Struct(self.order + "IIIII").unpack_from
 
-    def _interface(self, data: bytes, body: int, end: int) -> str | None:
+    def _interface(self, data: memoryview, body: int, end: int) -> str | None:
         linktype, _reserved, snaplen = struct.unpack_from(self.order + "HHI", data, body)
         linktype = linktypes.canonical(linktype)
         if linktype not in linktypes.SUPPORTED:
@@ -213,7 +213,7 @@ class PcapngFile:
             self.link_names.append(name)
         return None
 
-    def _statistics(self, data: bytes, body: int, end: int) -> None:
+    def _statistics(self, data: memoryview, body: int, end: int) -> None:
         """An Interface Statistics Block (§4.6): keep isb_ifdrop + isb_osdrop of its interface."""
         (iface_id,) = struct.unpack_from(self.order + "I", data, body)
         if iface_id >= len(self.interfaces):
@@ -225,18 +225,18 @@ class PcapngFile:
         if drops is not None:
             self.interface_drops[self.section_base + iface_id] = drops
 
-    def _options(self, data: bytes, pos: int, end: int) -> Iterator[tuple[int, bytes]]:
+    def _options(self, data: memoryview, pos: int, end: int) -> Iterator[tuple[int, bytes]]:
         while pos + 4 <= end:
             code, length = struct.unpack_from(self.order + "HH", data, pos)
             if code == OPT_END:
                 return
-            value = data[pos + 4 : pos + 4 + length]
+            value = bytes(data[pos + 4 : pos + 4 + length])
             if pos + 4 + length > end:
                 return  # malformed option list: keep what was read
             yield code, value
             pos += 4 + ((length + 3) & ~3)
 
-    def _frames(self, data: bytes, rows: list[tuple], first_frame: int) -> Frames:
+    def _frames(self, data: memoryview, rows: list[tuple], first_frame: int) -> Frames:
         table = np.array(rows, dtype=np.int64).reshape(-1, 6)
         hi, lo, iface_index = table[:, 3], table[:, 4], table[:, 5]
         ts_ns = np.zeros(len(table), dtype=np.int64)
@@ -255,6 +255,7 @@ class PcapngFile:
             ts_ns=ts_ns,
             linktype=linktype,
             first_file_frame=first_frame,
+            padded=with_slack(data),
         )
 
 

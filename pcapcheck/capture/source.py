@@ -10,8 +10,10 @@ import gzip
 import os
 import stat
 import zlib
-from collections.abc import Callable, Iterator
-from typing import BinaryIO, TypeVar
+from collections.abc import Callable, Iterator, Sized
+from typing import Any, BinaryIO, TypeVar
+
+import numpy as np
 
 from ..errors import CaptureError
 
@@ -65,6 +67,11 @@ class _Prefixed:
             return head
         return head + self.stream.read(size - len(head))
 
+    def readinto(self, target: memoryview) -> int:
+        piece = self.read(len(target))
+        target[: len(piece)] = piece
+        return len(piece)
+
     def readable(self) -> bool:
         return True
 
@@ -116,6 +123,17 @@ class ChunkReader:
             have += len(piece)
         return b"".join(parts)
 
+    def readinto(self, target: memoryview) -> int:
+        """Fill ``target`` as far as the stream goes (fewer bytes only at its end); bytes read."""
+        if self.compressed:
+            piece = self._read_compressed(len(target))
+            target[: len(piece)] = piece
+            return len(piece)
+        try:
+            return self.stream.readinto(target) or 0
+        except OSError as err:
+            raise CaptureError(self.path, f"read error: {err}") from None
+
     def read_exact(self, size: int) -> bytes:
         """Up to ``size`` bytes, fewer only at the end of the file."""
         parts = []
@@ -135,12 +153,16 @@ class ChunkReader:
 
 Chunk = TypeVar("Chunk")
 
+# Spare bytes after the data of every chunk handed to ``decode``: the decoder reads fixed-size
+# headers in blocks and may run past the end of the last record.
+SLACK = 64
+
 
 def walk_chunks(
     reader: "ChunkReader",
     head: bytes,
-    walk: Callable[[bytes], tuple[list, int, str | None]],
-    decode: Callable[[bytes, list, int], Chunk],
+    walk: Callable[[memoryview], tuple[Sized, int, str | None]],
+    decode: Callable[[memoryview, Any, int], Chunk],
     *,
     path: str,
     corrupt_at: str,
@@ -154,27 +176,46 @@ def walk_chunks(
     Corruption raises CaptureError *after* the records before it were yielded, so the analysis keeps
     them; a record cut short by the end of the file is only a warning.  ``corrupt_at`` and ``cut_at``
     name the place in the messages, with ``{frame}`` for the frame number reached.
+
+    One buffer holds the raw bytes: each read goes in after the part of a record the last chunk
+    ended with, so ``data`` (and what ``decode`` made of it that still points into it) is only
+    valid until the next chunk is read.  ``data`` has SLACK writable bytes after its end
+    (``with_slack``).
     """
-    data = head
+    buffer = bytearray(len(head) + CHUNK_SIZE + SLACK)
+    buffer[: len(head)] = head
+    held = len(head)  # bytes of an incomplete record kept from the chunk before
     next_frame = 1
     while True:
-        chunk = reader.read()
-        data = data + chunk if data else chunk
-        if not data:
+        if len(buffer) < held + CHUNK_SIZE + SLACK:
+            # A record longer than a chunk (or CHUNK_SIZE changed): a larger buffer.
+            larger = bytearray(held + CHUNK_SIZE + SLACK)
+            larger[:held] = buffer[:held]
+            buffer = larger
+        got = reader.readinto(memoryview(buffer)[held : held + CHUNK_SIZE])
+        size = held + got
+        if not size:
             break
+        data = memoryview(buffer)[:size]
         records, stop, corrupt = walk(data)
-        if records:
+        if len(records):
             yield decode(data, records, next_frame)
             next_frame += len(records)
         if corrupt is not None:
             raise CaptureError(path, f"{corrupt_at.format(frame=next_frame)}: {corrupt}")
-        data = data[stop:]
-        if not chunk:
-            if data:
+        held = size - stop
+        buffer[:held] = buffer[stop:size]
+        if not got:
+            if held:
                 warnings.append(
                     f"{path}: {cut_at.format(frame=next_frame)} is cut short "
-                    f"({len(data)} bytes); the packets before it were analysed"
+                    f"({held} bytes); the packets before it were analysed"
                 )
             break
     if reader.cut_short:
         warnings.append(f"{path}: compressed file ends early; the packets before the end were analysed")
+
+
+def with_slack(data: memoryview) -> np.ndarray:
+    """A chunk's ``data`` from walk_chunks and the SLACK bytes after it, as one writable array."""
+    return np.frombuffer(data.obj, dtype=np.uint8, count=len(data) + SLACK)

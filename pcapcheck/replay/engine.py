@@ -10,30 +10,23 @@ The stages inside, each a function of its own module:
 
 then the steps, transitions, TIME-WAIT, anomalies and the kind of close are gathered here.
 
-Fast path (not built yet; this replay is the reference it must match).  Only SYN, FIN and RST
-segments, and ACKs that cover the peer's SYN or FIN, can change a state; the data phase matters to
-the machine only through three running values per endpoint: RCV.NXT (is a FIN next in sequence, is
-a RST exact), the last advertised window (is a RST in window) and SND.NXT.  ``replay_fast`` would:
+Fast path: not replaying at all.  Captures of test runs hold tens of thousands of short, clean
+connections of a handful of shapes, with about as many control segments as segments, so running
+the machine on control segments only would save little.  Instead ``replay.shape`` gives each
+eligible connection (exactly in-order sequence numbers, every ACK at the end of a segment its peer
+sent, every SYN and FIN acknowledged, windows zero or larger than the peer's span, first incarnation,
+...) a key of everything this replay and the checks read from it but frames, times and byte counts,
+computed with numpy for all connections at once; ``replay.memo`` replays and checks the first
+connection of each key here, and when that found no anomaly and no finding, makes the others'
+Replays (``steps=[]``, as analysis keeps them) from it, reading only their frames and times.
+shape.py's docstring argues the key's soundness input by input; tests/test_fastlane_equivalence.py
+holds the memo to this replay on every sample, the bench capture and generated conversations.
 
-1. pick the pinned indices with numpy: flags & (SYN|FIN|RST), the first ACK from each side covering
-   each of the peer's control positions (``Controls``), every segment ``delivery.undelivered`` or
-   ``facts`` marks, and data sent beyond the sender's own FIN or before its handshake;
-2. compute RCV.NXT at each pinned event from prefix maxima (``np.maximum.accumulate``) of the
-   receiver's own ACKs and of the contiguous end of the sender's segments - valid only while the
-   data arrives in order, so a connection whose ``facts.unseen_holes`` or reordering show a gap
-   falls back to this full replay;
-3. run ``machine.on_send``/``on_receive`` on the pinned events only (``event_order`` restricted to
-   them), with the Tcb's running values set from step 2 before each event;
-4. build steps for the pinned segments and one summary step per data run (or steps on demand).
-
-Already done: each column is converted to a Python list once per connection
+For the connections replayed here: each column is converted to a Python list once per connection
 (``connections.segment_columns``) and the Segment objects, the vantage point, the unseen holes and,
 for connections of up to ``timeline.SMALL_CONNECTION`` segments, the event keys are computed from
 those lists; numpy's fixed cost per call dominated the short connections that make up most
 captures.  tests/test_replay_equivalence.py holds each list path to its numpy reference.
-
-Transitions, final states and anomalies must then equal this replay's: a property test over the
-builder scenarios of tests/test_replay_properties.py and every sample would pin that.
 """
 
 from __future__ import annotations

@@ -9,9 +9,10 @@ state machine.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, MutableSequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 from ..segments import Segment, Side
 
@@ -96,6 +97,134 @@ class Transition(NamedTuple):
     rfc: str = ""  # section that defines this transition, e.g. "RFC 9293 §3.10.7.4"
 
 
+class PatternMove(NamedTuple):
+    """A transition of a template (pcapcheck.replay.memo) with its time and frame left out: where in
+    a connection's ``TemplatedTransitions.values`` they are."""
+
+    time_at: int
+    frame_at: int
+    endpoint: Side
+    from_state: State
+    to_state: State
+    cause: str
+    rfc: str
+
+
+class TransitionPattern:
+    """The transitions every connection of one template goes through, shared by all of them.
+
+    Equal by value (the store reads patterns back from other processes' files and merges equal
+    ones); the hash is computed once.  Writers key their per-pattern text by identity.
+    """
+
+    __slots__ = ("moves", "_hash")
+
+    def __init__(self, moves: tuple[PatternMove, ...]):
+        self.moves = moves
+        self._hash: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.moves)
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        return isinstance(other, TransitionPattern) and self.moves == other.moves
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(self.moves)
+        return self._hash
+
+    def __reduce__(self):
+        return TransitionPattern, (self.moves,)
+
+
+class TemplatedTransitions(MutableSequence[Transition]):
+    """A templated connection's transitions: the shared pattern and the connection's own values.
+
+    ``values`` holds, in the order the pattern's moves index them, the times of the segments the
+    template reads (floats made from the capture's integer nanoseconds, so finite), their frames,
+    then TIME-WAIT deadlines (a segment's time plus 2*MSL).  Transition objects are made only when
+    read; tens of thousands of connections of a capture hold only this.  Reads behave as the
+    ``list`` a replay makes; a write (end_time_wait_by_new_incarnation rewrites the previous
+    incarnation's list) turns it into that list for good, and ``compact`` becomes False.
+    """
+
+    __slots__ = ("pattern", "values", "_list")
+
+    def __init__(self, pattern: TransitionPattern, values: tuple):
+        self.pattern = pattern
+        self.values = values
+        self._list: list[Transition] | None = None
+
+    @property
+    def compact(self) -> bool:
+        """Still pattern and values (what the report writers format in one go)."""
+        return self._list is None
+
+    def _made(self) -> list[Transition]:
+        values = self.values
+        make = Transition._make
+        return [make((values[m[0]], values[m[1]], *m[2:])) for m in self.pattern.moves]
+
+    def _as_list(self) -> list[Transition]:
+        if self._list is None:
+            self._list = self._made()
+        return self._list
+
+    def __len__(self) -> int:
+        return len(self.pattern.moves) if self._list is None else len(self._list)
+
+    @overload
+    def __getitem__(self, index: int) -> Transition: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Transition]: ...
+    def __getitem__(self, index):
+        if self._list is not None:
+            return self._list[index]
+        if isinstance(index, slice):
+            return self._made()[index]
+        m = self.pattern.moves[index]
+        return Transition(self.values[m[0]], self.values[m[1]], *m[2:])
+
+    def __iter__(self) -> Iterator[Transition]:
+        return iter(self._list if self._list is not None else self._made())
+
+    def __reversed__(self) -> Iterator[Transition]:
+        return reversed(self._list if self._list is not None else self._made())
+
+    def __setitem__(self, index, value) -> None:
+        self._as_list()[index] = value
+
+    def __delitem__(self, index) -> None:
+        del self._as_list()[index]
+
+    def insert(self, index: int, value: Transition) -> None:
+        self._as_list().insert(index, value)
+
+    def copy(self) -> "TemplatedTransitions | list[Transition]":
+        if self._list is not None:
+            return list(self._list)
+        return TemplatedTransitions(self.pattern, self.values)
+
+    def __eq__(self, other: object) -> bool:
+        # As a list compares: with lists (and these), element by element; with nothing else.
+        if isinstance(other, (list, TemplatedTransitions)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the list it stands for
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+    def __reduce__(self):
+        if self._list is not None:
+            return list, (self._list,)
+        return TemplatedTransitions, (self.pattern, self.values)
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """The replay's view of one segment."""
@@ -146,7 +275,7 @@ class TimeWait:
 class Replay:
     connection_id: int
     steps: list[Step]
-    transitions: list[Transition]
+    transitions: list[Transition]  # or, from a template (replay.memo), TemplatedTransitions
     anomalies: list[Anomaly]
     final_state: dict[Side, State]
     close: Close

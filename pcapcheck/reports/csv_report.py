@@ -20,15 +20,17 @@ import io
 import os
 import re
 from collections.abc import Callable, Iterable
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-import pandas as pd
-
+from ..replay.model import TemplatedTransitions, TransitionPattern
 from .atomic import ReportWriteError, write_atomically
 from .document import connection_record, finding_record
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ..analysis import AnalysisResult, ConnectionReport
     from ..findings import Finding
     from ..replay.model import Transition
@@ -91,10 +93,11 @@ def csv_bool(value: bool) -> str:
 
 
 class _StatesText:
-    """The ``states`` column: 'frame endpoint FROM>TO' per transition, joined by '; '."""
+    """The ``states`` column: 'frame endpoint FROM>TO' per transition, joined by '; ', as csv writes it."""
 
     def __init__(self) -> None:
         self._moves: dict[tuple, str] = {}
+        self._patterns: dict[int, tuple[TransitionPattern, str | None, Callable[[tuple], tuple]]] = {}
 
     def _move(self, key: tuple) -> str:
         endpoint, from_state, to_state = key
@@ -110,6 +113,31 @@ class _StatesText:
             key = (t.endpoint, t.from_state, t.to_state)
             parts.append(f"{t.frame}{moves.get(key) or self._move(key)}")
         return "; ".join(parts)
+
+    def field(self, transitions: Iterable["Transition"]) -> str:
+        """The column's field: for a templated connection one %-format of its pattern's text."""
+        if type(transitions) is TemplatedTransitions and transitions.compact:
+            pattern = transitions.pattern
+            # Keyed by identity (the entry holds the pattern, so its id is not reused while cached).
+            entry = self._patterns.get(id(pattern))
+            if entry is None or entry[0] is not pattern:
+                entry = self._compile(pattern)
+            if entry[1] is not None:
+                return entry[1] % entry[2](transitions.values)
+        return csv_text(self.text(transitions))
+
+    def _compile(self, pattern: TransitionPattern) -> tuple[TransitionPattern, str | None, Callable[[tuple], tuple]]:
+        pieces = ["%d" + (self._moves.get(m[2:5]) or self._move(m[2:5])).replace("%", "%%") for m in pattern.moves]
+        fixed = "".join(pieces)
+        # Frames are digits, never quoted; text that csv would quote takes the general way.
+        format_text = None if _NEEDS_QUOTES.search(fixed + "; 0123456789") else "; ".join(pieces)
+        frames = [m.frame_at for m in pattern.moves]
+        pick = itemgetter(*frames) if len(frames) > 1 else (lambda values: tuple(values[i] for i in frames))
+        entry = (pattern, format_text, pick)
+        if len(self._patterns) >= MAX_STATE_TEXTS:
+            self._patterns.clear()
+        self._patterns[id(pattern)] = entry
+        return entry
 
 
 def _connection_row(conn: "ConnectionReport", states: _StatesText) -> str:
@@ -127,7 +155,7 @@ def _connection_row(conn: "ConnectionReport", states: _StatesText) -> str:
         f"{csv_bool(conn.roles_inferred)},{first},{last},{csv_float(start)},{csv_float(end)},"
         f"{csv_float(end - start)},{packets},{p_cs},{p_sc},{b_cs},{b_sc},{csv_text(conn.client_final_state)},"
         f"{csv_text(conn.server_final_state)},{csv_text(conn.close)},{csv_text(conn.vantage)},"
-        f"{csv_text(conn.flags_seen)},{csv_text(states.text(conn.transitions))}{LINE_END}"
+        f"{csv_text(conn.flags_seen)},{states.field(conn.transitions)}{LINE_END}"
     )
 
 
@@ -167,14 +195,18 @@ def states_text(states: list[dict]) -> str:
     return "; ".join(f"{s['frame']} {s['endpoint']} {s['from']}>{s['to']}" for s in states)
 
 
-def connections_frame(result: "AnalysisResult") -> pd.DataFrame:
+def connections_frame(result: "AnalysisResult") -> "pd.DataFrame":
+    import pandas as pd  # only the reference and odd input need it: a third of a second to import
+
     records = [connection_record(c) for c in result.connections]
     for record in records:
         record["states"] = states_text(record["states"])
     return pd.DataFrame.from_records(records, columns=CONNECTION_COLUMNS)
 
 
-def findings_frame(result: "AnalysisResult") -> pd.DataFrame:
+def findings_frame(result: "AnalysisResult") -> "pd.DataFrame":
+    import pandas as pd
+
     return pd.DataFrame.from_records([finding_record(f) for f in result.findings], columns=FINDING_COLUMNS)
 
 

@@ -13,11 +13,14 @@ exactly as the reference would write it.
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from json.encoder import encode_basestring  # what json.dumps(ensure_ascii=False) uses for a str
+from operator import itemgetter
 from typing import IO, TYPE_CHECKING
 
+from ..replay.model import TemplatedTransitions, TransitionPattern
 from .atomic import write_atomically
 from .document import build_document, connection_record, document_head, document_tail, finding_record
 
@@ -34,6 +37,8 @@ CHUNK_CONNECTIONS = 2000
 CHUNK_FINDINGS = 5000
 # Distinct (endpoint, from, to, cause, rfc) texts remembered; replay has a few dozen.
 MAX_TAILS = 4096
+# Templates' "states" texts remembered (memo.py makes one per connection shape and timing class).
+MAX_PATTERNS = 4096
 
 _float_repr = float.__repr__  # json's own float text: shortest repr, also for float subclasses
 _NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}  # json.dumps(allow_nan=True)
@@ -57,6 +62,7 @@ class _TransitionsText:
 
     def __init__(self) -> None:
         self._tails: dict[tuple, str] = {}
+        self._patterns: dict[int, tuple[TransitionPattern, str, Callable[[tuple], tuple]]] = {}
 
     def _tail(self, key: tuple) -> str:
         endpoint, from_state, to_state, cause, rfc = key
@@ -69,6 +75,8 @@ class _TransitionsText:
         return tail
 
     def text(self, transitions: Iterable["Transition"]) -> str:
+        if type(transitions) is TemplatedTransitions and transitions.compact:
+            return self._templated_text(transitions)
         tails = self._tails
         parts = []
         # The two endpoints' transitions on one segment share its time: format it once.  Equal
@@ -87,6 +95,33 @@ class _TransitionsText:
             tail = tails.get(key) or self._tail(key)
             parts.append(f'{{"time":{last_text},"frame":{frame},{tail}')
         return "[" + ",".join(parts) + "]"
+
+    def _templated_text(self, transitions: TemplatedTransitions) -> str:
+        """One %-format of the pattern's text with the connection's times and frames."""
+        pattern, values = transitions.pattern, transitions.values
+        # Keyed by identity (the entry holds the pattern, so its id is not reused while cached).
+        entry = self._patterns.get(id(pattern))
+        if entry is None or entry[0] is not pattern:
+            entry = self._compile(pattern)
+        # %r writes a float as float.__repr__, as json does, except NaN and infinities: the times
+        # come from integer nanoseconds, but the sum catches any that did not (inf - inf is NaN).
+        if not math.isfinite(sum(values)):
+            return self.text(list(transitions))
+        return entry[1] % entry[2](values)
+
+    def _compile(self, pattern: TransitionPattern) -> tuple[TransitionPattern, str, Callable[[tuple], tuple]]:
+        pieces, order = [], []
+        for m in pattern.moves:
+            tail = self._tails.get(m[2:]) or self._tail(m[2:])
+            pieces.append('{"time":%r,"frame":%d,' + tail.replace("%", "%%"))
+            order += [m.time_at, m.frame_at]
+        # One move still gives two items, so itemgetter returns a tuple (none: formats nothing).
+        pick = itemgetter(*order) if order else (lambda values: ())
+        entry = (pattern, "[" + ",".join(pieces) + "]", pick)
+        if len(self._patterns) >= MAX_PATTERNS:
+            self._patterns.clear()
+        self._patterns[id(pattern)] = entry
+        return entry
 
 
 def _connection_text(conn: "ConnectionReport", transitions: _TransitionsText) -> str:

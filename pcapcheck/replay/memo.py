@@ -1,0 +1,338 @@
+"""Replay once per shape: later connections of a shape get their Replay from a template.
+
+A capture of a test run holds tens of thousands of short, clean connections of a handful of
+shapes (shape.py).  The first connection of each key is replayed and checked by the reference
+path; if it had no anomaly and no finding, its replay becomes a template: transitions and
+TIME-WAITs as (segment index, offset) pairs, final states, close and vantage.  Later connections
+of the key get a ``Replay`` with ``steps=[]`` made from it (what analysis keeps for connections
+without findings anyway) and no checks run for them: they would find nothing, as the first did.
+
+The key is the connection's shape plus what this run adds (soundness argument in shape.py):
+
+* the connection must last less than every time parameter in effect (each rule's numeric
+  parameters and the profile's timers, a non-time one only making the bound stricter), so every
+  gap between two of its segments compares the same way with every one of them, and TIME-WAIT
+  cannot expire between two of its segments;
+* for each parameter P, one bit: is the capture's end more than P after the connection's first
+  segment.  A connection whose distance to the end lies within its own span plus a millisecond of
+  some P (where "capture_end - t <= P", "capture_end <= t + P" and "capture_end >= t + P", as the
+  checks and the TIME-WAIT expiry compute them, could differ between its segments or from that bit
+  by rounding) takes the reference path.
+
+The shape holds the order of the timeline's keys before its causal bounds, so connections that
+differ only in how close two events came get different keys.  On such a miss the connection's
+final event order is computed (timeline.event_order, a few tens of microseconds instead of a
+few hundred for replay and checks).  In an eligible shape (shape.py) each endpoint's control block
+is moved only by its own events, so what each endpoint went through depends only on the order of
+its own events; the order across the two shows only in how their transitions interleave in the
+one list (and which TIME-WAIT came first).  So the second lookup is by the structure, the time
+bits and each endpoint's own event order, and a template found there is used only when the
+connection's order puts the template's transitions in the template's order.
+
+``memo_enabled`` reads PCAPCHECK_MEMO: "0" turns the memo off (the reference path for every
+connection; the equivalence test runs both).
+"""
+
+from __future__ import annotations
+
+import os
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from operator import itemgetter
+
+import numpy as np
+
+from ..connections import Connection, segment_columns
+from ..profiles import Profile
+from ..segments import FIN, RST, SYN, Side
+from .facts import Controls
+from .model import Close, PatternMove, Replay, State, TemplatedTransitions, TimeWait, TransitionPattern, Vantage
+from .shape import ROW_DTYPE
+from .timeline import RECEIVE, SEND, event_order
+from .vantage import Legs, handshake_legs
+
+ENV_SWITCH = "PCAPCHECK_MEMO"
+# Beyond float rounding of capture_end - t (ulps of ~1e-7 s on epoch times).
+CAPTURE_END_SLACK = 1e-3
+_SIDES = (Side.CLIENT, Side.SERVER)
+_UNTEMPLATED = object()  # a key whose first connection had findings or anomalies
+_ENDINGS = frozenset({"running", "expired"})
+
+
+def memo_enabled() -> bool:
+    return os.environ.get(ENV_SWITCH, "1") != "0"
+
+
+def time_parameters(profile: Profile, rule_params: Iterable[Mapping[str, object]]) -> tuple[float, ...]:
+    """Every numeric rule parameter and profile timer, distinct, ascending."""
+    values = {profile.msl, profile.time_wait, profile.fin_wait_2, profile.rto_initial, profile.rto_min}
+    for params in rule_params:
+        values.update(float(v) for v in params.values() if isinstance(v, (int, float)) and not isinstance(v, bool))
+    return tuple(sorted(values))
+
+
+@dataclass(frozen=True, slots=True)
+class _TransitionTemplate:
+    index: int  # segment whose frame (and time) the transition takes
+    offset: float | None  # None: at the segment's time; else that time + offset (a TIME-WAIT deadline)
+    endpoint: Side
+    from_state: State
+    to_state: State
+    cause: str
+    rfc: str
+    event: tuple[int, int] | None  # (timeline kind, segment) it happened at; None: at the end (expiry)
+
+
+@dataclass(frozen=True, slots=True)
+class _TimeWaitTemplate:
+    endpoint: Side
+    entered: int  # segment index
+    duration: float
+    ended_by: str  # "running" or "expired" (at entered time + duration)
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    indices: tuple[int, ...]  # the segments whose frame and time the instances read
+    transitions: tuple[_TransitionTemplate, ...]
+    time_waits: tuple[_TimeWaitTemplate, ...]
+    final_state: tuple[State, State]
+    close: Close
+    vantage: Vantage
+    # Made from the above: an instance is the pattern plus its values (model.TemplatedTransitions).
+    pattern: TransitionPattern = field(init=False, compare=False, repr=False)
+    _read: Callable[[list], tuple] = field(init=False, compare=False, repr=False)  # indices' entries of a column
+    _deadlines: tuple[tuple[int, float], ...] = field(init=False, compare=False, repr=False)  # (position, offset)
+    _waits: tuple[tuple[Side, int, float, bool], ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        position = {i: k for k, i in enumerate(self.indices)}
+        n = len(self.indices)
+        deadlines: list[tuple[int, float]] = []
+        moves = []
+        for t in self.transitions:
+            at = position[t.index]
+            if t.offset is None:
+                time_at = at
+            else:
+                time_at = 2 * n + len(deadlines)
+                deadlines.append((at, t.offset))
+            moves.append(PatternMove(time_at, n + at, t.endpoint, t.from_state, t.to_state, t.cause, t.rfc))
+        set_field = object.__setattr__  # frozen: derived fields are set once, here
+        set_field(self, "pattern", TransitionPattern(tuple(moves)))
+        set_field(self, "_deadlines", tuple(deadlines))
+        set_field(
+            self, "_waits",
+            tuple((w.endpoint, position[w.entered], w.duration, w.ended_by == "expired") for w in self.time_waits),
+        )  # fmt: skip
+        set_field(self, "_read", _reader(self.indices))
+
+    def interleaves_as(self, order: list[tuple[int, int]]) -> bool:
+        """Does an event order with this template's per-endpoint orders keep its transitions' order?"""
+        position = {event: k for k, event in enumerate(order)}
+        last = -1
+        for t in self.transitions:
+            if t.event is None:
+                continue  # expiries come after every event, by side (engine), whatever the order
+            k = position[t.event]
+            if k < last:
+                return False
+            last = k
+        return True
+
+    def instantiate(self, conn: Connection) -> Replay:
+        rows = conn.rows
+        read = self._read
+        times = [ns / 1e9 for ns in read(rows["ts_ns"].tolist())]
+        frames = read(rows["frame"].tolist())
+        deadlines = [times[at] + offset for at, offset in self._deadlines]
+        waits = [
+            TimeWait(endpoint, times[at], frames[at], duration, times[at] + duration, "expired")
+            if expired
+            else TimeWait(endpoint, times[at], frames[at], duration, None, "running")
+            for endpoint, at, duration, expired in self._waits
+        ]
+        return Replay(
+            connection_id=conn.id,
+            steps=[],
+            transitions=TemplatedTransitions(self.pattern, (*times, *frames, *deadlines)),  # type: ignore[arg-type]
+            anomalies=[],
+            final_state={_SIDES[0]: self.final_state[0], _SIDES[1]: self.final_state[1]},
+            close=self.close,
+            vantage=self.vantage,
+            time_wait=waits[0] if waits else None,
+            time_waits=waits,
+        )
+
+
+def _reader(indices: tuple[int, ...]) -> Callable[[list], tuple]:
+    """A column list's entries at ``indices``, as a tuple (itemgetter of one index gives the item)."""
+    if len(indices) > 1:
+        return itemgetter(*indices)
+    return lambda column: tuple(column[i] for i in indices)
+
+
+def template_of(conn: Connection, rep: Replay, order: list[tuple[int, int]]) -> Template | None:
+    """``rep`` as a template, or None when it holds anything not expressed by segment indices.
+
+    ``order`` is the connection's event order: every transition but an expiry happened at the event
+    of its endpoint on its segment, in that order, expiries last (checked, not assumed)."""
+    if rep.anomalies:
+        return None
+    sender = conn.sender.tolist()
+    position = {event: k for k, event in enumerate(order)}
+    last_event = -1
+    expiries_only = False
+    frames = conn.rows["frame"].tolist()
+    times = [ns / 1e9 for ns in conn.rows["ts_ns"].tolist()]
+    index_of = {frame: i for i, frame in enumerate(frames)}
+    used: set[int] = set()
+    transitions = []
+    for t in rep.transitions:
+        i = index_of.get(t.frame)
+        if i is None:
+            return None
+        if t.time == times[i]:
+            offset = None
+        else:
+            # A TIME-WAIT expiry: at the deadline, named by the segment that started the timer.
+            wait = next((w for w in rep.time_waits if w.entered_frame == t.frame), None)
+            if wait is None or t.time != times[i] + wait.duration:
+                return None
+            offset = wait.duration
+        used.add(i)
+        if offset is None:
+            event = (SEND if _SIDES[sender[i]] is t.endpoint else RECEIVE, i)
+            k = position.get(event, -1)
+            if expiries_only or k < last_event:
+                return None
+            last_event = k
+        else:
+            event, expiries_only = None, True
+        transitions.append(
+            _TransitionTemplate(i, offset, t.endpoint, t.from_state, t.to_state, t.cause, t.rfc, event)
+        )
+    waits = []
+    for w in rep.time_waits:
+        i = index_of.get(w.entered_frame)
+        if i is None or w.entered_time != times[i] or w.restarted_time is not None or w.ended_by not in _ENDINGS:
+            return None
+        expected_end = times[i] + w.duration if w.ended_by == "expired" else None
+        if w.ended_time != expected_end:
+            return None
+        used.add(i)
+        waits.append(_TimeWaitTemplate(w.endpoint, i, w.duration, w.ended_by))
+    if rep.time_wait is not (rep.time_waits[0] if rep.time_waits else None):
+        return None
+    return Template(
+        tuple(sorted(used)),
+        tuple(transitions),
+        tuple(waits),
+        (rep.final_state[Side.CLIENT], rep.final_state[Side.SERVER]),
+        rep.close,
+        rep.vantage,
+    )
+
+
+class ReplayMemo:
+    """Templates for one analysis run.  ``hits``: connections instantiated from a template (of
+    them ``ordered_hits`` after computing their event order); ``seen``: connections looked up."""
+
+    def __init__(self, capture_end: float | None, parameters: tuple[float, ...]):
+        self.capture_end = capture_end
+        self.parameters = tuple(sorted(set(parameters)))  # ascending: ``key`` bisects them
+        self.shortest = self.parameters[0] if parameters else 0.0
+        self.templates: dict[tuple, object] = {}  # by key: a Template, or _UNTEMPLATED
+        # By structure, time bits and each endpoint's own event order: the templates seen so far.
+        self.by_endpoint_orders: dict[tuple, list[Template]] = {}
+        self._pending: dict[int, tuple[tuple, list[tuple[int, int]]]] = {}  # id -> until learn
+        self.hits = 0
+        self.ordered_hits = 0
+        self.seen = 0
+
+    def key(self, conn: Connection) -> tuple | None:
+        """The connection's full key, or None when it must take the reference path."""
+        shape = conn.shape
+        end = self.capture_end
+        if shape is None or end is None:
+            return None
+        times = conn.rows["ts_ns"]
+        first, last = int(times[0]) / 1e9, int(times[-1]) / 1e9  # conn.start, conn.end
+        span = last - first
+        if not span < self.shortest or not first + self.shortest > last:
+            return None
+        to_end = end - first
+        slack = span + CAPTURE_END_SLACK
+        parameters = self.parameters
+        # Bit k: to_end > parameters[k], so the bits below ``below`` are set.  Rounded subtraction
+        # is monotonic, so the parameters nearest to_end are the two around it.
+        below = bisect_left(parameters, to_end)
+        if below and to_end - parameters[below - 1] <= slack:
+            return None
+        if below < len(parameters) and parameters[below] - to_end <= slack:
+            return None
+        self.seen += 1
+        return shape, (1 << below) - 1
+
+    def replay(self, key: tuple, conn: Connection) -> Replay | None:
+        """The connection's replay from a template, or None: replay and check it, then ``learn``."""
+        template = self.templates.get(key)
+        if template is None:
+            order = _event_order(conn)
+            orders_key = _endpoint_orders_key(key, conn, order)
+            template = next((t for t in self.by_endpoint_orders.get(orders_key, ()) if t.interleaves_as(order)), None)
+            if template is None:
+                self._pending[conn.id] = (orders_key, order)
+                return None
+            # The key fixes the final event order (shape.py), so it fixes this choice too.
+            self.templates[key] = template
+            self.ordered_hits += 1
+        if template is _UNTEMPLATED:
+            return None
+        self.hits += 1
+        return template.instantiate(conn)  # type: ignore[union-attr]
+
+    def learn(self, key: tuple, conn: Connection, rep: Replay, findings: int) -> None:
+        """Remember what the reference path made of the first connection of ``key``."""
+        pending = self._pending.pop(conn.id, None)
+        if key in self.templates or pending is None:
+            return
+        orders_key, order = pending
+        template = None if findings else template_of(conn, rep, order)
+        self.templates[key] = _UNTEMPLATED if template is None else template
+        if template is not None:
+            self.by_endpoint_orders.setdefault(orders_key, []).append(template)
+
+
+def _event_order(conn: Connection) -> list[tuple[int, int]]:
+    """timeline.event_order as the replay computes it."""
+    columns = segment_columns(conn)
+    client_leg, server_leg = handshake_legs(conn, columns)
+    legs = Legs(client_leg or 0, server_leg or 0, client_leg is not None and server_leg is not None)
+    return event_order(conn, _controls(columns), legs, columns)
+
+
+def _endpoint_orders_key(key: tuple, conn: Connection, order: list[tuple[int, int]]) -> tuple:
+    """The key without the base-key order, with each endpoint's own event order instead."""
+    shape, bits = key
+    rows = np.frombuffer(shape, dtype=ROW_DTYPE, count=conn.packets)
+    structure = rows["code"].tobytes() + rows["ack"].tobytes() + shape[-1:]
+    sender = conn.sender.tolist()
+    own: tuple[list, list] = ([], [])
+    for kind, i in order:
+        own[sender[i] if kind == SEND else 1 - sender[i]].append((kind, i))
+    return structure, bits, tuple(own[0]), tuple(own[1])
+
+
+def _controls(cols) -> Controls:
+    """facts.find_controls over the columns."""
+    syn: list[int | None] = [None, None]
+    fin: list[int | None] = [None, None]
+    for side, flags, seq, length in zip(cols.sender, cols.flags, cols.seq, cols.length):
+        if flags & (SYN | FIN) and not flags & RST:
+            if flags & SYN and syn[side] is None:
+                syn[side] = seq
+            if flags & FIN and fin[side] is None:
+                fin[side] = seq + length + (1 if flags & SYN else 0)
+    return Controls((syn[0], syn[1]), (fin[0], fin[1]))
