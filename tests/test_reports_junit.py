@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from junitparser import Error, Failure, JUnitXml
 
 from pcapcheck.reports import write_reports
@@ -60,3 +61,44 @@ def test_bad_input_adds_an_errored_capture_case(tmp_path):
     assert isinstance(error, Error)
     assert error.message == "run.pcap: record 1301 is corrupt"
     assert suite.errors == 1
+
+
+# --- the streamed writer is the tree, byte for byte -----------------------------------------------
+
+
+def _reference_junit_text(result) -> str:
+    import io
+    import xml.etree.ElementTree as ET
+
+    from pcapcheck.reports.junit import build_junit
+
+    tree = build_junit(result)
+    ET.indent(tree)
+    out = io.StringIO()
+    tree.write(out, encoding="unicode", xml_declaration=True)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("case", ["connections", "none", "error", "orphans"])
+def test_the_streamed_junit_file_is_the_indented_tree_byte_for_byte(tmp_path, case):
+    from pcapcheck.findings import Finding, Severity
+    from pcapcheck.reports.junit import write_junit
+
+    result = sample_result(error="run.pcap: record 9 is corrupt" if case == "error" else None)
+    if case == "none":
+        result.connections = []
+    if case == "orphans":
+        result.findings.append(Finding("capture-gap", Severity.INFO, 99, None, 5, 1.0, "an orphan"))
+    write_junit(result, tmp_path / "j.xml")
+    assert (tmp_path / "j.xml").read_text(encoding="utf-8") == _reference_junit_text(result)
+
+
+def test_every_sample_streams_the_same_junit_as_the_tree(tmp_path):
+    from pcapcheck.analysis import analyze
+    from pcapcheck.reports.junit import write_junit
+    from tests.samples_support import all_samples, config_for
+
+    for sample in all_samples():
+        result = analyze([str(p) for p in sample.capture_paths], config_for(sample))
+        write_junit(result, tmp_path / "j.xml")
+        assert (tmp_path / "j.xml").read_text(encoding="utf-8") == _reference_junit_text(result), sample.name
