@@ -131,6 +131,7 @@ def analyze(
     reader: str = "dpkt",
     progress: Callable[[int], None] | None = None,
     jobs: int = 1,
+    render: Callable | None = None,
 ) -> AnalysisResult:
     """Run every stage over ``paths``.
 
@@ -140,12 +141,15 @@ def analyze(
 
     ``jobs`` > 1 (0 = one per core) shards the connections by 4-tuple across that many processes
     (pcapcheck.shard); the result is the same as with one.
+
+    ``render`` (reports.fragments.Renderer, from the CLI) makes each connection's report text where
+    a partitioned capture's bucket is analysed — in the worker processes under ``jobs``.
     """
     catalogue = load_catalogue(config.extra_rule_dirs)
     config.validate(catalogue)
     profile = config.profile_for_run()
     with _fewer_gc_passes():
-        return _analyze(paths, config, catalogue, profile, reader=reader, progress=progress, jobs=jobs)
+        return _analyze(paths, config, catalogue, profile, reader=reader, progress=progress, jobs=jobs, render=render)
 
 
 @contextmanager
@@ -169,6 +173,7 @@ def _analyze(
     reader: str,
     progress: Callable[[int], None] | None,
     jobs: int,
+    render: Callable | None = None,
 ) -> AnalysisResult:
     shards = 1
     if jobs != 1:
@@ -179,7 +184,8 @@ def _analyze(
         from .shard import analyze_sharded
 
         info, outcome = analyze_sharded(
-            list(paths), shards, config=config, catalogue=catalogue, profile=profile, reader=reader, progress=progress
+            list(paths), shards, config=config, catalogue=catalogue, profile=profile, reader=reader, progress=progress,
+            render=render,
         )
     else:
         capture = open_capture(list(paths), reader=reader)
@@ -204,7 +210,7 @@ def _analyze(
             # as the result (TemporaryDirectory removes it when collected).
             store = ConnectionStore(held.workdir.name, keep_alive=held.workdir)
             outcome = analyze_buckets(
-                held.partition, store, capture=info, profile=profile, config=config, catalogue=catalogue
+                held.partition, store, capture=info, profile=profile, config=config, catalogue=catalogue, render=render
             )
         if held.error is not None and outcome.error is None:
             outcome.error = held.error
@@ -258,9 +264,11 @@ def analyze_connections(
     incarnation on each tuple is kept for the checks that compare the two, without its steps.
 
     Speed: a connection of the same shape and timing class as an earlier one that replayed
-    without anomaly or finding gets its Replay from that one's template (pcapcheck.replay.memo),
-    equal to what replaying and checking it would give.  ``memo`` False (or PCAPCHECK_MEMO=0 when
-    None) replays and checks every connection; a ReplayMemo is used as given (tests count its hits).
+    without anomaly gets its Replay from that one's template (pcapcheck.replay.memo), equal to
+    what replaying it would give; the checks run on it unless the earlier one's found nothing and
+    it has no earlier incarnation (then they would find nothing either).  ``memo`` False (or
+    PCAPCHECK_MEMO=0 when None) replays and checks every connection; a ReplayMemo is used as given
+    (tests count its hits).
     """
     reports_by_id: dict[int, ConnectionReport] = {}
     findings: list[Finding] = []
@@ -270,19 +278,25 @@ def analyze_connections(
     # the last one finished (None: before any connection).
     missing_from: int | None = None
     templates = _memo_for(memo, capture, profile, config, catalogue)
+    shaped = templates.shaped(connections) if templates is not None else ((conn, None) for conn in connections)
     try:
-        for conn in connections:
+        for conn, shape in shaped:
             missing_from = conn.first_frame
-            shape_key = templates.key(conn) if templates is not None else None
+            shape_key = templates.key(conn, shape) if templates is not None else None
+            known = None
             if shape_key is not None:
                 known = templates.replay(shape_key, conn)
-                if known is not None:
-                    # An eligible shape has no earlier incarnation, so no previous one to update.
-                    reports_by_id[conn.id] = connection_report(conn, known, keep_steps=False)
-                    last_on_tuple[_tuple_key(conn)] = (conn, known)
+                if known is not None and not known.checked:
+                    # A first incarnation: no previous one to update.
+                    reports_by_id[conn.id] = connection_report(conn, known.replay, keep_steps=False)
+                    last_on_tuple[_tuple_key(conn)] = (conn, known.replay)
                     missing_from = conn.first_frame + 1
                     continue
-            rep = replay(conn, profile, capture_end=capture.last_time)
+            if known is not None:
+                rep = known.replay
+            else:
+                order = templates.order_of(conn) if shape_key is not None else None
+                rep = replay(conn, profile, capture_end=capture.last_time, order=order)
             key = _tuple_key(conn)
             previous = last_on_tuple.get(key)
             if previous is not None and end_time_wait_by_new_incarnation(previous[1], conn):
@@ -297,7 +311,7 @@ def analyze_connections(
                 catalogue=catalogue,
             )
             findings.extend(found)
-            if shape_key is not None:
+            if shape_key is not None and known is None:
                 templates.learn(shape_key, conn, rep, len(found))
             reports_by_id[conn.id] = connection_report(conn, rep, keep_steps=bool(found))
             last_on_tuple[key] = (conn, _without_steps(rep))

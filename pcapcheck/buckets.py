@@ -19,12 +19,12 @@ from .analysis import ConnectionsAnalysis, analyze_connections, run_memo
 from .capture import CaptureInfo
 from .catalogue import RuleSpec
 from .config import Config
-from .connections import Connection, _connections, _split_connections
+from .connections import Connection, _connections, _listener_counts, _split_connections
 from .findings import Finding
-from .partition import Partition
+from .partition import ListenerRows, Partition
 from .profiles import Profile
 from .replay.memo import ReplayMemo
-from .store import ConnectionStore, Written, write_bucket
+from .store import ConnectionStore, Render, Written, write_bucket
 
 
 @dataclass(slots=True)
@@ -38,12 +38,16 @@ class BucketOutcome:
     error_frame: int | None = None
 
 
-def rebuild_bucket(rows: np.ndarray, listener_rows: np.ndarray) -> Iterator[Connection]:
-    """``rebuild`` of one bucket's rows; roles guessed from the whole capture's peer counts."""
+def rebuild_bucket(rows: np.ndarray, listener_rows: ListenerRows | np.ndarray) -> Iterator[Connection]:
+    """``rebuild`` of one bucket's rows; roles guessed from the whole capture's peer counts
+    (``listener_rows``: the partition's, or rows holding every (sender, receiver) pair)."""
     if not len(rows):
         return
     split = _split_connections(rows)
-    split.listener_rows = listener_rows
+    if isinstance(listener_rows, ListenerRows):
+        split.peer_counts = listener_rows.counts
+    else:
+        split.peer_counts = lambda: _listener_counts(listener_rows)
     del rows
     yield from _connections(split)
 
@@ -51,7 +55,7 @@ def rebuild_bucket(rows: np.ndarray, listener_rows: np.ndarray) -> Iterator[Conn
 def analyze_bucket(
     partition: Partition,
     bucket: int,
-    listener_rows: np.ndarray,
+    listener_rows: ListenerRows | np.ndarray,
     directory: str,
     *,
     capture: CaptureInfo,
@@ -59,6 +63,7 @@ def analyze_bucket(
     config: Config,
     catalogue: dict[str, RuleSpec],
     memo: ReplayMemo | None = None,
+    render: Render | None = None,
 ) -> BucketOutcome:
     outcome = analyze_connections(
         rebuild_bucket(partition.rows(bucket), listener_rows),
@@ -68,7 +73,7 @@ def analyze_bucket(
         catalogue=catalogue,
         memo=memo,
     )
-    written = write_bucket(directory, bucket, list(outcome.reports))
+    written = write_bucket(directory, bucket, list(outcome.reports), render)
     return BucketOutcome(bucket, written, outcome.findings, outcome.error, outcome.error_frame)
 
 
@@ -80,6 +85,7 @@ def analyze_buckets(
     profile: Profile,
     config: Config,
     catalogue: dict[str, RuleSpec],
+    render: Render | None = None,
 ) -> ConnectionsAnalysis:
     """Every bucket in this process."""
     listener_rows = partition.listener_rows()
@@ -87,7 +93,7 @@ def analyze_buckets(
     outcomes = [
         analyze_bucket(
             partition, bucket, listener_rows, store.directory,
-            capture=capture, profile=profile, config=config, catalogue=catalogue, memo=memo,
+            capture=capture, profile=profile, config=config, catalogue=catalogue, memo=memo, render=render,
         )  # fmt: skip
         for bucket in range(partition.buckets)
     ]

@@ -128,10 +128,10 @@ def analyze(
 ) -> None:
     """Rebuild every TCP connection, replay it through RFC 9293 and report violations."""
     from .analysis import analyze as run_analysis
-    from .capture.source import is_stream
     from .config import load_config
     from .reports import write_reports
     from .reports.baseline import apply_baseline, write_baseline_file
+    from .reports.fragments import renderer_for
     from .reports.gate import exit_code
 
     try:
@@ -147,11 +147,11 @@ def analyze(
         paths = [str(p) for p in captures]
         if jobs < 0:
             raise ConfigError(f"--jobs must be 0 (one per core) or a positive number, not {jobs}")
-        if jobs != 1 and any(is_stream(p) for p in paths):
-            # Every shard process reads the whole capture; a pipe can be read only once.
-            jobs = 1
         # Passed only when asked for, so an analyze() without the parameter (a test double) still fits.
         parallel = {"jobs": jobs} if jobs != 1 else {}
+        render = renderer_for(json=json_path is not None, csv=csv_dir is not None)
+        if render is not None:
+            parallel["render"] = render  # a large capture's report text is made as its buckets are
         if not quiet and sys.stderr.isatty():
             from .reports.terminal import progress_reader
 

@@ -284,11 +284,16 @@ class _Split:
     starts: np.ndarray  # int64 per connection: first row
     ends: np.ndarray  # int64 per connection: one past the last row
     tuple_of: np.ndarray  # int64 per connection: which tuple (0-based, in sorted order)
-    # Rows whose listener counts guess roles when they are not all in ``rows`` (a shard of the
-    # capture): a listening server is recognised by the peers of the whole capture.  None = ``rows``.
-    listener_rows: np.ndarray | None = None
-    # rows["flags"], contiguous: a pass over a column of the wide rows costs ~50x one over this.
-    flags: np.ndarray | None = None
+    # Columns of ``rows``, contiguous: a pass over a column of the wide rows costs ~50x one over these.
+    columns: "_Columns"
+    # The peer counts that guess roles when ``rows`` are not the whole capture (a bucket of it): a
+    # listening server is recognised by the peers of the whole capture.  Asked only when a guess is
+    # needed; None = counted from ``rows``.
+    peer_counts: Callable[[], "PeerCounts"] | None = None
+
+    @property
+    def flags(self) -> np.ndarray:
+        return self.columns.flags
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,28 +317,6 @@ def rebuild(batches: Iterable[np.ndarray]) -> Iterator[Connection]:
         return
     split = _split_connections(parts)
     del parts  # the split holds its own sorted copy
-    yield from _connections(split)
-
-
-def rebuild_subset(batches: Iterable[np.ndarray], keep: Callable[[np.ndarray], np.ndarray]) -> Iterator[Connection]:
-    """``rebuild`` over the rows ``keep(rows)`` selects (a boolean mask), for one shard of a capture.
-
-    ``keep`` must select whole tuples (e.g. by a hash of the canonical 4-tuple).  Each connection
-    then comes out exactly as ``rebuild`` of the whole capture makes it (rows, incarnations, roles,
-    including roles guessed from how many peers talk to an endpoint), except that ``id`` and
-    ``previous_id`` count only the selected connections, still 1-based in order of first frame.
-    """
-    parts = _gather(batches)
-    if parts is None:
-        return
-    rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    del parts
-    selected = np.flatnonzero(keep(rows))
-    if not len(selected):
-        return
-    split = _split_connections(take_rows(rows, selected))
-    split.listener_rows = rows
-    del rows
     yield from _connections(split)
 
 
@@ -484,7 +467,7 @@ def _split_connections(rows: np.ndarray | list[np.ndarray]) -> _Split:
         extra.extend(a + c for c in _incarnation_starts(rows[a:b], direction[a:b])[1:])
     starts_arr = np.sort(np.concatenate([tuple_starts, np.asarray(extra, dtype=np.int64)]))
     ends_arr = np.append(starts_arr[1:], len(rows))
-    return _Split(rows, direction, starts_arr, ends_arr, tuple_id[starts_arr], flags=flags)
+    return _Split(rows, direction, starts_arr, ends_arr, tuple_id[starts_arr], cols)
 
 
 def _runs_start(values: np.ndarray) -> np.ndarray:
@@ -794,7 +777,7 @@ def _first_where(mask: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.n
 def _roles(split: _Split) -> tuple[np.ndarray, np.ndarray]:
     """(client_direction, roles_inferred) per connection; see the module docstring."""
     rows, direction, starts, ends = split.rows, split.direction, split.starts, split.ends
-    flags = rows["flags"] if split.flags is None else split.flags
+    flags = split.flags
     syn = (flags & SYN) != 0
     has_ack = (flags & ACK) != 0
     first_open = _first_where(syn & ~has_ack, starts, ends)
@@ -807,13 +790,17 @@ def _roles(split: _Split) -> tuple[np.ndarray, np.ndarray]:
     client[by_synack] = 1 - direction[first_synack[by_synack]]
     guess = np.flatnonzero(inferred & (first_synack < 0))
     if len(guess):
-        listeners = _listener_counts(rows if split.listener_rows is None else split.listener_rows)
+        listeners = _listener_counts(rows) if split.peer_counts is None else split.peer_counts()
         for k in guess.tolist():
             client[k] = _guess_client_direction(rows, direction, int(starts[k]), listeners)
     return client, inferred
 
 
-def _listener_counts(rows: np.ndarray) -> dict[tuple[bytes, int], int]:
+# Per endpoint (16-byte address, port): how many distinct peer endpoints sent to it.
+PeerCounts = dict[tuple[bytes, int], int]
+
+
+def _listener_counts(rows: np.ndarray) -> PeerCounts:
     """How many distinct peer endpoints sent to each endpoint: a listening server has many."""
     s_hi, s_lo, d_hi, d_lo = _endpoint_keys(rows)
     sport, dport = rows["sport"], rows["dport"]
@@ -832,7 +819,7 @@ def _listener_counts(rows: np.ndarray) -> dict[tuple[bytes, int], int]:
     return {(a, p): c for a, p, c in zip(addr, port, counts)}
 
 
-def _guess_client_direction(rows: np.ndarray, direction: np.ndarray, first: int, listeners: dict) -> int:
+def _guess_client_direction(rows: np.ndarray, direction: np.ndarray, first: int, listeners: PeerCounts) -> int:
     """Mid-stream pickup with no SYN or SYN-ACK: which direction is the client's.
 
     The server is the endpoint that more peers talk to (a listener); failing that the one with a
@@ -899,27 +886,29 @@ def _signed_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _connections(split: _Split) -> Iterator[Connection]:
-    rows, starts, ends = split.rows, split.starts, split.ends
+    rows, starts, ends, cols = split.rows, split.starts, split.ends, split.columns
     n_conn = len(starts)
     client_dir, inferred = _roles(split)
-    split.listener_rows = None  # roles are known: a shard need not hold the whole capture any longer
+    split.peer_counts = None  # roles are known: a bucket need not hold the whole capture's counts
     conn_of_row = np.repeat(np.arange(n_conn), ends - starts)
     sender = (split.direction != client_dir[conn_of_row]).astype(np.uint8)
-    flags = rows["flags"]
+    flags = cols.flags
 
     # Order rows by (connection, sender), time kept: each side's numbers form one group.
     group = conn_of_row * 2 + sender
     by_side = np.argsort(group, kind="stable")
+    group_by_side = group[by_side]
     seq = np.empty(len(rows), dtype=np.int64)
-    seq[by_side] = _unwrap(rows["seq"][by_side], group[by_side], (flags[by_side] & RST) == 0)
-    ack = rows["ack"].astype(np.int64)
+    seq[by_side] = _unwrap(cols.seq[by_side], group_by_side, (flags[by_side] & RST) == 0)
+    ack = cols.ack.astype(np.int64)
     acked = (flags & ACK) != 0
-    ack_sorted = _unwrap(rows["ack"][by_side], group[by_side], acked[by_side])
-    ack[by_side] = np.where(acked[by_side], ack_sorted, ack[by_side])
+    acked_by_side = acked[by_side]
+    ack_by_side = ack[by_side]
+    ack[by_side] = np.where(acked_by_side, _unwrap(ack_by_side, group_by_side, acked_by_side), ack_by_side)
     ack = _align_acks(ack, acked, seq, conn_of_row, sender, starts, ends)
 
     syn = (flags & SYN) != 0
-    first_client_syn = _first_where(syn & ((flags & ACK) == 0) & (sender == 0), starts, ends)
+    first_client_syn = _first_where(syn & ~acked & (sender == 0), starts, ends)
     first_server_syn = _first_where(syn & (sender == 1), starts, ends)
     flags_seen = np.bitwise_or.reduceat(flags.astype(np.int64), starts)
 
@@ -928,11 +917,12 @@ def _connections(split: _Split) -> Iterator[Connection]:
     id_order = np.lexsort((starts, first_frame))
     conn_id = np.empty(n_conn, dtype=np.int64)
     conn_id[id_order] = np.arange(1, n_conn + 1)
-    incarnation = np.ones(n_conn, dtype=np.int64)
     same_tuple = np.zeros(n_conn, dtype=bool)
     same_tuple[1:] = split.tuple_of[1:] == split.tuple_of[:-1]
-    for k in np.flatnonzero(same_tuple).tolist():
-        incarnation[k] = incarnation[k - 1] + 1
+    tuple_first = np.flatnonzero(~same_tuple)
+    incarnation = np.arange(1, n_conn + 1) - np.repeat(tuple_first, np.diff(np.append(tuple_first, n_conn)))
+    previous = np.zeros(n_conn, dtype=np.int64)
+    previous[1:] = conn_id[:-1]
 
     # Endpoints of each connection, from its first row, turned into text once per address.
     a = starts
@@ -940,12 +930,12 @@ def _connections(split: _Split) -> Iterator[Connection]:
     src, dst = rows["src"][a], rows["dst"][a]
     client_addr = np.where(client_is_src[:, None], src, dst)
     server_addr = np.where(client_is_src[:, None], dst, src)
-    client_port = np.where(client_is_src, rows["sport"][a], rows["dport"][a]).tolist()
-    server_port = np.where(client_is_src, rows["dport"][a], rows["sport"][a]).tolist()
-    versions = rows["ip_version"][a].tolist()
-    client_key = client_addr.view("V16").ravel().tolist()
-    server_key = server_addr.view("V16").ravel().tolist()
+    sport, dport = rows["sport"][a], rows["dport"][a]
+    client_port = np.where(client_is_src, sport, dport)
+    server_port = np.where(client_is_src, dport, sport)
+    versions = rows["ip_version"][a]
     names: dict[tuple[bytes, int], str] = {}
+    servers: dict[tuple[bytes, int, int], Endpoint] = {}  # few servers serve many connections
 
     def text(raw: bytes, version: int) -> str:
         name = names.get((raw, version))
@@ -956,33 +946,59 @@ def _connections(split: _Split) -> Iterator[Connection]:
     from .replay.shape import connection_shapes  # replay imports this module
 
     # A later incarnation's checks read the one before: only first incarnations get a shape.
-    shapes = connection_shapes(rows, starts, ends, sender, seq, ack, ~inferred & ~same_tuple)
-    packets = np.bincount(group, minlength=2 * n_conn).reshape(n_conn, 2)
-    payload = np.bincount(group, weights=rows["payload_len"], minlength=2 * n_conn).astype(np.int64)
-    totals = np.concatenate([packets, payload.reshape(n_conn, 2)], axis=1).tolist()
-    start_l, end_l = starts.tolist(), ends.tolist()
-    ids, incs, inferred_l = conn_id.tolist(), incarnation.tolist(), inferred.tolist()
-    same_l, seen_l = same_tuple.tolist(), flags_seen.tolist()
-    cs_l, ss_l = first_client_syn.tolist(), first_server_syn.tolist()
-    for k in id_order.tolist():
-        a_k, b_k = start_l[k], end_l[k]
-        cs, ss = cs_l[k], ss_l[k]
+    shapes = connection_shapes(
+        rows, starts, ends, sender, seq, ack, ~inferred & ~same_tuple,
+        flags=flags, length=cols.payload_len, by_side=by_side,
+    )  # fmt: skip
+    packets = np.bincount(group, minlength=2 * n_conn)
+    payload = np.bincount(group, weights=cols.payload_len, minlength=2 * n_conn).astype(np.int64)
+    client_isn = seq[np.maximum(first_client_syn, 0)]
+    server_isn = seq[np.maximum(first_server_syn, 0)]
+
+    # Every per-connection value as a list in id order: the loop below only zips them.
+    o = id_order
+    per_connection = zip(
+        starts[o].tolist(),
+        ends[o].tolist(),
+        client_addr[o].view("V16").ravel().tolist(),
+        client_port[o].tolist(),
+        server_addr[o].view("V16").ravel().tolist(),
+        server_port[o].tolist(),
+        versions[o].tolist(),
+        incarnation[o].tolist(),
+        inferred[o].tolist(),
+        client_isn[o].tolist(),
+        (first_client_syn[o] >= 0).tolist(),
+        server_isn[o].tolist(),
+        (first_server_syn[o] >= 0).tolist(),
+        previous[o].tolist(),
+        same_tuple[o].tolist(),
+        flags_seen[o].tolist(),
+        [shapes[k] for k in o.tolist()],
+        zip(*(column[o].tolist() for column in (packets[0::2], packets[1::2], payload[0::2], payload[1::2]))),
+    )
+    for id_, (a_k, b_k, c_key, c_port, s_key, s_port, version, inc, inf, c_isn, c_seen, s_isn, s_seen,
+              prev, reused, seen, shape, totals) in enumerate(per_connection, start=1):  # fmt: skip
+        server = servers.get((s_key, version, s_port))
+        if server is None:
+            server = servers[(s_key, version, s_port)] = Endpoint(text(s_key, version), s_port)
+        # Positional, in field order: keyword arguments cost a measurable share of the loop.
         yield Connection(
-            id=ids[k],
-            client=Endpoint(text(client_key[k], versions[k]), client_port[k]),
-            server=Endpoint(text(server_key[k], versions[k]), server_port[k]),
-            incarnation=incs[k],
-            roles_inferred=inferred_l[k],
-            rows=rows[a_k:b_k],
-            sender=sender[a_k:b_k],
-            seq=seq[a_k:b_k],
-            ack=ack[a_k:b_k],
-            client_isn=int(seq[cs]) if cs >= 0 else None,
-            server_isn=int(seq[ss]) if ss >= 0 else None,
-            previous_id=ids[k - 1] if same_l[k] else None,
-            flags_seen=seen_l[k],
-            shape=shapes[k],
-            totals=tuple(totals[k]),
+            id_,
+            Endpoint(text(c_key, version), c_port),
+            server,
+            inc,
+            inf,
+            rows[a_k:b_k],
+            sender[a_k:b_k],
+            seq[a_k:b_k],
+            ack[a_k:b_k],
+            c_isn if c_seen else None,
+            s_isn if s_seen else None,
+            prev if reused else None,
+            seen,
+            shape,
+            totals,
         )
 
 

@@ -4,9 +4,10 @@ Every connection lives on one 4-tuple, and what its analysis reads beyond its ow
 previous incarnation on the same tuple, the capture's last timestamp and, to guess the roles of a
 mid-stream pickup, how many peers talk to each endpoint (the argument of pcapcheck.shard).  So a
 capture too large to hold is read once; each segment goes to the bucket file of its tuple's hash,
-and only the distinct (sender, receiver) endpoint pairs stay in memory for the peer counts.  Each
-bucket is then rebuilt, replayed and checked alone (pcapcheck.store keeps its reports on disk),
-which bounds memory by the largest bucket, not by the capture.
+and the peer counts are read back from the bucket files only if a connection's roles must be
+guessed (``ListenerRows``).  Each bucket is then rebuilt, replayed and checked alone
+(pcapcheck.store keeps its reports on disk), which bounds memory by the largest bucket, not by the
+capture.
 
 A capture that fits under ``IN_MEMORY_SEGMENTS`` never touches the disk: its batches are held and
 analysed as one, as before.
@@ -25,6 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .capture.frames import take_rows
+from .connections import PeerCounts, _listener_counts
 from .errors import PcapcheckError
 from .segments import SEGMENT_DTYPE
 
@@ -86,8 +89,6 @@ class Partition:
     buckets: int
     segments: int = 0
     _files: list = field(default_factory=list)
-    _pairs: list[np.ndarray] = field(default_factory=list)
-    _pairs_rows: int = 0
 
     @classmethod
     def create(cls, directory: str, buckets: int) -> "Partition":
@@ -103,21 +104,20 @@ class Partition:
         return os.path.join(self.directory, f"segments-{bucket:04d}.bin")
 
     def add(self, batch: np.ndarray) -> None:
-        bucket = tuple_shard(batch, self.buckets)
+        # 16-bit keys (MAX_BUCKETS fits, and the buckets of up to 16384 --jobs): numpy's stable
+        # argsort is then a radix sort.
+        bucket = tuple_shard(batch, self.buckets).astype(np.uint16 if self.buckets <= 1 << 16 else np.int64)
         order = np.argsort(bucket, kind="stable")  # stable: capture order within each bucket
         counts = np.bincount(bucket, minlength=self.buckets)
-        ordered = batch[order]
-        bounds = np.concatenate(([0], np.cumsum(counts))).tolist()
+        # Written from a byte view of the ordered rows: no per-bucket copy.
+        ordered = take_rows(batch, order).view(np.uint8)
+        bounds = (np.concatenate(([0], np.cumsum(counts))) * batch.dtype.itemsize).tolist()
         try:
             for b in np.flatnonzero(counts).tolist():
-                self._files[b].write(ordered[bounds[b] : bounds[b + 1]].tobytes())
+                self._files[b].write(ordered[bounds[b] : bounds[b + 1]])
         except OSError as err:
             raise PcapcheckError(f"{self.directory}: cannot write the temporary bucket files: {err.strerror or err}") from None
         self.segments += len(batch)
-        self._pairs.append(distinct_pairs(batch))
-        self._pairs_rows += len(self._pairs[-1])
-        if len(self._pairs) > 64:
-            self._pairs = [distinct_pairs_of(self._pairs)]
 
     def finish(self) -> None:
         """Close the bucket files for writing (the reading side opens them by path)."""
@@ -128,15 +128,33 @@ class Partition:
     def rows(self, bucket: int) -> np.ndarray:
         return np.fromfile(self.path(bucket), dtype=SEGMENT_DTYPE)
 
-    def listener_rows(self) -> np.ndarray:
-        """Rows enough to count every endpoint's distinct peers over the whole capture."""
-        self._pairs = [distinct_pairs_of(self._pairs)]
-        return self._pairs[0]
+    def listener_rows(self) -> "ListenerRows":
+        """What counts every endpoint's distinct peers over the whole capture, read when first asked."""
+        return ListenerRows(self)
 
     def close(self) -> None:
         for f in self._files:
             f.close()
         self._files = []
+
+
+@dataclass
+class ListenerRows:
+    """The whole capture's peer counts (connections._listener_counts), from every bucket file.
+
+    Only a connection picked up mid-stream with neither SYN nor SYN-ACK needs them, which most
+    captures never have; so they are counted on the first such connection, once per process, and
+    not while partitioning (a sort of every batch).
+    """
+
+    partition: Partition
+    _counts: PeerCounts | None = None
+
+    def counts(self) -> PeerCounts:
+        if self._counts is None:
+            part = self.partition
+            self._counts = _listener_counts(distinct_pairs_of([distinct_pairs(part.rows(b)) for b in range(part.buckets)]))
+        return self._counts
 
 
 def distinct_pairs_of(parts: list[np.ndarray]) -> np.ndarray:

@@ -64,6 +64,7 @@ class ShardTask:
     config: Config
     catalogue: dict[str, RuleSpec]
     profile: Profile
+    render: Callable | None = None  # report text made by the workers (reports.fragments)
 
 
 def analyze_shard(task: ShardTask, shard: int) -> list[BucketOutcome]:
@@ -74,6 +75,7 @@ def analyze_shard(task: ShardTask, shard: int) -> list[BucketOutcome]:
         analyze_bucket(
             task.partition, bucket, listener_rows, task.directory,
             capture=task.capture, profile=task.profile, config=task.config, catalogue=task.catalogue, memo=memo,
+            render=task.render,
         )  # fmt: skip
         for bucket in range(shard, task.partition.buckets, task.shards)
     ]
@@ -107,6 +109,7 @@ def analyze_sharded(
     reader: str = "dpkt",
     progress: Callable[[int], None] | None = None,
     method: str | None = None,
+    render: Callable | None = None,
 ) -> tuple[CaptureInfo, ConnectionsAnalysis]:
     """Analyse ``paths`` in ``shards`` processes (this one is shard 0); the merged outcome."""
     capture = open_capture(paths, reader=reader)
@@ -124,7 +127,7 @@ def analyze_sharded(
     if held.partition is None:  # not one TCP segment
         return info, ConnectionsAnalysis([], [], held.error)
     store = ConnectionStore(held.workdir.name, keep_alive=held.workdir)
-    task = ShardTask(held.partition, store.directory, shards, info, config, catalogue, profile)
+    task = ShardTask(held.partition, store.directory, shards, info, config, catalogue, profile, render)
     context = multiprocessing.get_context(method or start_method())
     messages = context.Queue()
     workers = {

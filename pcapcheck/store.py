@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 # Reports pickled together: big enough that pickle's per-call cost vanishes, small enough that a
 # merge over hundreds of buckets holds little.
 CHUNK = 256
+TEXT_CHUNK = 2048
 
 
 def report_values(report: "ConnectionReport") -> tuple:
@@ -96,6 +97,34 @@ class StoredSteps(Sequence):
 
     def __len__(self) -> int:
         return len(self._values) if self._values is not None else len(self._made())
+
+    def fragments(self, kind: str) -> Iterator[tuple[int, str]] | None:
+        """(id, text) in id order for report text made ahead (``write_bucket``'s ``render``);
+        None unless every bucket holding a connection has that kind."""
+        if any(kind not in made for frames, made in zip(self._first_frames, self._texts) if len(frames)):
+            return None
+        return self._fragments(kind)
+
+    def _fragments(self, kind: str) -> Iterator[tuple[int, str]]:
+        # Merged by first frame without a heap: the order of buckets is known from the frames.
+        frames = np.concatenate(self._first_frames) if self._first_frames else np.zeros(0, dtype=np.int64)
+        bucket_of = np.repeat(np.arange(len(self._first_frames)), [len(f) for f in self._first_frames])
+        order = np.argsort(frames, kind="stable")
+        if self._cut is not None:
+            order = order[frames[order] < self._cut]
+        streams = {b: self._read_texts(b, kind) for b in np.unique(bucket_of[order]).tolist()}
+        nexts = {b: stream.__next__ for b, stream in streams.items()}
+        for number, b in enumerate(bucket_of[order].tolist(), start=1):
+            yield number, nexts[b]()
+
+    def _read_texts(self, bucket: int, kind: str) -> Iterator[str]:
+        with open(_text_path(self.directory, bucket, kind), "rb") as handle:
+            while True:
+                try:
+                    chunk = pickle.load(handle)
+                except EOFError:
+                    return
+                yield from chunk
 
     def __getitem__(self, index):
         return self._made()[index]
@@ -183,6 +212,7 @@ class ConnectionStore(Sequence):
         self._keep_alive = keep_alive  # e.g. the TemporaryDirectory: removed once the store is gone
         self._first_frames: list[np.ndarray] = []  # per bucket, in the bucket's id order
         self._closes: list[list[str]] = []  # per bucket, aligned with _first_frames
+        self._texts: list[tuple[str, ...]] = []  # per bucket, the kinds of text made ahead
         self._cut: int | None = None  # connections with a first frame at or after it are left out
         self._sorted: np.ndarray | None = None
 
@@ -191,8 +221,10 @@ class ConnectionStore(Sequence):
         while len(self._first_frames) <= bucket:
             self._first_frames.append(np.zeros(0, dtype=np.int64))
             self._closes.append([])
+            self._texts.append(())
         self._first_frames[bucket] = written.first_frames
         self._closes[bucket] = written.closes
+        self._texts[bucket] = written.texts
         self._sorted = None
 
     def close_counts(self) -> Counter:
@@ -247,6 +279,34 @@ class ConnectionStore(Sequence):
             report.id = number
             yield report
 
+    def fragments(self, kind: str) -> Iterator[tuple[int, str]] | None:
+        """(id, text) in id order for report text made ahead (``write_bucket``'s ``render``);
+        None unless every bucket holding a connection has that kind."""
+        if any(kind not in made for frames, made in zip(self._first_frames, self._texts) if len(frames)):
+            return None
+        return self._fragments(kind)
+
+    def _fragments(self, kind: str) -> Iterator[tuple[int, str]]:
+        # Merged by first frame without a heap: the order of buckets is known from the frames.
+        frames = np.concatenate(self._first_frames) if self._first_frames else np.zeros(0, dtype=np.int64)
+        bucket_of = np.repeat(np.arange(len(self._first_frames)), [len(f) for f in self._first_frames])
+        order = np.argsort(frames, kind="stable")
+        if self._cut is not None:
+            order = order[frames[order] < self._cut]
+        streams = {b: self._read_texts(b, kind) for b in np.unique(bucket_of[order]).tolist()}
+        nexts = {b: stream.__next__ for b, stream in streams.items()}
+        for number, b in enumerate(bucket_of[order].tolist(), start=1):
+            yield number, nexts[b]()
+
+    def _read_texts(self, bucket: int, kind: str) -> Iterator[str]:
+        with open(_text_path(self.directory, bucket, kind), "rb") as handle:
+            while True:
+                try:
+                    chunk = pickle.load(handle)
+                except EOFError:
+                    return
+                yield from chunk
+
     def __getitem__(self, index):
         if isinstance(index, slice):
             start, stop, step = index.indices(len(self))
@@ -274,22 +334,40 @@ def _path(directory: str, bucket: int) -> str:
     return os.path.join(directory, f"reports-{bucket:04d}.pkl")
 
 
+def _text_path(directory: str, bucket: int, kind: str) -> str:
+    return os.path.join(directory, f"{kind}-{bucket:04d}.pkl")
+
+
 @dataclass(frozen=True, slots=True)
 class Written:
     """What the store keeps in memory of a spilled bucket: enough to number and count it."""
 
     first_frames: np.ndarray  # int64, in the bucket's id order
     closes: list[str]  # how each connection closed, aligned
+    texts: tuple[str, ...] = ()  # kinds of report text made ahead for every connection of the bucket
 
 
-def write_bucket(directory: str, bucket: int, reports: list["ConnectionReport"]) -> Written:
-    """Spill one bucket's reports (in its id order) to ``directory``."""
+# A renderer (reports/fragments.py) turns a bucket's reports into report text by kind, without ids.
+Render = Callable[[Sequence["ConnectionReport"]], dict[str, "list[str] | None"]]
+
+
+def write_bucket(
+    directory: str, bucket: int, reports: list["ConnectionReport"], render: Render | None = None
+) -> Written:
+    """Spill one bucket's reports (in its id order) to ``directory``, with text ``render`` makes."""
+    texts = render(reports) if render is not None else {}
     try:
         with open(_path(directory, bucket), "wb") as handle:
             for start in range(0, len(reports), CHUNK):
                 chunk = [report_values(r) for r in reports[start : start + CHUNK]]
                 pickle.dump(chunk, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        for kind, made in texts.items():
+            if made is not None:
+                with open(_text_path(directory, bucket, kind), "wb") as handle:
+                    for start in range(0, len(made), TEXT_CHUNK):
+                        pickle.dump(made[start : start + TEXT_CHUNK], handle, protocol=pickle.HIGHEST_PROTOCOL)
     except OSError as err:
         raise PcapcheckError(f"{directory}: cannot write the temporary report file: {err.strerror or err}") from None
     first_frames = np.fromiter((r.first_frame for r in reports), dtype=np.int64, count=len(reports))
-    return Written(first_frames, [r.close for r in reports])
+    made_kinds = tuple(kind for kind, made in texts.items() if made is not None)
+    return Written(first_frames, [r.close for r in reports], made_kinds)

@@ -1,13 +1,17 @@
 """The replay memo (pcapcheck.replay.memo) changes nothing: with it and without it, the same reports.
 
-Every sample and the bench capture (when present) are analysed twice, memo on and off, and must
-give byte-identical JSON.  Generated captures put many connections of one structure with different
-timings, windows, options, distances to the capture's end and reused tuples into one run, so that
-templates are made and used across them; every report and finding must equal the reference.
+Every sample and the bench captures (when present) are analysed twice, memo on and off, and must
+give byte-identical JSON and equal Steps for the connections with findings (the HTML ladder draws
+them).  Generated captures put many connections of one structure with different timings, windows,
+options, distances to the capture's end, aborts and reused tuples into one run, so that templates
+are made and used across them, in both lanes; every report and finding must equal the reference.
 """
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -17,20 +21,32 @@ from hypothesis import strategies as st
 
 import pcapcheck.analysis as analysis
 from pcapcheck.analysis import analyze, analyze_connections
-from pcapcheck.capture import CaptureInfo
+from pcapcheck.capture import CaptureInfo, open_capture
 from pcapcheck.catalogue import load_catalogue
 from pcapcheck.config import load_config
-from pcapcheck.connections import rebuild
-from pcapcheck.replay.memo import ENV_SWITCH, ReplayMemo, time_parameters
+from pcapcheck.connections import rebuild, segment_columns, segment_list
+from pcapcheck.errors import PcapcheckError
+from pcapcheck.replay.facts import find_controls
+from pcapcheck.replay.memo import ENV_SWITCH, ReplayMemo, _event_order, time_parameters
+from pcapcheck.replay.timeline import event_order
+from pcapcheck.replay.vantage import infer_vantage
 from pcapcheck.reports.json_report import write_json
 from tests.builders import Conversation
 from tests.samples_support import all_samples, config_for
 
 SAMPLES = all_samples()
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "work" / "shape259k.pcap"
+BENCH_1M = BENCH.with_name("1m.pcap")
 
 
 def _json_text(paths: list[str], config, tmp_path: Path, monkeypatch, memo: bool, memos: list | None = None) -> str:
+    return _analysed(paths, config, tmp_path, monkeypatch, memo, memos)[0]
+
+
+def _analysed(
+    paths: list[str], config, tmp_path: Path, monkeypatch, memo: bool, memos: list | None = None
+) -> tuple[str, list]:
+    """The JSON report, and (id, steps) of every connection that kept its steps."""
     monkeypatch.setenv(ENV_SWITCH, "1" if memo else "0")
     if memos is not None:
         made = analysis._memo_for
@@ -42,32 +58,99 @@ def _json_text(paths: list[str], config, tmp_path: Path, monkeypatch, memo: bool
 
         monkeypatch.setattr(analysis, "_memo_for", recording)
     out = tmp_path / f"memo-{int(memo)}.json"
-    write_json(analyze(paths, config), out)
+    result = analyze(paths, config)
+    write_json(result, out)
     monkeypatch.undo()
-    return out.read_text()
+    return out.read_text(), [(r.id, r.steps) for r in result.connections if r.steps is not None]
+
+
+def _distinct(memos: list) -> list[ReplayMemo]:
+    """The memos made (a run analysed in buckets hands its one memo to each)."""
+    return list({id(m): m for m in memos if m is not None}.values())
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=[s.name for s in SAMPLES])
 def test_every_sample_gives_the_same_json_with_and_without_the_memo(sample, tmp_path, monkeypatch):
     config = config_for(sample)
-    with_memo = _json_text(sample.capture_paths, config, tmp_path, monkeypatch, memo=True)
-    without = _json_text(sample.capture_paths, config, tmp_path, monkeypatch, memo=False)
-    assert with_memo == without
+    with_memo = _analysed(sample.capture_paths, config, tmp_path, monkeypatch, memo=True)
+    without = _analysed(sample.capture_paths, config, tmp_path, monkeypatch, memo=False)
+    assert with_memo[0] == without[0]
+    assert with_memo[1] == without[1]
 
 
 @pytest.mark.skipif(not BENCH.exists(), reason="bench/work/shape259k.pcap not generated (bench/README.md)")
 def test_bench_capture_same_json_and_the_memo_templates_most_connections(tmp_path, monkeypatch):
     config = load_config(None)
     memos: list = []
-    with_memo = _json_text([str(BENCH)], config, tmp_path, monkeypatch, memo=True, memos=memos)
-    used = [m for m in memos if m is not None]
+    with_memo, steps = _analysed([str(BENCH)], config, tmp_path, monkeypatch, memo=True, memos=memos)
+    used = _distinct(memos)
     connections = with_memo.count('"incarnation"')
-    assert used and connections
+    assert used and connections and steps
     hits = sum(m.hits for m in used)
-    # 25,000 connections of a handful of shapes: the speed depends on most of them being templated.
-    assert hits > 0.9 * connections, (hits, connections)
-    without = _json_text([str(BENCH)], config, tmp_path, monkeypatch, memo=False)
+    # 25,000 connections of a handful of shapes: the speed depends on most of them being templated,
+    # the client aborts (findings: abortive-close) too, in the checked lane.
+    assert hits > 0.95 * connections, (hits, connections)
+    assert sum(m.checked_hits for m in used) > 0.5 * len(steps), (sum(m.checked_hits for m in used), len(steps))
+    without, steps_without = _analysed([str(BENCH)], config, tmp_path, monkeypatch, memo=False)
     assert with_memo == without
+    assert steps == steps_without
+
+
+@pytest.mark.skipif(
+    not BENCH_1M.exists() or shutil.which("tcpdump") is None,
+    reason="bench/work/1m.pcap not generated (bench/README.md), or no tcpdump to cut a slice of it",
+)
+def test_reused_tuples_of_the_1m_capture_take_the_checked_lane(tmp_path, monkeypatch):
+    # One port range of the whole capture: every incarnation on those tuples, at ~1/20 of the cost.
+    part = tmp_path / "ports.pcap"
+    subprocess.run(
+        ["tcpdump", "-r", str(BENCH_1M), "-w", str(part), "tcp portrange 40000-42999"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    config = load_config(None)
+    memos: list = []
+    with_memo, steps = _analysed([str(part)], config, tmp_path, monkeypatch, memo=True, memos=memos)
+    (memo,) = _distinct(memos)
+    reopened = len(re.findall(r'"incarnation": ?[2-9]', with_memo))
+    assert reopened >= 100, reopened  # the ports wrap around about twice in the 1M capture
+    # Every reopened tuple's checks read the incarnation before, so each hit of theirs is checked.
+    assert memo.checked_hits >= 0.8 * reopened, (memo.checked_hits, reopened)
+    without, steps_without = _analysed([str(part)], config, tmp_path, monkeypatch, memo=False)
+    assert with_memo == without
+    assert steps == steps_without
+
+
+def test_the_event_order_the_memo_shares_is_the_replays(tmp_path):
+    # engine.replay takes the memo's order on a miss instead of computing its own.  Compared on
+    # every connection, not only those the memo looks up.
+    compared = 0
+    for sample in SAMPLES:
+        capture = open_capture(sample.capture_paths)
+        for conn in rebuild(capture.batches()):
+            columns = segment_columns(conn)
+            _vantage, legs = infer_vantage(conn, columns)
+            reference = event_order(conn, find_controls(segment_list(conn, columns)), legs, columns)
+            assert _event_order(conn) == reference, (sample.name, conn.id)
+            compared += 1
+    assert compared > 20
+
+
+def test_shapes_of_a_failing_stream_come_before_its_error():
+    conversations = [Conversation(client=("198.18.0.1", 41000 + k)) for k in range(3)]
+    for conv in conversations:
+        conv.client("S").server("SA").client("A")
+    connections = list(rebuild([_capture_rows(conversations)]))
+
+    def failing():
+        yield from connections
+        raise PcapcheckError("bad record")
+
+    memo = ReplayMemo(None, (1.0,))
+    seen = []
+    with pytest.raises(PcapcheckError, match="bad record"):
+        for conn, shape in memo.shaped(failing()):
+            seen.append((conn.id, shape))
+    assert seen == [(conn.id, conn.shape) for conn in connections]
 
 
 def test_environment_switch_turns_the_memo_off(monkeypatch):
@@ -212,3 +295,62 @@ def test_identical_connections_are_templated_and_reports_keep_their_own_frames_a
     # timeline: a few connections may need a template of their own.
     assert memo.seen == 20 and memo.hits >= 15, (memo.seen, memo.hits)
     assert len({r.transitions[0].frame for r in fast.reports}) == 20
+
+
+@st.composite
+def reopenings(draw, script, options: dict) -> list[dict]:
+    """Variants of ``script`` on a few tuples, each reopened one to three times, one after the other:
+    within TIME-WAIT (time-wait-reuse), around the run's time parameters, or well after."""
+    chosen = []
+    pace = [draw(st.sampled_from([0.00002, 0.0001]))] * len(script)  # mostly one, so keys meet
+    for port in range(41000, 41000 + draw(st.integers(1, 4))):
+        start = draw(st.sampled_from([0.0, 0.5, 3.0]))
+        for incarnation in range(draw(st.integers(2, 5))):
+            variant = draw(variants(script, options))
+            if draw(st.integers(0, 3)):
+                variant["gaps"] = pace
+            isn = variant["isn"] + 1_000_000 * incarnation  # a SYN with the old ISN would retransmit
+            chosen.append(dict(variant, port=port, start=start, isn=isn % 2**32))
+            start += sum(variant["gaps"]) + draw(st.sampled_from([0.05, 0.2, 1.0, 2.0, 30.0, 61.0]))
+    return chosen
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+@given(st.data())
+def test_generated_reopened_tuples_agree_with_the_reference(data):
+    script, options = data.draw(scripts()), data.draw(run_options)
+    chosen = data.draw(reopenings(script, options))
+    base = 1_700_000_000.0
+    rows = _capture_rows([_conversation(script, v, base) for v in chosen])
+    last = int(rows["ts_ns"].max()) / 1e9
+    capture_end = last + data.draw(st.sampled_from([0.0, 1.0, 60.0, 300.0]))
+    fast, reference, _ = _both_ways(rows, capture_end)
+    assert fast.error is None and reference.error is None
+    assert fast.reports == reference.reports  # steps included, where kept
+    assert fast.findings == reference.findings
+
+
+def test_aborts_and_reopened_tuples_take_the_checked_lane_with_the_reference_steps():
+    # Each tuple: a graceful connection, then the same client reopening it 1.5 s later, inside
+    # TIME-WAIT (a finding on the reuse), and aborting (abortive-close).
+    graceful = [(0, "S", 0), (1, "SA", 0), (0, "A", 0), (0, "PA", 100), (1, "A", 0), (1, "PA", 300),
+                (0, "A", 0), (0, "FA", 0), (1, "A", 0), (1, "FA", 0), (0, "A", 0)]  # fmt: skip
+    abort = [(0, "S", 0), (1, "SA", 0), (0, "A", 0), (0, "PA", 100), (1, "PA", 300), (0, "RA", 0)]
+    variant = {"window": 64240, "wscale": 7, "ts": True, "isn": 1000}
+    conversations = []
+    for k in range(15):
+        conversations.append(
+            _conversation(graceful, dict(variant, gaps=[0.00005] * 11, start=0.01 * k, port=41000 + k), 1_700_000_000.0)
+        )
+        reopen = dict(variant, gaps=[0.00005] * 6, start=1.5 + 0.01 * k, port=41000 + k, isn=900_000)
+        conversations.append(_conversation(abort, reopen, 1_700_000_000.0))
+    rows = _capture_rows(conversations)
+    fast, reference, memo = _both_ways(rows, int(rows["ts_ns"].max()) / 1e9 + 10.0)
+    rules = {f.rule for f in reference.findings}
+    assert "abortive-close" in rules and rules & {"time-wait-reuse", "short-time-wait"}, rules
+    assert fast.reports == reference.reports and fast.findings == reference.findings
+    reopened = [r for r in fast.reports if r.incarnation == 2]
+    assert len(reopened) == 15 and all(r.steps for r in reopened)
+    assert memo.checked_hits >= 10, (memo.seen, memo.hits, memo.checked_hits)

@@ -18,7 +18,7 @@ from pcapcheck.analysis import ConnectionsAnalysis, analyze
 from pcapcheck.capture import open_capture
 from pcapcheck.cli import app
 from pcapcheck.config import load_config
-from pcapcheck.connections import rebuild, rebuild_subset
+from pcapcheck.connections import rebuild
 from pcapcheck.errors import ConfigError, PcapcheckError
 from pcapcheck.findings import Finding
 from pcapcheck.reports.document import build_document

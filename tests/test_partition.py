@@ -6,6 +6,7 @@ finding for finding; a read error part-way still reports what was read before it
 
 from __future__ import annotations
 
+import json
 import struct
 from collections import Counter
 from pathlib import Path
@@ -160,3 +161,64 @@ def test_an_error_before_any_connection_keeps_nothing(tmp_path):
     _, outcomes = split_sample(store, error="cut", error_frame=None)
     merged = assemble(store, outcomes)
     assert (list(merged.reports), merged.findings, merged.error) == ([], [], "cut")
+
+
+# --- report text made ahead, where each bucket is analysed ------------------------------------------
+
+
+def reports_written(tmp_path, name, paths, config=None, **kw) -> tuple[str, str]:
+    from pcapcheck.reports import write_reports
+
+    result = analyze([str(p) for p in paths], config or load_config(None), **kw)
+    out = tmp_path / name
+    write_reports(result, json_path=out.with_suffix(".json"), csv_dir=out)
+    return out.with_suffix(".json").read_text(), (out / "connections.csv").read_text()
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_text_made_ahead_in_the_buckets_writes_the_same_reports(tmp_path, monkeypatch, jobs):
+    from pcapcheck.reports.fragments import renderer_for
+
+    for sample in SAMPLES[:12]:
+        plain = reports_written(tmp_path, f"{sample.name}-plain", sample.capture_paths, config_for(sample))
+        monkeypatch.setattr(partition, "IN_MEMORY_SEGMENTS", 3)
+        monkeypatch.setattr(partition, "SEGMENTS_PER_BUCKET", 2)
+        ahead = reports_written(
+            tmp_path, f"{sample.name}-ahead", sample.capture_paths, config_for(sample),
+            render=renderer_for(json=True, csv=True), jobs=jobs,
+        )  # fmt: skip
+        monkeypatch.undo()
+        assert ahead == plain, sample.name
+
+
+def test_the_store_serves_made_text_only_when_every_bucket_has_it(tmp_path):
+    from pcapcheck.reports.fragments import renderer_for
+
+    store = ConnectionStore(str(tmp_path))
+    result = sample_result()
+    conns = sorted(result.connections, key=lambda c: c.first_frame)
+    both = renderer_for(json=True, csv=True)
+    json_only = renderer_for(json=True, csv=False)
+    store.adopt(0, write_bucket(store.directory, 0, conns[0::2], both))
+    store.adopt(1, write_bucket(store.directory, 1, conns[1::2], json_only))
+    assert store.fragments("csv") is None
+    made = list(store.fragments("json"))
+    assert [number for number, _ in made] == list(range(1, len(conns) + 1))
+    assert all(text.startswith('"client":') for _, text in made)
+
+
+def test_jobs_read_a_pipe_once_and_give_the_same_result(tmp_path):
+    import subprocess
+    import sys
+
+    capture = DATA / "incarnations.pcap"
+    one = tmp_path / "one.json"
+    two = tmp_path / "two.json"
+    subprocess.run([sys.executable, "-m", "pcapcheck", "analyze", str(capture), "--json", str(one), "-q",
+                    "--fail-on", "never"], check=True)  # fmt: skip
+    pipe = subprocess.Popen(["cat", str(capture)], stdout=subprocess.PIPE)
+    subprocess.run([sys.executable, "-m", "pcapcheck", "analyze", "/dev/stdin", "--json", str(two), "-q", "-j", "2",
+                    "--fail-on", "never"], check=True, stdin=pipe.stdout)  # fmt: skip
+    pipe.wait()
+    a, b = json.loads(one.read_text()), json.loads(two.read_text())
+    assert a["connections"] == b["connections"] and a["findings"] == b["findings"]

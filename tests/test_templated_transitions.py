@@ -200,4 +200,5 @@ def test_the_memo_key_sets_the_bits_the_module_docstring_defines(parameters, to_
     elif any(abs(to_end_seen - p) <= slack for p in ordered):
         assert key is None
     else:
-        assert key == (b"shape", sum(1 << k for k, p in enumerate(ordered) if to_end_seen > p))
+        # The last bit: whether it reopens a tuple (one incarnation here).
+        assert key == (b"shape", sum(1 << k for k, p in enumerate(ordered) if to_end_seen > p), False)

@@ -97,14 +97,25 @@ class TimeWaitClock:
     ended_by: str = "running"
 
 
-def replay(connection: Connection, profile: Profile, capture_end: float | None = None) -> Replay:
-    """Replay ``connection``; ``capture_end`` (default: its last segment) bounds TIME-WAIT expiry."""
-    return _Replayer(connection, profile, capture_end).run()
+def replay(
+    connection: Connection,
+    profile: Profile,
+    capture_end: float | None = None,
+    order: list[tuple[int, int]] | None = None,
+) -> Replay:
+    """Replay ``connection``; ``capture_end`` (default: its last segment) bounds TIME-WAIT expiry.
+
+    ``order``: the connection's ``timeline.event_order`` when the caller already computed it
+    (replay.memo does on a key miss); it must be exactly that order."""
+    return _Replayer(connection, profile, capture_end, order).run()
 
 
 class _Replayer:
-    def __init__(self, conn: Connection, profile: Profile, capture_end: float | None):
+    def __init__(
+        self, conn: Connection, profile: Profile, capture_end: float | None, order: list[tuple[int, int]] | None = None
+    ):
         self.conn = conn
+        self.order = order
         self.profile = profile
         self.columns = segment_columns(conn)
         self.segments: list[Segment] = segment_list(conn, self.columns)
@@ -157,7 +168,8 @@ class _Replayer:
         sender_of = self.columns.sender
         clocks = self.clocks
         out = Outcome()
-        for kind, i in event_order(conn, controls, legs, self.columns):
+        order = self.order if self.order is not None else event_order(conn, controls, legs, self.columns)
+        for kind, i in order:
             seg = segments[i]
             if fins_lost and i in fins_lost:
                 for lost_fin in fins_lost.pop(i):

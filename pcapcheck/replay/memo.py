@@ -2,10 +2,22 @@
 
 A capture of a test run holds tens of thousands of short, clean connections of a handful of
 shapes (shape.py).  The first connection of each key is replayed and checked by the reference
-path; if it had no anomaly and no finding, its replay becomes a template: transitions and
-TIME-WAITs as (segment index, offset) pairs, final states, close and vantage.  Later connections
-of the key get a ``Replay`` with ``steps=[]`` made from it (what analysis keeps for connections
-without findings anyway) and no checks run for them: they would find nothing, as the first did.
+path; if it had no anomaly, its replay becomes a template: transitions and TIME-WAITs as
+(segment index, offset) pairs, final states, close, vantage, and each segment's Step without
+its segment.  Later connections of the key take one of two lanes:
+
+* fast: when the first had no finding and the connection is a first incarnation, a ``Replay``
+  with ``steps=[]`` (what analysis keeps for connections without findings anyway) and no checks:
+  they would find nothing, as the first did;
+* checked: otherwise (the first had findings, e.g. every client abort; or the connection reopens
+  a tuple, whose checks read the incarnation before), the full ``Replay``, each Step the
+  template's states, notes and delivery around the connection's own Segment, and the real
+  checks run on it.  Replay reads nothing of the previous incarnation: only the checks and
+  incarnation.py (applied afterwards, to the previous replay) do, and facts.py reads whether there
+  is one (NOTE_NEW_INCARNATION_SYN), which is a bit of the key.
+
+connections.py gives shapes to first incarnations only; ``ReplayMemo.shaped`` computes the later
+incarnations' with the same ``connection_shapes``, a few hundred connections at a time.
 
 The key is the connection's shape plus what this run adds (soundness argument in shape.py):
 
@@ -17,7 +29,8 @@ The key is the connection's shape plus what this run adds (soundness argument in
   segment.  A connection whose distance to the end lies within its own span plus a millisecond of
   some P (where "capture_end - t <= P", "capture_end <= t + P" and "capture_end >= t + P", as the
   checks and the TIME-WAIT expiry compute them, could differ between its segments or from that bit
-  by rounding) takes the reference path.
+  by rounding) takes the reference path;
+* whether the connection reopens a tuple (incarnation > 1: facts.py notes its SYN as such).
 
 The shape holds the order of the timeline's keys before its causal bounds, so connections that
 differ only in how close two events came get different keys.  On such a miss the connection's
@@ -37,18 +50,30 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
+from typing import NamedTuple
 
 import numpy as np
 
-from ..connections import Connection, segment_columns
+from ..connections import Connection, segment_columns, segment_list
+from ..errors import PcapcheckError
 from ..profiles import Profile
 from ..segments import FIN, RST, SYN, Side
 from .facts import Controls
-from .model import Close, PatternMove, Replay, State, TemplatedTransitions, TimeWait, TransitionPattern, Vantage
-from .shape import ROW_DTYPE
+from .model import (
+    Close,
+    PatternMove,
+    Replay,
+    State,
+    Step,
+    TemplatedTransitions,
+    TimeWait,
+    TransitionPattern,
+    Vantage,
+)
+from .shape import MAX_SEGMENTS, ROW_DTYPE, connection_shapes
 from .timeline import RECEIVE, SEND, event_order
 from .vantage import Legs, handshake_legs
 
@@ -56,7 +81,10 @@ ENV_SWITCH = "PCAPCHECK_MEMO"
 # Beyond float rounding of capture_end - t (ulps of ~1e-7 s on epoch times).
 CAPTURE_END_SLACK = 1e-3
 _SIDES = (Side.CLIENT, Side.SERVER)
-_UNTEMPLATED = object()  # a key whose first connection had findings or anomalies
+_UNTEMPLATED = object()  # a key whose first connection had anomalies, or what template_of cannot express
+# Later incarnations whose shapes one connection_shapes call computes: its fixed cost (~0.4 ms,
+# a replay's) spread over many, the connections held meanwhile only views of their rows.
+SHAPE_CHUNK = 1024
 _ENDINGS = frozenset({"running", "expired"})
 
 
@@ -100,6 +128,10 @@ class Template:
     final_state: tuple[State, State]
     close: Close
     vantage: Vantage
+    # Per segment index: the Step's sender and receiver states before and after, notes, delivered.
+    steps: tuple[tuple[State, State, State, State, frozenset[str], bool], ...] = field(compare=False, repr=False)
+    # Members run the checks (on a full Replay): the first had findings, or reopened a tuple.
+    checked: bool = False
     # Made from the above: an instance is the pattern plus its values (model.TemplatedTransitions).
     pattern: TransitionPattern = field(init=False, compare=False, repr=False)
     _read: Callable[[list], tuple] = field(init=False, compare=False, repr=False)  # indices' entries of a column
@@ -153,9 +185,10 @@ class Template:
             else TimeWait(endpoint, times[at], frames[at], duration, None, "running")
             for endpoint, at, duration, expired in self._waits
         ]
+        steps = [Step(seg, *around) for seg, around in zip(segment_list(conn), self.steps)] if self.checked else []
         return Replay(
             connection_id=conn.id,
-            steps=[],
+            steps=steps,
             transitions=TemplatedTransitions(self.pattern, (*times, *frames, *deadlines)),  # type: ignore[arg-type]
             anomalies=[],
             final_state={_SIDES[0]: self.final_state[0], _SIDES[1]: self.final_state[1]},
@@ -173,7 +206,7 @@ def _reader(indices: tuple[int, ...]) -> Callable[[list], tuple]:
     return lambda column: tuple(column[i] for i in indices)
 
 
-def template_of(conn: Connection, rep: Replay, order: list[tuple[int, int]]) -> Template | None:
+def template_of(conn: Connection, rep: Replay, order: list[tuple[int, int]], checked: bool = False) -> Template | None:
     """``rep`` as a template, or None when it holds anything not expressed by segment indices.
 
     ``order`` is the connection's event order: every transition but an expiry happened at the event
@@ -225,6 +258,11 @@ def template_of(conn: Connection, rep: Replay, order: list[tuple[int, int]]) -> 
         waits.append(_TimeWaitTemplate(w.endpoint, i, w.duration, w.ended_by))
     if rep.time_wait is not (rep.time_waits[0] if rep.time_waits else None):
         return None
+    if len(rep.steps) != len(frames) or any(step.segment.index != i for i, step in enumerate(rep.steps)):
+        return None
+    steps = tuple(
+        (s.sender_before, s.sender_after, s.receiver_before, s.receiver_after, s.notes, s.delivered) for s in rep.steps
+    )
     return Template(
         tuple(sorted(used)),
         tuple(transitions),
@@ -232,12 +270,22 @@ def template_of(conn: Connection, rep: Replay, order: list[tuple[int, int]]) -> 
         (rep.final_state[Side.CLIENT], rep.final_state[Side.SERVER]),
         rep.close,
         rep.vantage,
+        steps,
+        checked,
     )
+
+
+class Known(NamedTuple):
+    """A connection's Replay made from a template."""
+
+    replay: Replay
+    checked: bool  # the checks must run on it (it carries its steps); else they would find nothing
 
 
 class ReplayMemo:
     """Templates for one analysis run.  ``hits``: connections instantiated from a template (of
-    them ``ordered_hits`` after computing their event order); ``seen``: connections looked up."""
+    them ``checked_hits`` in the checked lane, ``ordered_hits`` after computing their event
+    order); ``seen``: connections looked up."""
 
     def __init__(self, capture_end: float | None, parameters: tuple[float, ...]):
         self.capture_end = capture_end
@@ -248,12 +296,45 @@ class ReplayMemo:
         self.by_endpoint_orders: dict[tuple, list[Template]] = {}
         self._pending: dict[int, tuple[tuple, list[tuple[int, int]]]] = {}  # id -> until learn
         self.hits = 0
+        self.checked_hits = 0
         self.ordered_hits = 0
         self.seen = 0
 
-    def key(self, conn: Connection) -> tuple | None:
-        """The connection's full key, or None when it must take the reference path."""
-        shape = conn.shape
+    def shaped(self, connections: Iterable[Connection]) -> Iterator[tuple[Connection, bytes | None]]:
+        """Each connection, in order, with its shape: a later incarnation's computed here.
+
+        An error raised by ``connections`` is raised after the connections read before it."""
+        source = iter(connections)
+        while True:
+            chunk: list[Connection] = []
+            error: PcapcheckError | None = None
+            try:
+                for conn in source:
+                    chunk.append(conn)
+                    if len(chunk) == SHAPE_CHUNK:
+                        break
+            except PcapcheckError as err:
+                error = err
+            later = [
+                k
+                for k, conn in enumerate(chunk)
+                if conn.incarnation > 1 and not conn.roles_inferred and 2 <= conn.packets <= MAX_SEGMENTS
+            ]
+            shapes = [conn.shape for conn in chunk]
+            if later:
+                for k, shape in zip(later, _shapes_of([chunk[k] for k in later])):
+                    shapes[k] = shape
+            yield from zip(chunk, shapes)
+            if error is not None:
+                raise error
+            if len(chunk) < SHAPE_CHUNK:
+                return
+
+    def key(self, conn: Connection, shape: bytes | None = None) -> tuple | None:
+        """The connection's full key, or None when it must take the reference path.  ``shape``:
+        from ``shaped`` (None: the connection's own, which later incarnations lack)."""
+        if shape is None:
+            shape = conn.shape
         end = self.capture_end
         if shape is None or end is None:
             return None
@@ -273,10 +354,11 @@ class ReplayMemo:
         if below < len(parameters) and parameters[below] - to_end <= slack:
             return None
         self.seen += 1
-        return shape, (1 << below) - 1
+        return shape, (1 << below) - 1, conn.incarnation > 1
 
-    def replay(self, key: tuple, conn: Connection) -> Replay | None:
-        """The connection's replay from a template, or None: replay and check it, then ``learn``."""
+    def replay(self, key: tuple, conn: Connection) -> Known | None:
+        """The connection's replay from a template, or None: replay (with ``order_of``) and check
+        it, then ``learn``."""
         template = self.templates.get(key)
         if template is None:
             order = _event_order(conn)
@@ -291,7 +373,15 @@ class ReplayMemo:
         if template is _UNTEMPLATED:
             return None
         self.hits += 1
-        return template.instantiate(conn)  # type: ignore[union-attr]
+        checked: bool = template.checked  # type: ignore[union-attr]
+        if checked:
+            self.checked_hits += 1
+        return Known(template.instantiate(conn), checked)  # type: ignore[union-attr]
+
+    def order_of(self, conn: Connection) -> list[tuple[int, int]] | None:
+        """The event order ``replay`` computed for ``conn`` on a miss (None: it computed none)."""
+        pending = self._pending.get(conn.id)
+        return None if pending is None else pending[1]
 
     def learn(self, key: tuple, conn: Connection, rep: Replay, findings: int) -> None:
         """Remember what the reference path made of the first connection of ``key``."""
@@ -299,7 +389,8 @@ class ReplayMemo:
         if key in self.templates or pending is None:
             return
         orders_key, order = pending
-        template = None if findings else template_of(conn, rep, order)
+        later = key[2]
+        template = template_of(conn, rep, order, checked=bool(findings) or later)
         self.templates[key] = _UNTEMPLATED if template is None else template
         if template is not None:
             self.by_endpoint_orders.setdefault(orders_key, []).append(template)
@@ -315,14 +406,29 @@ def _event_order(conn: Connection) -> list[tuple[int, int]]:
 
 def _endpoint_orders_key(key: tuple, conn: Connection, order: list[tuple[int, int]]) -> tuple:
     """The key without the base-key order, with each endpoint's own event order instead."""
-    shape, bits = key
+    shape, bits, later = key
     rows = np.frombuffer(shape, dtype=ROW_DTYPE, count=conn.packets)
     structure = rows["code"].tobytes() + rows["ack"].tobytes() + shape[-1:]
     sender = conn.sender.tolist()
     own: tuple[list, list] = ([], [])
     for kind, i in order:
         own[sender[i] if kind == SEND else 1 - sender[i]].append((kind, i))
-    return structure, bits, tuple(own[0]), tuple(own[1])
+    return structure, bits, later, tuple(own[0]), tuple(own[1])
+
+
+def _shapes_of(conns: list[Connection]) -> list[bytes | None]:
+    """connection_shapes of these connections (roles not inferred), as one batch."""
+    counts = np.array([conn.packets for conn in conns], dtype=np.int64)
+    ends = np.cumsum(counts)
+    return connection_shapes(
+        np.concatenate([conn.rows for conn in conns]),
+        ends - counts,
+        ends,
+        np.concatenate([conn.sender for conn in conns]),
+        np.concatenate([conn.seq for conn in conns]),
+        np.concatenate([conn.ack for conn in conns]),
+        np.ones(len(conns), dtype=bool),
+    )
 
 
 def _controls(cols) -> Controls:

@@ -27,6 +27,7 @@ from typing import IO, TYPE_CHECKING
 from ..replay.model import TemplatedTransitions, TransitionPattern
 from .atomic import ReportWriteError, write_atomically
 from .document import connection_record, finding_record
+from .fragments import CSV, prerendered
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -182,8 +183,23 @@ def _write_rows(handle: IO[str], columns: list[str], rows: Iterable[str]) -> Non
 
 
 def _fast_connections(result: "AnalysisResult", handle: IO[str]) -> None:
+    rows = prerendered(result.connections, CSV)
+    if rows is None:
+        states = _StatesText()
+        rows = (_connection_row(c, states) for c in result.connections)
+    _write_rows(handle, CONNECTION_COLUMNS, rows)
+
+
+def fragments_of(connections: Iterable["ConnectionReport"]) -> list[str] | None:
+    """Each row's text after ``N,`` (reports/fragments.py); None if one needs pandas."""
     states = _StatesText()
-    _write_rows(handle, CONNECTION_COLUMNS, (_connection_row(c, states) for c in result.connections))
+    out = []
+    try:
+        for conn in connections:
+            out.append(_connection_row(conn, states)[len(f"{conn.id},") :])
+    except (_Unusual, TypeError, AttributeError):
+        return None
+    return out
 
 
 def _fast_findings(result: "AnalysisResult", handle: IO[str]) -> None:

@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING
 
 from ..replay.model import TemplatedTransitions, TransitionPattern
 from .atomic import write_atomically
+from .fragments import JSON, prerendered
 from .document import build_document, connection_record, document_head, document_tail, finding_record
 
 if TYPE_CHECKING:
@@ -159,6 +160,19 @@ def connection_texts(connections: Iterable["ConnectionReport"]) -> Iterator[str]
             yield json.dumps(connection_record(conn), **DUMPS_OPTIONS)
 
 
+def fragments_of(connections: Iterable["ConnectionReport"]) -> list[str] | None:
+    """Each record's text after ``{"id":N,`` (reports/fragments.py); None if one needs json.dumps."""
+    transitions = _TransitionsText()
+    out = []
+    try:
+        for conn in connections:
+            text = _connection_text(conn, transitions)
+            out.append(text[len(f'{{"id":{conn.id},') :])
+    except (_Unusual, TypeError, AttributeError):
+        return None
+    return out
+
+
 def _write_list(handle: IO[str], texts: Iterable[str], chunk: int) -> None:
     """Write ``[a,b,...]`` from the item texts, ``chunk`` items per write."""
     handle.write("[")
@@ -186,7 +200,8 @@ def write_document(result: "AnalysisResult", handle: IO[str]) -> None:
     head = json.dumps(document_head(result), **DUMPS_OPTIONS)
     tail = json.dumps(document_tail(result), **DUMPS_OPTIONS)
     handle.write(head[:-1] + ',"connections":')
-    _write_list(handle, connection_texts(result.connections), CHUNK_CONNECTIONS)
+    texts = prerendered(result.connections, JSON) or connection_texts(result.connections)
+    _write_list(handle, texts, CHUNK_CONNECTIONS)
     handle.write(',"findings":')
     _write_list(handle, _finding_texts(result.findings), 1)
     handle.write("," + tail[1:] + "\n")
