@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .capture import CaptureInfo, open_capture
 from .catalogue import RuleSpec, load_catalogue
-from .checks import run_checks
+from .checks import READS_PREVIOUS, run_checks
 from .config import Config
 from .connections import Connection, Endpoint, rebuild
 from .errors import PcapcheckError
@@ -309,10 +309,12 @@ def analyze_connections(
                 capture_end=capture.last_time,
                 config=config,
                 catalogue=catalogue,
+                # A member of a template: the other rules find what they found in its first, nothing.
+                only=None if known is None else known.fired | READS_PREVIOUS,
             )
             findings.extend(found)
             if shape_key is not None and known is None:
-                templates.learn(shape_key, conn, rep, len(found))
+                templates.learn(shape_key, conn, rep, frozenset(f.rule for f in found))
             reports_by_id[conn.id] = connection_report(conn, rep, keep_steps=bool(found))
             last_on_tuple[key] = (conn, _without_steps(rep))
             missing_from = conn.first_frame + 1

@@ -354,3 +354,20 @@ def test_aborts_and_reopened_tuples_take_the_checked_lane_with_the_reference_ste
     reopened = [r for r in fast.reports if r.incarnation == 2]
     assert len(reopened) == 15 and all(r.steps for r in reopened)
     assert memo.checked_hits >= 10, (memo.seen, memo.hits, memo.checked_hits)
+
+
+def test_every_rule_that_reads_the_previous_incarnation_runs_on_every_member():
+    """The memo skips, for a template's members, the rules that found nothing in its first: sound
+    only for rules that read what the key fixes.  A rule reading the previous incarnation must be
+    declared READS_PREVIOUS."""
+    import inspect
+
+    from pcapcheck.checks import _MODULES, READS_PREVIOUS
+
+    for module in _MODULES:
+        source = inspect.getsource(module)
+        if "previous" in source.replace("previous one's", "").lower() and (
+            "ctx.previous" in source or "find_reuse" in source
+        ):
+            assert module.RULE in READS_PREVIOUS, module.RULE
+    assert READS_PREVIOUS == {"short-time-wait", "time-wait-reuse"}

@@ -86,6 +86,9 @@ CHECKS: dict[str, CheckFunction] = {module.RULE: module.check for module in _MOD
 # Flag bits (segments.SYN, FIN, RST) a connection must have carried for a rule to find anything,
 # from each module's ``NEEDS``; a rule without it runs on every connection.
 NEEDS: dict[str, int] = {module.RULE: getattr(module, "NEEDS", 0) for module in _MODULES}
+# Rules that read the previous incarnation on the tuple (``READS_PREVIOUS = True`` in the module):
+# the memo's key cannot fix what they find, so they run on every member of a template.
+READS_PREVIOUS: frozenset[str] = frozenset(m.RULE for m in _MODULES if getattr(m, "READS_PREVIOUS", False))
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,15 +158,17 @@ def run_checks(
     capture_end: float | None,
     config,
     catalogue: Mapping[str, RuleSpec],
+    only: frozenset[str] | None = None,
 ) -> list[Finding]:
-    """Every enabled rule over one connection, in frame order; severities as configured."""
+    """Every enabled rule (or those of them in ``only``) over one connection, in frame order;
+    severities as configured."""
     plan = _plan(config, catalogue)
     seen = 0
     for step in replay.steps:
         seen |= step.segment.flags
     findings: list[Finding] = []
     for rule in plan.rules:
-        if rule.needs & seen != rule.needs:
+        if rule.needs & seen != rule.needs or (only is not None and rule.rule_id not in only):
             continue  # e.g. a RST rule on a connection without RST: nothing to find
         ctx = CheckContext(
             connection=conn,

@@ -15,6 +15,7 @@ from .context import CheckContext, seconds
 from .reuse import find_reuse
 
 RULE = "time-wait-reuse"
+READS_PREVIOUS = True  # compares this incarnation with the one before (checks/__init__.py)
 # It can only find something in a connection with a SYN: run_checks skips the others.
 NEEDS = SYN
 

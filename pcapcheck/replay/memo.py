@@ -132,6 +132,9 @@ class Template:
     steps: tuple[tuple[State, State, State, State, frozenset[str], bool], ...] = field(compare=False, repr=False)
     # Members run the checks (on a full Replay): the first had findings, or reopened a tuple.
     checked: bool = False
+    # The rules that found something in the first: only they, and the rules that read the previous
+    # incarnation, can find something in a member (every other rule reads what the key fixes).
+    fired: frozenset[str] = frozenset()
     # Made from the above: an instance is the pattern plus its values (model.TemplatedTransitions).
     pattern: TransitionPattern = field(init=False, compare=False, repr=False)
     _read: Callable[[list], tuple] = field(init=False, compare=False, repr=False)  # indices' entries of a column
@@ -206,7 +209,13 @@ def _reader(indices: tuple[int, ...]) -> Callable[[list], tuple]:
     return lambda column: tuple(column[i] for i in indices)
 
 
-def template_of(conn: Connection, rep: Replay, order: list[tuple[int, int]], checked: bool = False) -> Template | None:
+def template_of(
+    conn: Connection,
+    rep: Replay,
+    order: list[tuple[int, int]],
+    checked: bool = False,
+    fired: frozenset[str] = frozenset(),
+) -> Template | None:
     """``rep`` as a template, or None when it holds anything not expressed by segment indices.
 
     ``order`` is the connection's event order: every transition but an expiry happened at the event
@@ -272,7 +281,12 @@ def template_of(conn: Connection, rep: Replay, order: list[tuple[int, int]], che
         rep.vantage,
         steps,
         checked,
+        fired,
     )
+
+
+# Templates held at once (a checked one carries its steps: a few KB).
+MAX_TEMPLATES = 4096
 
 
 class Known(NamedTuple):
@@ -280,6 +294,7 @@ class Known(NamedTuple):
 
     replay: Replay
     checked: bool  # the checks must run on it (it carries its steps); else they would find nothing
+    fired: frozenset[str] = frozenset()  # the rules that found something in the template's first
 
 
 class ReplayMemo:
@@ -376,21 +391,26 @@ class ReplayMemo:
         checked: bool = template.checked  # type: ignore[union-attr]
         if checked:
             self.checked_hits += 1
-        return Known(template.instantiate(conn), checked)  # type: ignore[union-attr]
+        return Known(template.instantiate(conn), checked, template.fired)  # type: ignore[union-attr]
 
     def order_of(self, conn: Connection) -> list[tuple[int, int]] | None:
         """The event order ``replay`` computed for ``conn`` on a miss (None: it computed none)."""
         pending = self._pending.get(conn.id)
         return None if pending is None else pending[1]
 
-    def learn(self, key: tuple, conn: Connection, rep: Replay, findings: int) -> None:
-        """Remember what the reference path made of the first connection of ``key``."""
+    def learn(self, key: tuple, conn: Connection, rep: Replay, fired: frozenset[str]) -> None:
+        """Remember what the reference path made of the first connection of ``key``; ``fired``: the
+        rules its checks found something with."""
         pending = self._pending.pop(conn.id, None)
         if key in self.templates or pending is None:
             return
+        if len(self.templates) >= MAX_TEMPLATES:
+            # Bounded memory on captures of millions of connections: start learning afresh.
+            self.templates.clear()
+            self.by_endpoint_orders.clear()
         orders_key, order = pending
         later = key[2]
-        template = template_of(conn, rep, order, checked=bool(findings) or later)
+        template = template_of(conn, rep, order, checked=bool(fired) or later, fired=frozenset(fired))
         self.templates[key] = _UNTEMPLATED if template is None else template
         if template is not None:
             self.by_endpoint_orders.setdefault(orders_key, []).append(template)
