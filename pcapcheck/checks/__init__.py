@@ -163,9 +163,7 @@ def run_checks(
     """Every enabled rule (or those of them in ``only``) over one connection, in frame order;
     severities as configured."""
     plan = _plan(config, catalogue)
-    seen = 0
-    for step in replay.steps:
-        seen |= step.segment.flags
+    seen = conn.flags_seen  # the OR of every segment's flags, as the steps would give
     findings: list[Finding] = []
     for rule in plan.rules:
         if rule.needs & seen != rule.needs or (only is not None and rule.rule_id not in only):
