@@ -14,11 +14,13 @@ Fast path: not replaying at all.  Captures of test runs hold tens of thousands o
 connections of a handful of shapes, with about as many control segments as segments, so running
 the machine on control segments only would save little.  Instead ``replay.shape`` gives each
 eligible connection (exactly in-order sequence numbers, every ACK at the end of a segment its peer
-sent, every SYN and FIN acknowledged, windows zero or larger than the peer's span, first incarnation,
-...) a key of everything this replay and the checks read from it but frames, times and byte counts,
-computed with numpy for all connections at once; ``replay.memo`` replays and checks the first
-connection of each key here, and when that found no anomaly and no finding, makes the others'
-Replays (``steps=[]``, as analysis keeps them) from it, reading only their frames and times.
+sent, every SYN and FIN acknowledged, windows zero or larger than the peer's span, ...) a key of
+everything this replay and the checks read from it but frames, times and byte counts, computed with
+numpy for all connections at once; ``replay.memo`` replays and checks the first connection of each
+key here, and when that found no anomaly makes the others' Replays from it, reading only their
+frames and times: without steps and without checks when the first found nothing and the connection
+is a first incarnation (the fast lane), else with their steps, and then only the rules that fired
+in the first and the rules reading the previous incarnation run (the checked lane).
 shape.py's docstring argues the key's soundness input by input; tests/test_fastlane_equivalence.py
 holds the memo to this replay on every sample, the bench capture and generated conversations.
 
