@@ -278,11 +278,10 @@ def analyze_connections(
     # the last one finished (None: before any connection).
     missing_from: int | None = None
     templates = _memo_for(memo, capture, profile, config, catalogue)
-    shaped = templates.shaped(connections) if templates is not None else ((conn, None) for conn in connections)
     try:
-        for conn, shape in shaped:
+        for conn in connections:
             missing_from = conn.first_frame
-            shape_key = templates.key(conn, shape) if templates is not None else None
+            shape_key = templates.key(conn) if templates is not None else None
             known = None
             if shape_key is not None:
                 known = templates.replay(shape_key, conn)

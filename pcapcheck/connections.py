@@ -945,9 +945,8 @@ def _connections(split: _Split) -> Iterator[Connection]:
 
     from .replay.shape import connection_shapes  # replay imports this module
 
-    # A later incarnation's checks read the one before: only first incarnations get a shape.
     shapes = connection_shapes(
-        rows, starts, ends, sender, seq, ack, ~inferred & ~same_tuple,
+        rows, starts, ends, sender, seq, ack, ~inferred,
         flags=flags, length=cols.payload_len, by_side=by_side,
     )  # fmt: skip
     packets = np.bincount(group, minlength=2 * n_conn)

@@ -28,7 +28,7 @@ from .capture import CaptureInfo, open_capture
 from .catalogue import RuleSpec
 from .config import Config
 from .errors import ConfigError, PcapcheckError
-from .partition import Partition, read_capture, tuple_shard  # noqa: F401  (tuple_shard: the shard of a row)
+from .partition import Partition, read_capture
 from .profiles import Profile
 from .store import ConnectionStore
 

@@ -27,6 +27,7 @@ from .errors import PcapcheckError
 if TYPE_CHECKING:
     from .analysis import ConnectionReport
     from .findings import Finding
+    from .replay.model import TransitionPattern
 
 # Reports pickled together: big enough that pickle's per-call cost vanishes, small enough that a
 # merge over hundreds of buckets holds little.

@@ -25,7 +25,6 @@ from pcapcheck.capture import CaptureInfo, open_capture
 from pcapcheck.catalogue import load_catalogue
 from pcapcheck.config import load_config
 from pcapcheck.connections import rebuild, segment_columns, segment_list
-from pcapcheck.errors import PcapcheckError
 from pcapcheck.replay.facts import find_controls
 from pcapcheck.replay.memo import ENV_SWITCH, ReplayMemo, _event_order, time_parameters
 from pcapcheck.replay.timeline import event_order
@@ -133,24 +132,6 @@ def test_the_event_order_the_memo_shares_is_the_replays(tmp_path):
             assert _event_order(conn) == reference, (sample.name, conn.id)
             compared += 1
     assert compared > 20
-
-
-def test_shapes_of_a_failing_stream_come_before_its_error():
-    conversations = [Conversation(client=("198.18.0.1", 41000 + k)) for k in range(3)]
-    for conv in conversations:
-        conv.client("S").server("SA").client("A")
-    connections = list(rebuild([_capture_rows(conversations)]))
-
-    def failing():
-        yield from connections
-        raise PcapcheckError("bad record")
-
-    memo = ReplayMemo(None, (1.0,))
-    seen = []
-    with pytest.raises(PcapcheckError, match="bad record"):
-        for conn, shape in memo.shaped(failing()):
-            seen.append((conn.id, shape))
-    assert seen == [(conn.id, conn.shape) for conn in connections]
 
 
 def test_environment_switch_turns_the_memo_off(monkeypatch):

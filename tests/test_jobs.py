@@ -14,20 +14,19 @@ from typer.testing import CliRunner
 
 import pcapcheck.analysis
 import pcapcheck.shard
-from pcapcheck.analysis import ConnectionsAnalysis, analyze
+from pcapcheck.analysis import analyze
 from pcapcheck.capture import open_capture
 from pcapcheck.cli import app
 from pcapcheck.config import load_config
 from pcapcheck.connections import rebuild
 from pcapcheck.errors import ConfigError, PcapcheckError
-from pcapcheck.findings import Finding
 from pcapcheck.reports.document import build_document
 from pcapcheck.buckets import rebuild_bucket
 from pcapcheck.partition import distinct_pairs
-from pcapcheck.shard import analyze_sharded, resolve_jobs, tuple_shard
+from pcapcheck.partition import tuple_shard
+from pcapcheck.shard import analyze_sharded, resolve_jobs
 from tests.builders import Conversation
 from tests.samples_support import all_samples, config_for
-from tests.test_reports_sample import sample_result
 
 DATA = Path(__file__).resolve().parent / "data"
 SAMPLES = all_samples()

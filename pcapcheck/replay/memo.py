@@ -16,8 +16,7 @@ its segment.  Later connections of the key take one of two lanes:
   incarnation.py (applied afterwards, to the previous replay) do, and facts.py reads whether there
   is one (NOTE_NEW_INCARNATION_SYN), which is a bit of the key.
 
-connections.py gives shapes to first incarnations only; ``ReplayMemo.shaped`` computes the later
-incarnations' with the same ``connection_shapes``, a few hundred connections at a time.
+connections.py gives every connection whose roles are not inferred its shape (``connection_shapes``).
 
 The key is the connection's shape plus what this run adds (soundness argument in shape.py):
 
@@ -50,7 +49,7 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import NamedTuple
@@ -58,7 +57,6 @@ from typing import NamedTuple
 import numpy as np
 
 from ..connections import Connection, segment_columns, segment_list
-from ..errors import PcapcheckError
 from ..profiles import Profile
 from ..segments import FIN, RST, SYN, Side
 from .facts import Controls
@@ -73,7 +71,7 @@ from .model import (
     TransitionPattern,
     Vantage,
 )
-from .shape import MAX_SEGMENTS, ROW_DTYPE, connection_shapes
+from .shape import ROW_DTYPE
 from .timeline import RECEIVE, SEND, event_order
 from .vantage import Legs, handshake_legs
 
@@ -82,9 +80,6 @@ ENV_SWITCH = "PCAPCHECK_MEMO"
 CAPTURE_END_SLACK = 1e-3
 _SIDES = (Side.CLIENT, Side.SERVER)
 _UNTEMPLATED = object()  # a key whose first connection had anomalies, or what template_of cannot express
-# Later incarnations whose shapes one connection_shapes call computes: its fixed cost (~0.4 ms,
-# a replay's) spread over many, the connections held meanwhile only views of their rows.
-SHAPE_CHUNK = 1024
 _ENDINGS = frozenset({"running", "expired"})
 
 
@@ -315,39 +310,9 @@ class ReplayMemo:
         self.ordered_hits = 0
         self.seen = 0
 
-    def shaped(self, connections: Iterable[Connection]) -> Iterator[tuple[Connection, bytes | None]]:
-        """Each connection, in order, with its shape: a later incarnation's computed here.
-
-        An error raised by ``connections`` is raised after the connections read before it."""
-        source = iter(connections)
-        while True:
-            chunk: list[Connection] = []
-            error: PcapcheckError | None = None
-            try:
-                for conn in source:
-                    chunk.append(conn)
-                    if len(chunk) == SHAPE_CHUNK:
-                        break
-            except PcapcheckError as err:
-                error = err
-            later = [
-                k
-                for k, conn in enumerate(chunk)
-                if conn.incarnation > 1 and not conn.roles_inferred and 2 <= conn.packets <= MAX_SEGMENTS
-            ]
-            shapes = [conn.shape for conn in chunk]
-            if later:
-                for k, shape in zip(later, _shapes_of([chunk[k] for k in later])):
-                    shapes[k] = shape
-            yield from zip(chunk, shapes)
-            if error is not None:
-                raise error
-            if len(chunk) < SHAPE_CHUNK:
-                return
-
     def key(self, conn: Connection, shape: bytes | None = None) -> tuple | None:
         """The connection's full key, or None when it must take the reference path.  ``shape``:
-        from ``shaped`` (None: the connection's own, which later incarnations lack)."""
+        None for the connection's own (``Connection.shape``)."""
         if shape is None:
             shape = conn.shape
         end = self.capture_end
@@ -434,21 +399,6 @@ def _endpoint_orders_key(key: tuple, conn: Connection, order: list[tuple[int, in
     for kind, i in order:
         own[sender[i] if kind == SEND else 1 - sender[i]].append((kind, i))
     return structure, bits, later, tuple(own[0]), tuple(own[1])
-
-
-def _shapes_of(conns: list[Connection]) -> list[bytes | None]:
-    """connection_shapes of these connections (roles not inferred), as one batch."""
-    counts = np.array([conn.packets for conn in conns], dtype=np.int64)
-    ends = np.cumsum(counts)
-    return connection_shapes(
-        np.concatenate([conn.rows for conn in conns]),
-        ends - counts,
-        ends,
-        np.concatenate([conn.sender for conn in conns]),
-        np.concatenate([conn.seq for conn in conns]),
-        np.concatenate([conn.ack for conn in conns]),
-        np.ones(len(conns), dtype=bool),
-    )
 
 
 def _controls(cols) -> Controls:

@@ -47,10 +47,10 @@ Why the key is sound, input by input (the modules of pcapcheck/replay and pcapch
 * **Vantage** (checks' captured_at, reports): computed here exactly as vantage.py does, from the
   handshake legs and each side's TTL (which must be the same on all of that side's segments),
   and part of the key.
-* **Connection level**: roles not inferred, at most MAX_SEGMENTS segments.  connections.py
-  asks no earlier incarnation on the tuple too (its checks read the previous one); memo.py
-  computes the shapes of later incarnations itself, adds that bit to the key (facts.py notes the
-  SYN reopening a tuple) and runs their checks.  A later incarnation does not matter:
+* **Connection level**: roles not inferred, at most MAX_SEGMENTS segments.  Whether an earlier
+  incarnation is on the tuple is a bit memo.py adds to the key (facts.py notes the SYN reopening a
+  tuple); a later incarnation's checks read the previous one, so memo.py runs its checks (the
+  checked lane).  A later incarnation does not matter:
   incarnation.py edits the previous replay after the fact, on the instance memo.py makes.
 * **Time against the capture's end** (TIME-WAIT expiry, close-wait-leak, handshake-incomplete):
   run-level, added by memo.py.
@@ -111,7 +111,7 @@ def connection_shapes(
 ) -> list[bytes | None]:
     """Per connection (rows sorted by connection, each connection's rows in capture order), its
     shape, or None when it is not eligible.  ``eligible``: the connection-level conditions the
-    caller knows (roles not inferred, first incarnation).
+    caller knows (roles not inferred).
 
     What the caller has at hand already, to save a pass over the wide rows or a sort: ``flags``
     and ``length``, rows["flags"] and rows["payload_len"] contiguous; ``by_side``, the stable
