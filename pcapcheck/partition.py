@@ -35,7 +35,7 @@ from .segments import SEGMENT_DTYPE
 IN_MEMORY_SEGMENTS = 200_000
 # Target size of one bucket: its rows, their sorted copy and its connections' reports fit in a
 # few tens of MB.
-SEGMENTS_PER_BUCKET = 150_000
+SEGMENTS_PER_BUCKET = 100_000
 MAX_BUCKETS = 512  # open files at once; well under the usual limit of 1024
 
 # Only these columns count peers (connections._listener_counts): one row per distinct pair.

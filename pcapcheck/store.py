@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 # Reports pickled together: big enough that pickle's per-call cost vanishes, small enough that a
 # merge over hundreds of buckets holds little.
 CHUNK = 256
-TEXT_CHUNK = 256  # a merge over hundreds of buckets holds one chunk of each: ~1.5 KB a connection
 
 
 def report_values(report: "ConnectionReport") -> tuple:
@@ -355,20 +354,27 @@ Render = Callable[[Sequence["ConnectionReport"]], dict[str, "list[str] | None"]]
 def write_bucket(
     directory: str, bucket: int, reports: list["ConnectionReport"], render: Render | None = None
 ) -> Written:
-    """Spill one bucket's reports (in its id order) to ``directory``, with text ``render`` makes."""
-    texts = render(reports) if render is not None else {}
+    """Spill one bucket's reports (in its id order) to ``directory``, with text ``render`` makes
+    (a chunk at a time: the text of a whole bucket is tens of MB)."""
+    made_kinds: dict[str, bool] = {}  # kind -> made for every connection so far
+    texts: dict[str, object] = {}
     try:
         with open(_path(directory, bucket), "wb") as handle:
             for start in range(0, len(reports), CHUNK):
-                chunk = [report_values(r) for r in reports[start : start + CHUNK]]
-                pickle.dump(chunk, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        for kind, made in texts.items():
-            if made is not None:
-                with open(_text_path(directory, bucket, kind), "wb") as handle:
-                    for start in range(0, len(made), TEXT_CHUNK):
-                        pickle.dump(made[start : start + TEXT_CHUNK], handle, protocol=pickle.HIGHEST_PROTOCOL)
+                chunk = reports[start : start + CHUNK]
+                pickle.dump([report_values(r) for r in chunk], handle, protocol=pickle.HIGHEST_PROTOCOL)
+                for kind, made in (render(chunk) if render is not None else {}).items():
+                    if made is None or not made_kinds.get(kind, start == 0):
+                        made_kinds[kind] = False  # one odd report: the writer formats the whole kind
+                        continue
+                    made_kinds[kind] = True
+                    if kind not in texts:
+                        texts[kind] = open(_text_path(directory, bucket, kind), "wb")
+                    pickle.dump(made, texts[kind], protocol=pickle.HIGHEST_PROTOCOL)
     except OSError as err:
         raise PcapcheckError(f"{directory}: cannot write the temporary report file: {err.strerror or err}") from None
+    finally:
+        for text_handle in texts.values():
+            text_handle.close()
     first_frames = np.fromiter((r.first_frame for r in reports), dtype=np.int64, count=len(reports))
-    made_kinds = tuple(kind for kind, made in texts.items() if made is not None)
-    return Written(first_frames, [r.close for r in reports], made_kinds)
+    return Written(first_frames, [r.close for r in reports], tuple(k for k, ok in made_kinds.items() if ok))
