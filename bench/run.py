@@ -143,15 +143,15 @@ def machine_note(load_before: tuple[float, ...], load_after: tuple[float, ...]) 
 
 def render_table(summaries: dict[str, Summary], packets: int, targets: list[Target]) -> str:
     lines = [
-        f"{'tool':<10} {'runs':>4} {'median s':>9} {'cpu s':>7} {'packets/s':>12} {'peak RSS MB':>12}",
+        f"{'tool':<13} {'runs':>4} {'median s':>9} {'cpu s':>7} {'packets/s':>12} {'peak RSS MB':>12}",
     ]
     for s in summaries.values():
         if s.runs == 0:
-            lines.append(f"{s.tool:<10} {0:>4}  failed: {s.error}")
+            lines.append(f"{s.tool:<13} {0:>4}  failed: {s.error}")
             continue
         rate = packets / s.seconds if s.seconds else float("nan")
         lines.append(
-            f"{s.tool:<10} {s.runs:>4} {s.seconds:>9.2f} {s.cpu_seconds:>7.2f} {rate:>12,.0f} {s.max_rss_mb:>12.0f}"
+            f"{s.tool:<13} {s.runs:>4} {s.seconds:>9.2f} {s.cpu_seconds:>7.2f} {rate:>12,.0f} {s.max_rss_mb:>12.0f}"
             + (f"  ({s.failures} failed: {s.error})" if s.failures else "")
         )
     pc = summaries.get("pcapcheck")

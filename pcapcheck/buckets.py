@@ -110,10 +110,11 @@ def assemble(store: ConnectionStore, outcomes: list[BucketOutcome]) -> Connectio
         first = min(failed, key=lambda o: -1 if o.error_frame is None else o.error_frame)
         error, error_frame = first.error, first.error_frame
         store.cut_at(-1 if error_frame is None else error_frame)
-    numbered = [
-        (number, index, f)
-        for outcome in outcomes
-        for index, (number, f) in enumerate(store.renumber(outcome.bucket, outcome.findings))
-    ]
+    numbered: list[tuple[int, int, Finding]] = []
+    for outcome in outcomes:
+        renumbered = store.renumber(outcome.bucket, outcome.findings)
+        numbered.extend((number, index, f) for index, (number, f) in enumerate(renumbered))
+        outcome.findings = []  # the renumbered copies replace them: findings are held once
+    # Connection by connection, each in the order its checks emitted: what one process collects.
     numbered.sort(key=lambda item: (item[0], item[1]))
     return ConnectionsAnalysis(store, [f for *_, f in numbered], error, error_frame)
