@@ -98,34 +98,6 @@ class StoredSteps(Sequence):
     def __len__(self) -> int:
         return len(self._values) if self._values is not None else len(self._made())
 
-    def fragments(self, kind: str) -> Iterator[tuple[int, str]] | None:
-        """(id, text) in id order for report text made ahead (``write_bucket``'s ``render``);
-        None unless every bucket holding a connection has that kind."""
-        if any(kind not in made for frames, made in zip(self._first_frames, self._texts) if len(frames)):
-            return None
-        return self._fragments(kind)
-
-    def _fragments(self, kind: str) -> Iterator[tuple[int, str]]:
-        # Merged by first frame without a heap: the order of buckets is known from the frames.
-        frames = np.concatenate(self._first_frames) if self._first_frames else np.zeros(0, dtype=np.int64)
-        bucket_of = np.repeat(np.arange(len(self._first_frames)), [len(f) for f in self._first_frames])
-        order = np.argsort(frames, kind="stable")
-        if self._cut is not None:
-            order = order[frames[order] < self._cut]
-        streams = {b: self._read_texts(b, kind) for b in np.unique(bucket_of[order]).tolist()}
-        nexts = {b: stream.__next__ for b, stream in streams.items()}
-        for number, b in enumerate(bucket_of[order].tolist(), start=1):
-            yield number, nexts[b]()
-
-    def _read_texts(self, bucket: int, kind: str) -> Iterator[str]:
-        with open(_text_path(self.directory, bucket, kind), "rb") as handle:
-            while True:
-                try:
-                    chunk = pickle.load(handle)
-                except EOFError:
-                    return
-                yield from chunk
-
     def __getitem__(self, index):
         return self._made()[index]
 

@@ -7,7 +7,6 @@ finding for finding; a read error part-way still reports what was read before it
 from __future__ import annotations
 
 import json
-import struct
 from collections import Counter
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from pcapcheck.findings import Finding
 from pcapcheck.reports.document import build_document
 from pcapcheck.store import ConnectionStore, write_bucket
 from tests.samples_support import all_samples, config_for
+from tests.test_jobs import corrupt_record
 from tests.test_reports_sample import sample_result
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -78,15 +78,6 @@ def test_every_segment_of_a_tuple_lands_in_one_bucket(tmp_path):
         assert len(holding) == 1
     for b in buckets:  # capture order kept within a bucket
         assert (np.diff(b["frame"].astype(np.int64)) > 0).all()
-
-
-def corrupt_record(source: Path, target: Path, record: int) -> Path:
-    data = source.read_bytes()
-    pos = 24
-    for _ in range(record - 1):
-        pos += 16 + struct.unpack_from("<I", data, pos + 8)[0]
-    target.write_bytes(data[: pos + 8] + struct.pack("<I", 0x00FFFFFF) + data[pos + 12 :])
-    return target
 
 
 @pytest.mark.parametrize("partitioned", [False, True])

@@ -14,7 +14,7 @@ from pcapcheck.capture import open_capture
 from pcapcheck.connections import _listener_counts, _split_connections, rebuild
 from pcapcheck.replay import shape
 from pcapcheck.segments import SEGMENT_DTYPE
-from tests.builders import Conversation
+from tests.test_jobs import midstream_clients_of_one_listener
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -22,19 +22,6 @@ DATA = Path(__file__).resolve().parent / "data"
 def capture_rows(*names: str) -> np.ndarray:
     rows = np.concatenate([b for name in names for b in open_capture(str(DATA / name)).batches()])
     return rows[np.argsort(rows["ts_ns"], kind="stable")]
-
-
-def midstream_listener_rows() -> np.ndarray:
-    """Three mid-stream conversations (no SYN, no SYN-ACK) with one listener: roles are guessed."""
-    parts = []
-    for i, port in enumerate((1000, 1001, 1002)):
-        conv = Conversation(client=(f"198.18.0.{10 + i}", port), server=("198.18.0.2", 50000), start=1.7e9 + i)
-        conv.client("PA", length=100).server("A").server("PA", length=50).client("A")
-        parts.append(conv.rows())
-    rows = np.concatenate(parts)
-    rows = rows[np.argsort(rows["ts_ns"], kind="stable")]
-    rows["frame"] = rows["file_frame"] = np.arange(1, len(rows) + 1)
-    return rows
 
 
 def partitioned(tmp_path, rows: np.ndarray, buckets: int, batch: int = 5) -> partition.Partition:
@@ -55,7 +42,7 @@ def test_bucket_files_hold_each_row_once_byte_for_byte_in_capture_order(tmp_path
 
 
 def test_peer_counts_read_back_from_the_buckets_are_those_of_the_whole_capture(tmp_path):
-    rows = np.concatenate([capture_rows("incarnations.pcap", "real-eth.pcap"), midstream_listener_rows()])
+    rows = np.concatenate([capture_rows("incarnations.pcap", "real-eth.pcap"), midstream_clients_of_one_listener()])
     listeners = partitioned(tmp_path, rows, 4).listener_rows()
     assert listeners.counts() == _listener_counts(rows)
     assert listeners.counts()[(bytes(rows["dst"][0]), int(rows["dport"][0]))] >= 1
@@ -77,7 +64,7 @@ def test_the_peer_counts_are_counted_once_and_only_when_a_role_is_guessed(tmp_pa
     with_syns = [c for b in range(3) for c in rebuild_bucket(part.rows(b), listeners)]
     assert with_syns and counted == []
 
-    guessed_rows = midstream_listener_rows()
+    guessed_rows = midstream_clients_of_one_listener()
     (tmp_path / "guess").mkdir()
     part = partitioned(tmp_path / "guess", guessed_rows, 3)
     listeners = part.listener_rows()

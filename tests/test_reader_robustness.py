@@ -69,6 +69,11 @@ def packet_with_options(options: bytes) -> Frames:
 def test_vectorised_option_walk_agrees_with_the_per_packet_parser(options):
     (row,) = decode(packet_with_options(options), 0).segments
     expected = parse_options(options + b"\x00" * (-len(options) % 4))
+    assert_options_decoded(row, expected)
+
+
+def assert_options_decoded(row, expected) -> None:
+    """The decoded option columns of ``row`` are what the per-packet parser found."""
     assert int(row["mss"]) == expected.mss
     assert int(row["wscale"]) == expected.wscale
     assert bool(row["sack_permitted"]) == expected.sack_permitted

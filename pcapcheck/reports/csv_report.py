@@ -26,7 +26,7 @@ from typing import IO, TYPE_CHECKING
 
 from ..replay.model import TemplatedTransitions, TransitionPattern
 from .atomic import ReportWriteError, write_atomically
-from .document import connection_record, finding_record
+from .document import connection_record, finding_record, plain_numbers
 from .fragments import CSV, prerendered
 
 if TYPE_CHECKING:
@@ -145,10 +145,7 @@ def _connection_row(conn: "ConnectionReport", states: _StatesText) -> str:
     cid, incarnation, first, last = conn.id, conn.incarnation, conn.first_frame, conn.last_frame
     packets, p_cs, p_sc = conn.packets, conn.packets_client_to_server, conn.packets_server_to_client
     b_cs, b_sc = conn.bytes_client_to_server, conn.bytes_server_to_client
-    if not (
-        type(cid) is type(incarnation) is type(first) is type(last) is type(packets) is int
-        and type(p_cs) is type(p_sc) is type(b_cs) is type(b_sc) is int
-    ):
+    if not plain_numbers(conn):
         raise _Unusual
     start, end = conn.start, conn.end
     return (

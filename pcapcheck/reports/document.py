@@ -41,6 +41,16 @@ def transition_record(t: Transition) -> dict[str, Any]:
     }
 
 
+def plain_numbers(conn: "ConnectionReport") -> bool:
+    """Are the counting fields exact ints?  Only those print the same by hand as json and pandas
+    print them (a bool would be "True", a float NaN "nan"): the fast writers check, else fall back."""
+    return (
+        type(conn.id) is type(conn.incarnation) is type(conn.first_frame) is type(conn.last_frame) is int
+        and type(conn.packets) is type(conn.packets_client_to_server) is type(conn.packets_server_to_client) is int
+        and type(conn.bytes_client_to_server) is type(conn.bytes_server_to_client) is int
+    )
+
+
 def connection_record(conn: "ConnectionReport") -> dict[str, Any]:
     return {
         "id": conn.id,

@@ -23,7 +23,7 @@ from typing import IO, TYPE_CHECKING
 from ..replay.model import TemplatedTransitions, TransitionPattern
 from .atomic import write_atomically
 from .fragments import JSON, prerendered
-from .document import build_document, connection_record, document_head, document_tail, finding_record
+from .document import build_document, connection_record, document_head, document_tail, finding_record, plain_numbers
 
 if TYPE_CHECKING:
     from ..analysis import AnalysisResult, ConnectionReport
@@ -129,12 +129,7 @@ def _connection_text(conn: "ConnectionReport", transitions: _TransitionsText) ->
     cid, incarnation, first, last = conn.id, conn.incarnation, conn.first_frame, conn.last_frame
     packets, p_cs, p_sc = conn.packets, conn.packets_client_to_server, conn.packets_server_to_client
     b_cs, b_sc = conn.bytes_client_to_server, conn.bytes_server_to_client
-    # Only exact ints print as json prints them: a bool would be "True", a float NaN "nan".
-    if not (
-        type(cid) is type(incarnation) is type(first) is type(last) is type(packets) is int
-        and type(p_cs) is type(p_sc) is type(b_cs) is type(b_sc) is int
-        and type(conn.roles_inferred) is bool
-    ):
+    if not plain_numbers(conn) or type(conn.roles_inferred) is not bool:
         raise _Unusual
     start, end = conn.start, conn.end
     return (
