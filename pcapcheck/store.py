@@ -72,7 +72,7 @@ def _step_getters() -> tuple[Callable, Callable]:
     from .segments import Segment
 
     step_fields = [f.name for f in fields(Step) if f.name != "segment"]
-    return attrgetter(*(f.name for f in fields(Segment))), attrgetter(*step_fields)
+    return attrgetter(*Segment._fields), attrgetter(*step_fields)
 
 
 class StoredSteps(Sequence):

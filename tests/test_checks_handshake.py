@@ -158,7 +158,7 @@ def test_sack_blocks_to_a_peer_that_did_not_permit_sack_are_reported():
     conn, rep = replay_for(conv)
     # Give the server's ACK a SACK block by hand: the builder has no SACK option.
     step = rep.steps[-1]
-    rep.steps[-1] = replace(step, segment=replace(step.segment, sack_blocks=((1200, 1300),)))
+    rep.steps[-1] = replace(step, segment=step.segment._replace(sack_blocks=((1200, 1300),)))
     [f] = run_rule("option-not-negotiated", conn, rep, capture_end=last_time(conv))
     assert (f.frame, f.endpoint, f.severity) == (5, Side.SERVER, Severity.ERROR)
     assert "SACK" in f.message
@@ -188,7 +188,7 @@ def test_options_are_not_judged_when_the_snap_length_cut_the_syns():
     conv = Conversation().client("S").server("SA").client("A", ts=(2, 9)).client("PA", length=10, ts=(3, 9))
     conn, rep = replay_for(conv)
     for k in (0, 1):
-        rep.steps[k] = replace(rep.steps[k], segment=replace(rep.steps[k].segment, truncated=True))
+        rep.steps[k] = replace(rep.steps[k], segment=rep.steps[k].segment._replace(truncated=True))
     assert run_rule("option-not-negotiated", conn, rep, capture_end=last_time(conv)) == []
 
 
