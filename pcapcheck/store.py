@@ -172,10 +172,6 @@ class _Rebuilder:
         return merged
 
 
-def report_from(values: tuple) -> "ConnectionReport":
-    return _Rebuilder()(values)
-
-
 class ConnectionStore(Sequence):
     """Reports bucket by bucket on disk; a sequence of ConnectionReport in id order."""
 

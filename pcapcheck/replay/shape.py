@@ -91,11 +91,6 @@ ROW_DTYPE = np.dtype(
 )
 
 
-def vantage_of(shape: bytes) -> Vantage:
-    """The vantage point a shape was computed with (its last byte)."""
-    return _VANTAGE_CODES[shape[-1]]
-
-
 def connection_shapes(
     rows: np.ndarray,
     starts: np.ndarray,
