@@ -19,7 +19,7 @@ from .config import Config
 from .connections import Connection, Endpoint, rebuild
 from .errors import PcapcheckError
 from .findings import Finding
-from .partition import read_capture
+from .partition import BUCKETS_PER_JOB, read_capture
 from .profiles import Profile
 from .replay import end_time_wait_by_new_incarnation, replay
 from .replay.memo import ReplayMemo, memo_enabled, time_parameters
@@ -180,40 +180,40 @@ def _analyze(
         from .shard import resolve_jobs
 
         shards = resolve_jobs(jobs)
-    if shards > 1:
-        from .shard import analyze_sharded
+    capture = open_capture(list(paths), reader=reader)
+    info = capture.info
 
-        info, outcome = analyze_sharded(
-            list(paths), shards, config=config, catalogue=catalogue, profile=profile, reader=reader, progress=progress,
-            render=render,
+    def batches():
+        for batch in capture.batches():
+            if progress is not None:
+                progress(len(batch))
+            yield batch
+
+    # Several processes share the buckets of a partition: with --jobs every capture is partitioned.
+    held = read_capture(
+        batches(), in_memory=0 if shards > 1 else None, min_buckets=shards * BUCKETS_PER_JOB,
+        expected_bytes=_size_of(capture.paths),
+    )  # fmt: skip
+    if held.partition is None:
+        outcome = analyze_connections(
+            rebuild(iter(held.batches)), capture=info, profile=profile, config=config, catalogue=catalogue
         )
     else:
-        capture = open_capture(list(paths), reader=reader)
-        info = capture.info
+        from .buckets import analyze_buckets
+        from .store import ConnectionStore
 
-        def batches():
-            for batch in capture.batches():
-                if progress is not None:
-                    progress(len(batch))
-                yield batch
+        # The store reads its files while the reports are written: the directory lives as long
+        # as the result (TemporaryDirectory removes it when collected).
+        store = ConnectionStore(held.workdir.name, keep_alive=held.workdir)
+        settings = dict(capture=info, profile=profile, config=config, catalogue=catalogue, render=render)
+        if shards > 1:
+            from .shard import analyze_in_processes
 
-        held = read_capture(batches(), expected_bytes=_size_of(capture.paths))
-        if held.partition is None:
-            outcome = analyze_connections(
-                rebuild(iter(held.batches)), capture=info, profile=profile, config=config, catalogue=catalogue
-            )
+            outcome = analyze_in_processes(held.partition, store, shards, **settings)
         else:
-            from .buckets import analyze_buckets
-            from .store import ConnectionStore
-
-            # The store reads its files while the reports are written: the directory lives as long
-            # as the result (TemporaryDirectory removes it when collected).
-            store = ConnectionStore(held.workdir.name, keep_alive=held.workdir)
-            outcome = analyze_buckets(
-                held.partition, store, capture=info, profile=profile, config=config, catalogue=catalogue, render=render
-            )
-        if held.error is not None and outcome.error is None:
-            outcome.error = held.error
+            outcome = analyze_buckets(held.partition, store, **settings)
+    if held.error is not None and outcome.error is None:
+        outcome.error = held.error
 
     findings = outcome.findings
     findings.sort(key=lambda f: (f.frame, f.connection, f.rule))

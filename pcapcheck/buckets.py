@@ -77,27 +77,32 @@ def analyze_bucket(
     return BucketOutcome(bucket, written, outcome.findings, outcome.error, outcome.error_frame)
 
 
-def analyze_buckets(
+def analyze_bucket_range(
     partition: Partition,
-    store: ConnectionStore,
+    buckets: range,
+    directory: str,
     *,
     capture: CaptureInfo,
     profile: Profile,
     config: Config,
     catalogue: dict[str, RuleSpec],
     render: Render | None = None,
-) -> ConnectionsAnalysis:
-    """Every bucket in this process."""
+) -> list[BucketOutcome]:
+    """``buckets`` of the partition, one after the other in this process, reports to ``directory``."""
     listener_rows = partition.listener_rows()
     memo = run_memo(capture, profile, config, catalogue)  # templates learnt in one bucket serve all
-    outcomes = [
+    return [
         analyze_bucket(
-            partition, bucket, listener_rows, store.directory,
+            partition, bucket, listener_rows, directory,
             capture=capture, profile=profile, config=config, catalogue=catalogue, memo=memo, render=render,
         )  # fmt: skip
-        for bucket in range(partition.buckets)
+        for bucket in buckets
     ]
-    return assemble(store, outcomes)
+
+
+def analyze_buckets(partition: Partition, store: ConnectionStore, **settings) -> ConnectionsAnalysis:
+    """Every bucket in this process; ``settings`` as for ``analyze_bucket_range``."""
+    return assemble(store, analyze_bucket_range(partition, range(partition.buckets), store.directory, **settings))
 
 
 def assemble(store: ConnectionStore, outcomes: list[BucketOutcome]) -> ConnectionsAnalysis:

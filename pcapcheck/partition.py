@@ -36,7 +36,9 @@ IN_MEMORY_SEGMENTS = 200_000
 # Target size of one bucket: its rows, their sorted copy and its connections' reports fit in a
 # few tens of MB.
 SEGMENTS_PER_BUCKET = 100_000
-MAX_BUCKETS = 512  # open files at once; well under the usual limit of 1024
+MAX_BUCKETS = 512
+# With --jobs N, at least N times this many buckets: uneven buckets even out over several.
+BUCKETS_PER_JOB = 4  # open files at once; well under the usual limit of 1024
 
 # Only these columns count peers (connections._listener_counts): one row per distinct pair.
 PAIR_DTYPE = np.dtype([("src", np.uint8, (16,)), ("dst", np.uint8, (16,)), ("sport", np.uint16), ("dport", np.uint16)])

@@ -2,10 +2,10 @@
 
 Every TCP connection lives on one 4-tuple, and what its analysis reads beyond its own segments is
 the previous incarnation on the same tuple, the capture's last timestamp and, to guess the roles of
-a mid-stream pickup, how many peers talk to each endpoint.  So this process reads the capture once
-and partitions its segments by a hash of the canonical 4-tuple (pcapcheck.partition), which keeps
-incarnations together and gives the last timestamp and the peer counts; then N processes (this one
-is the first) analyse the buckets, bucket ``b`` going to process ``b mod N``, each writing its
+a mid-stream pickup, how many peers talk to each endpoint.  So analysis reads the capture once and,
+with --jobs, always partitions its segments by a hash of the canonical 4-tuple (pcapcheck.partition),
+which keeps incarnations together and gives the last timestamp and the peer counts; then N
+processes (this one is the first) analyse the buckets, bucket ``b`` going to process ``b mod N``, each writing its
 buckets' reports to the shared temporary directory and sending back only first frames and findings.
 
 ``buckets.assemble`` makes the result identical to one process: connection ids 1-based in order of
@@ -22,20 +22,18 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .analysis import ConnectionsAnalysis, _size_of, run_memo
-from .buckets import BucketOutcome, analyze_bucket, assemble
-from .capture import CaptureInfo, open_capture
+from .analysis import ConnectionsAnalysis
+from .buckets import BucketOutcome, analyze_bucket_range, assemble
+from .capture import CaptureInfo
 from .catalogue import RuleSpec
 from .config import Config
 from .errors import ConfigError, PcapcheckError
-from .partition import Partition, read_capture
+from .partition import Partition
 from .profiles import Profile
 from .store import ConnectionStore
 
 # How long the parent waits for a worker's message before checking that the worker still lives.
 POLL_SECONDS = 0.5
-# Buckets per process: uneven buckets even out over several.
-BUCKETS_PER_JOB = 4
 
 
 def resolve_jobs(jobs: int) -> int:
@@ -69,16 +67,10 @@ class ShardTask:
 
 def analyze_shard(task: ShardTask, shard: int) -> list[BucketOutcome]:
     """Analyse the buckets of ``shard`` (every ``shards``-th one, from ``shard``)."""
-    listener_rows = task.partition.listener_rows()
-    memo = run_memo(task.capture, task.profile, task.config, task.catalogue)
-    return [
-        analyze_bucket(
-            task.partition, bucket, listener_rows, task.directory,
-            capture=task.capture, profile=task.profile, config=task.config, catalogue=task.catalogue, memo=memo,
-            render=task.render,
-        )  # fmt: skip
-        for bucket in range(shard, task.partition.buckets, task.shards)
-    ]
+    return analyze_bucket_range(
+        task.partition, range(shard, task.partition.buckets, task.shards), task.directory,
+        capture=task.capture, profile=task.profile, config=task.config, catalogue=task.catalogue, render=task.render,
+    )  # fmt: skip
 
 
 def _worker(messages, task: ShardTask, shard: int) -> None:
@@ -99,35 +91,20 @@ def start_method() -> str:
     return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
 
 
-def analyze_sharded(
-    paths: list[str],
+def analyze_in_processes(
+    partition: Partition,
+    store: ConnectionStore,
     shards: int,
     *,
+    capture: CaptureInfo,
+    profile: Profile,
     config: Config,
     catalogue: dict[str, RuleSpec],
-    profile: Profile,
-    reader: str = "dpkt",
-    progress: Callable[[int], None] | None = None,
-    method: str | None = None,
     render: Callable | None = None,
-) -> tuple[CaptureInfo, ConnectionsAnalysis]:
-    """Analyse ``paths`` in ``shards`` processes (this one is shard 0); the merged outcome."""
-    capture = open_capture(paths, reader=reader)
-
-    def batches():
-        for batch in capture.batches():
-            if progress is not None:
-                progress(len(batch))
-            yield batch
-
-    held = read_capture(
-        batches(), in_memory=0, min_buckets=shards * BUCKETS_PER_JOB, expected_bytes=_size_of(capture.paths)
-    )
-    info = capture.info
-    if held.partition is None:  # not one TCP segment
-        return info, ConnectionsAnalysis([], [], held.error)
-    store = ConnectionStore(held.workdir.name, keep_alive=held.workdir)
-    task = ShardTask(held.partition, store.directory, shards, info, config, catalogue, profile, render)
+    method: str | None = None,
+) -> ConnectionsAnalysis:
+    """The partition's buckets analysed in ``shards`` processes (this one is shard 0), merged."""
+    task = ShardTask(partition, store.directory, shards, capture, config, catalogue, profile, render)
     context = multiprocessing.get_context(method or start_method())
     messages = context.Queue()
     workers = {
@@ -149,10 +126,7 @@ def analyze_sharded(
             worker.join()
         messages.close()
     outcomes.sort(key=lambda o: o.bucket)
-    outcome = assemble(store, outcomes)
-    if held.error is not None and outcome.error is None:
-        outcome.error = held.error
-    return info, outcome
+    return assemble(store, outcomes)
 
 
 def _collect(messages, workers: dict) -> dict[int, list[BucketOutcome]]:

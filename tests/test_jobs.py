@@ -24,7 +24,7 @@ from pcapcheck.reports.document import build_document
 from pcapcheck.buckets import rebuild_bucket
 from pcapcheck.partition import distinct_pairs
 from pcapcheck.partition import tuple_shard
-from pcapcheck.shard import analyze_sharded, resolve_jobs
+from pcapcheck.shard import resolve_jobs
 from tests.builders import Conversation
 from tests.samples_support import all_samples, config_for
 
@@ -52,15 +52,14 @@ def test_incarnations_on_reused_tuples_are_numbered_as_one_process_numbers_them(
     assert document(paths, jobs=jobs) == one
 
 
-def test_spawned_workers_give_the_same_result_as_forked_ones():
+def test_spawned_workers_give_the_same_result_as_forked_ones(monkeypatch):
     config = load_config(None)
-    catalogue = pcapcheck.analysis.load_catalogue([])
-    profile = config.profile_for_run()
     paths = [str(DATA / "incarnations.pcap")]
-    _, spawned = analyze_sharded(paths, 2, config=config, catalogue=catalogue, profile=profile, method="spawn")
     result = analyze(paths, config)
-    assert [r.id for r in spawned.reports] == [c.id for c in result.connections]
-    assert [(r.client, r.server, r.incarnation) for r in spawned.reports] == [
+    monkeypatch.setattr(pcapcheck.shard, "start_method", lambda: "spawn")
+    spawned = analyze(paths, config, jobs=2)
+    assert [r.id for r in spawned.connections] == [c.id for c in result.connections]
+    assert [(r.client, r.server, r.incarnation) for r in spawned.connections] == [
         (c.client, c.server, c.incarnation) for c in result.connections
     ]
     assert sorted(spawned.findings, key=lambda f: (f.frame, f.connection, f.rule)) == result.findings
