@@ -26,7 +26,7 @@ from typing import IO, TYPE_CHECKING
 
 from ..replay.model import TemplatedTransitions, TransitionPattern
 from .atomic import ReportWriteError, write_atomically
-from .document import connection_record, finding_record, plain_numbers
+from .document import PatternTexts, connection_record, finding_record, plain_numbers
 from .fragments import CSV, prerendered
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ class _StatesText:
 
     def __init__(self) -> None:
         self._moves: dict[tuple, str] = {}
-        self._patterns: dict[int, tuple[TransitionPattern, str | None, Callable[[tuple], tuple]]] = {}
+        self._patterns = PatternTexts(self._compile, MAX_STATE_TEXTS)
 
     def _move(self, key: tuple) -> str:
         endpoint, from_state, to_state = key
@@ -118,27 +118,19 @@ class _StatesText:
     def field(self, transitions: Iterable["Transition"]) -> str:
         """The column's field: for a templated connection one %-format of its pattern's text."""
         if type(transitions) is TemplatedTransitions and transitions.compact:
-            pattern = transitions.pattern
-            # Keyed by identity (the entry holds the pattern, so its id is not reused while cached).
-            entry = self._patterns.get(id(pattern))
-            if entry is None or entry[0] is not pattern:
-                entry = self._compile(pattern)
+            entry = self._patterns.get(transitions.pattern)
             if entry[1] is not None:
                 return entry[1] % entry[2](transitions.values)
         return csv_text(self.text(transitions))
 
-    def _compile(self, pattern: TransitionPattern) -> tuple[TransitionPattern, str | None, Callable[[tuple], tuple]]:
+    def _compile(self, pattern: TransitionPattern) -> tuple[str | None, Callable[[tuple], tuple]]:
         pieces = ["%d" + (self._moves.get(m[2:5]) or self._move(m[2:5])).replace("%", "%%") for m in pattern.moves]
         fixed = "".join(pieces)
         # Frames are digits, never quoted; text that csv would quote takes the general way.
         format_text = None if _NEEDS_QUOTES.search(fixed + "; 0123456789") else "; ".join(pieces)
         frames = [m.frame_at for m in pattern.moves]
         pick = itemgetter(*frames) if len(frames) > 1 else (lambda values: tuple(values[i] for i in frames))
-        entry = (pattern, format_text, pick)
-        if len(self._patterns) >= MAX_STATE_TEXTS:
-            self._patterns.clear()
-        self._patterns[id(pattern)] = entry
-        return entry
+        return format_text, pick
 
 
 def _connection_row(conn: "ConnectionReport", states: _StatesText) -> str:

@@ -7,13 +7,13 @@ read the same records, so a field has one name and one meaning in every report.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..findings import Finding, Severity
-from ..replay.model import Transition
+from ..replay.model import Transition, TransitionPattern
 
 if TYPE_CHECKING:  # reports read the analysis result; they never run the pipeline
     from ..analysis import AnalysisResult, ConnectionReport
@@ -39,6 +39,26 @@ def transition_record(t: Transition) -> dict[str, Any]:
         "cause": t.cause,
         "rfc": t.rfc,
     }
+
+
+class PatternTexts:
+    """What a writer compiles once per TransitionPattern (one per memo template), found again by the
+    pattern's identity: the entry holds the pattern, so its id is not reused while cached.  Bounded:
+    full, it starts afresh."""
+
+    def __init__(self, compile: Callable[["TransitionPattern"], tuple], limit: int = 4096):
+        self._compile = compile
+        self._limit = limit
+        self._entries: dict[int, tuple] = {}
+
+    def get(self, pattern: "TransitionPattern") -> tuple:
+        """(pattern, *compile(pattern))."""
+        entry = self._entries.get(id(pattern))
+        if entry is None or entry[0] is not pattern:
+            if len(self._entries) >= self._limit:
+                self._entries.clear()
+            entry = self._entries[id(pattern)] = (pattern, *self._compile(pattern))
+        return entry
 
 
 def plain_numbers(conn: "ConnectionReport") -> bool:

@@ -23,7 +23,15 @@ from typing import IO, TYPE_CHECKING
 from ..replay.model import TemplatedTransitions, TransitionPattern
 from .atomic import write_atomically
 from .fragments import JSON, prerendered
-from .document import build_document, connection_record, document_head, document_tail, finding_record, plain_numbers
+from .document import (
+    PatternTexts,
+    build_document,
+    connection_record,
+    document_head,
+    document_tail,
+    finding_record,
+    plain_numbers,
+)
 
 if TYPE_CHECKING:
     from ..analysis import AnalysisResult, ConnectionReport
@@ -63,7 +71,7 @@ class _TransitionsText:
 
     def __init__(self) -> None:
         self._tails: dict[tuple, str] = {}
-        self._patterns: dict[int, tuple[TransitionPattern, str, Callable[[tuple], tuple]]] = {}
+        self._patterns = PatternTexts(self._compile, MAX_PATTERNS)
 
     def _tail(self, key: tuple) -> str:
         endpoint, from_state, to_state, cause, rfc = key
@@ -100,17 +108,14 @@ class _TransitionsText:
     def _templated_text(self, transitions: TemplatedTransitions) -> str:
         """One %-format of the pattern's text with the connection's times and frames."""
         pattern, values = transitions.pattern, transitions.values
-        # Keyed by identity (the entry holds the pattern, so its id is not reused while cached).
-        entry = self._patterns.get(id(pattern))
-        if entry is None or entry[0] is not pattern:
-            entry = self._compile(pattern)
+        entry = self._patterns.get(pattern)
         # %r writes a float as float.__repr__, as json does, except NaN and infinities: the times
         # come from integer nanoseconds, but the sum catches any that did not (inf - inf is NaN).
         if not math.isfinite(sum(values)):
             return self.text(list(transitions))
         return entry[1] % entry[2](values)
 
-    def _compile(self, pattern: TransitionPattern) -> tuple[TransitionPattern, str, Callable[[tuple], tuple]]:
+    def _compile(self, pattern: TransitionPattern) -> tuple[str, Callable[[tuple], tuple]]:
         pieces, order = [], []
         for m in pattern.moves:
             tail = self._tails.get(m[2:]) or self._tail(m[2:])
@@ -118,11 +123,7 @@ class _TransitionsText:
             order += [m.time_at, m.frame_at]
         # One move still gives two items, so itemgetter returns a tuple (none: formats nothing).
         pick = itemgetter(*order) if order else (lambda values: ())
-        entry = (pattern, "[" + ",".join(pieces) + "]", pick)
-        if len(self._patterns) >= MAX_PATTERNS:
-            self._patterns.clear()
-        self._patterns[id(pattern)] = entry
-        return entry
+        return "[" + ",".join(pieces) + "]", pick
 
 
 def _connection_text(conn: "ConnectionReport", transitions: _TransitionsText) -> str:
