@@ -218,21 +218,21 @@ class ConnectionStore(Sequence):
             self._sorted = np.sort(joined)
         return self._sorted
 
-    def global_id(self, bucket: int, local_id: int) -> int | None:
-        """The id a connection of ``bucket`` (numbered 1.. within it) has in the whole run."""
-        frame = int(self._first_frames[bucket][local_id - 1])
-        if self._cut is not None and frame >= self._cut:
-            return None
-        return int(np.searchsorted(self._all_first_frames(), frame)) + 1
-
     def renumber(self, bucket: int, findings: list["Finding"]) -> list[tuple[int, "Finding"]]:
-        """(id in the run, finding) for a bucket's findings; those of connections cut are dropped."""
-        out = []
-        for f in findings:
-            number = self.global_id(bucket, f.connection)
-            if number is not None:
-                out.append((number, replace(f, connection=number)))
-        return out
+        """(id in the run, finding) for a bucket's findings (their ``connection``: the id within the
+        bucket, 1..); those of connections cut are dropped."""
+        if not findings:
+            return []
+        local = np.fromiter((f.connection for f in findings), dtype=np.int64, count=len(findings))
+        frames = self._first_frames[bucket][local - 1]
+        # The id in the run is the rank of the connection's first frame among all kept.
+        numbers = np.searchsorted(self._all_first_frames(), frames) + 1
+        kept = (frames < self._cut) if self._cut is not None else np.ones(len(findings), dtype=bool)
+        return [
+            (number, replace(f, connection=number))
+            for f, number, keep in zip(findings, numbers.tolist(), kept.tolist())
+            if keep
+        ]
 
     def __len__(self) -> int:
         return len(self._all_first_frames())
