@@ -36,9 +36,9 @@ IN_MEMORY_SEGMENTS = 200_000
 # Target size of one bucket: its rows, their sorted copy and its connections' reports fit in a
 # few tens of MB.
 SEGMENTS_PER_BUCKET = 100_000
-MAX_BUCKETS = 512
+MAX_BUCKETS = 512  # open files at once; well under the usual limit of 1024
 # With --jobs N, at least N times this many buckets: uneven buckets even out over several.
-BUCKETS_PER_JOB = 4  # open files at once; well under the usual limit of 1024
+BUCKETS_PER_JOB = 4
 
 # Only these columns count peers (connections._listener_counts): one row per distinct pair.
 PAIR_DTYPE = np.dtype([("src", np.uint8, (16,)), ("dst", np.uint8, (16,)), ("sport", np.uint16), ("dport", np.uint16)])
@@ -155,15 +155,10 @@ class ListenerRows:
     def counts(self) -> PeerCounts:
         if self._counts is None:
             part = self.partition
-            self._counts = _listener_counts(distinct_pairs_of([distinct_pairs(part.rows(b)) for b in range(part.buckets)]))
+            # A pair belongs to one tuple, hence to one bucket: the buckets' pairs never repeat.
+            pairs = [distinct_pairs(part.rows(b)) for b in range(part.buckets)]
+            self._counts = _listener_counts(np.concatenate(pairs) if pairs else np.zeros(0, dtype=PAIR_DTYPE))
         return self._counts
-
-
-def distinct_pairs_of(parts: list[np.ndarray]) -> np.ndarray:
-    if not parts:
-        return np.zeros(0, dtype=PAIR_DTYPE)
-    joined = np.concatenate(parts)
-    return np.unique(joined.view(f"V{PAIR_DTYPE.itemsize}")).view(PAIR_DTYPE)
 
 
 @dataclass
