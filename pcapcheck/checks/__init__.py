@@ -165,6 +165,7 @@ def run_checks(
     plan = _plan(config, catalogue)
     seen = conn.flags_seen  # the OR of every segment's flags, as the steps would give
     findings: list[Finding] = []
+    shared: dict[str, Any] = {}
     for rule in plan.rules:
         if rule.needs & seen != rule.needs or (only is not None and rule.rule_id not in only):
             continue  # e.g. a RST rule on a connection without RST: nothing to find
@@ -178,6 +179,7 @@ def run_checks(
             spec=rule.spec,
             severity=rule.severity,
             rule_params=plan.all_params,
+            shared=shared,
         )
         findings.extend(rule.check(ctx))
     findings.sort(key=lambda f: (f.frame, f.rule))

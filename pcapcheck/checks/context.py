@@ -36,6 +36,9 @@ class CheckContext:
     # Effective parameters of every rule (rule id -> name -> value), for a rule that must agree with
     # another's setting; empty when built without a configuration.
     rule_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Shared by every rule's context on one connection: what several rules derive alike (e.g.
+    # reuse.find_reuse for short-time-wait and time-wait-reuse) is worked out once.
+    shared: dict[str, Any] = field(default_factory=dict)
 
     def param_of(self, rule_id: str, name: str) -> Any:
         """Another rule's effective parameter; the profile's value when that rule is not catalogued."""

@@ -74,26 +74,15 @@ def _opening(steps: list[Step]) -> tuple[Segment, _Opening, bool] | None:
     return first, _Opening(first.sender.peer, (first.ack - 1) & _MASK, first.ts_ecr, first.truncated), True
 
 
-# short-time-wait and time-wait-reuse both ask, one after the other, about the same connection: the
-# answer depends only on the connection, its replay and the previous incarnation (not on params).
-_last: tuple[tuple[int, int, int], Reuse | None] | None = None
-
-
 def find_reuse(ctx: CheckContext) -> Reuse | None:
-    global _last
+    """short-time-wait and time-wait-reuse both ask about the same connection: the answer depends on
+    the connection, its replay and the previous incarnation only (not on params), so it is worked
+    out once per connection (``ctx.shared``)."""
     if ctx.previous is None:
         return None
-    asked = (id(ctx.connection), id(ctx.replay), id(ctx.previous))
-    if _last is not None and _last[0] == asked:
-        return _last[1]
-    reuse = _find_reuse(ctx)
-    # The objects stay referenced by the cache entry, so their ids cannot be reused meanwhile.
-    _last = (asked, reuse)
-    _keep[:] = [ctx.connection, ctx.replay, ctx.previous]
-    return reuse
-
-
-_keep: list = []
+    if "reuse" not in ctx.shared:
+        ctx.shared["reuse"] = _find_reuse(ctx)
+    return ctx.shared["reuse"]
 
 
 def _find_reuse(ctx: CheckContext) -> Reuse | None:
