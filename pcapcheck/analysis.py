@@ -7,24 +7,26 @@ from __future__ import annotations
 
 import functools
 import gc
-from contextlib import contextmanager
-
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+
+import numpy as np
 
 from .capture import CaptureInfo, open_capture
 from .catalogue import RuleSpec, load_catalogue
 from .checks import READS_PREVIOUS, run_checks
 from .config import Config
-from .connections import Connection, Endpoint, rebuild
+from .connections import Connection, ConnectionTable, Endpoint, rebuild_table
 from .errors import PcapcheckError
 from .findings import Finding
 from .partition import BUCKETS_PER_JOB, read_capture
 from .profiles import Profile
 from .replay import end_time_wait_by_new_incarnation, replay
-from .replay.memo import ReplayMemo, memo_enabled, time_parameters
+from .replay.memo import ReplayMemo, Template, memo_enabled, time_parameters
 from .replay.model import Replay, Step, TemplatedTransitions, Transition
 from .segments import Side, flags_text
+from .templated import BlockKind, ConnectionReports, templated_block
 
 
 @dataclass(slots=True)
@@ -195,9 +197,12 @@ def _analyze(
         expected_bytes=_size_of(capture.paths),
     )  # fmt: skip
     if held.partition is None:
-        outcome = analyze_connections(
-            rebuild(iter(held.batches)), capture=info, profile=profile, config=config, catalogue=catalogue
-        )
+        table = rebuild_table(iter(held.batches))
+        if table is None:
+            outcome = ConnectionsAnalysis([], [])
+        else:
+            outcome = analyze_table(table, capture=info, profile=profile, config=config, catalogue=catalogue)
+        del table
     else:
         from .buckets import analyze_buckets
         from .store import ConnectionStore
@@ -268,58 +273,143 @@ def analyze_connections(
     what replaying it would give; the checks run on it unless the earlier one's found nothing and
     it has no earlier incarnation (then they would find nothing either).  ``memo`` False (or
     PCAPCHECK_MEMO=0 when None) replays and checks every connection; a ReplayMemo is used as given
-    (tests count its hits).
+    (tests count its hits).  ``analyze_table`` goes further for a rebuild's table.
     """
-    reports_by_id: dict[int, ConnectionReport] = {}
-    findings: list[Finding] = []
-    # The previous incarnation on each tuple: short-time-wait and time-wait-reuse compare the two.
-    last_on_tuple: dict[tuple[Endpoint, Endpoint], tuple[Connection, Replay]] = {}
-    # Where results stop if an error strikes: the connection being analysed, or else just after
-    # the last one finished (None: before any connection).
-    missing_from: int | None = None
-    templates = _memo_for(memo, capture, profile, config, catalogue)
+    analyst = _Analyst(capture, profile, config, catalogue, _memo_for(memo, capture, profile, config, catalogue))
     try:
         for conn in connections:
-            missing_from = conn.first_frame
-            shape_key = templates.key(conn) if templates is not None else None
-            known = None
-            if shape_key is not None:
-                known = templates.replay(shape_key, conn)
-                if known is not None and not known.checked:
-                    # A first incarnation: no previous one to update.
-                    reports_by_id[conn.id] = connection_report(conn, known.replay, keep_steps=False)
-                    last_on_tuple[_tuple_key(conn)] = (conn, known.replay)
-                    missing_from = conn.first_frame + 1
-                    continue
-            if known is not None:
-                rep = known.replay
-            else:
-                order = templates.order_of(conn) if shape_key is not None else None
-                rep = replay(conn, profile, capture_end=capture.last_time, order=order)
-            key = _tuple_key(conn)
-            previous = last_on_tuple.get(key)
-            if previous is not None and end_time_wait_by_new_incarnation(previous[1], conn):
-                # One replay cannot see the next incarnation: its SYN ended the old TIME-WAIT.
-                _update_time_wait(reports_by_id[previous[0].id], previous[1])
-            found = run_checks(
-                conn,
-                rep,
-                previous=previous,
-                capture_end=capture.last_time,
-                config=config,
-                catalogue=catalogue,
-                # A member of a template: the other rules find what they found in its first, nothing.
-                only=None if known is None else known.fired | READS_PREVIOUS,
-            )
-            findings.extend(found)
-            if shape_key is not None and known is None:
-                templates.learn(shape_key, conn, rep, frozenset(f.rule for f in found))
-            reports_by_id[conn.id] = connection_report(conn, rep, keep_steps=bool(found))
-            last_on_tuple[key] = (conn, _without_steps(rep))
-            missing_from = conn.first_frame + 1
+            analyst.analyze(conn, analyst.key(conn))
     except PcapcheckError as err:
-        return ConnectionsAnalysis(list(reports_by_id.values()), findings, str(err), missing_from)
-    return ConnectionsAnalysis(list(reports_by_id.values()), findings)
+        return ConnectionsAnalysis(analyst.reports, analyst.findings, str(err), analyst.missing_from)
+    return ConnectionsAnalysis(analyst.reports, analyst.findings)
+
+
+def analyze_table(
+    table: ConnectionTable,
+    *,
+    capture: CaptureInfo,
+    profile: Profile,
+    config: Config,
+    catalogue: dict[str, RuleSpec],
+    memo: bool | ReplayMemo | None = None,
+) -> ConnectionsAnalysis:
+    """``analyze_connections`` of the table's connections, with the same reports and findings.
+
+    A connection whose template takes the fast lane (no checks) and that no later incarnation
+    follows on its tuple (nothing reads it again) is not made into an object at all: its report
+    stays columns of the table (pcapcheck.templated), formatted a block at a time by the writers.
+    """
+    templates = _memo_for(memo, capture, profile, config, catalogue)
+    analyst = _Analyst(capture, profile, config, catalogue, templates)
+    n = len(table)
+    keys = templates.keys(table) if templates is not None else [None] * n
+    members: dict[int, tuple[Template, list[int]]] = {}  # by id of template
+    positions: list[int] = []  # of the reports made as objects
+    stop = n
+    fast_template = templates.fast_template if templates is not None else None
+    has_next = table.has_next.tolist()
+    try:
+        for k, key in enumerate(keys):
+            if key is not None and not has_next[k]:
+                template = fast_template(key)  # type: ignore[misc]
+                if template is not None:
+                    entry = members.get(id(template))
+                    if entry is None:
+                        entry = members[id(template)] = (template, [])
+                    entry[1].append(k)
+                    continue
+            positions.append(k)
+            analyst.analyze(table.connection(k), key)
+    except PcapcheckError as err:
+        # As the object path stops: nothing from the connection that failed on.
+        stop = k
+        analyst.error = str(err)
+    blocks = []
+    for template, ks in members.values():
+        if stop < n:
+            ks = [k for k in ks if k < stop]
+        if ks:
+            blocks.append(templated_block(table, _block_kind(template), ks, template.indices, template.deadlines))
+            templates.hits += len(ks)  # type: ignore[union-attr]
+    reports = ConnectionReports(analyst.reports, np.asarray(positions[: len(analyst.reports)], dtype=np.int64), blocks)
+    if analyst.error is not None:
+        return ConnectionsAnalysis(reports, analyst.findings, analyst.error, analyst.missing_from)
+    return ConnectionsAnalysis(reports, analyst.findings)
+
+
+def _block_kind(template: Template) -> BlockKind:
+    client, server = template.final_state
+    return BlockKind(template.pattern, client.value, server.value, template.close.value, template.vantage.value)
+
+
+class _Analyst:
+    """The per-connection work of ``analyze_connections``: replay (or the memo), checks, report."""
+
+    def __init__(
+        self,
+        capture: CaptureInfo,
+        profile: Profile,
+        config: Config,
+        catalogue: dict[str, RuleSpec],
+        templates: ReplayMemo | None,
+    ):
+        self.capture, self.profile, self.config, self.catalogue = capture, profile, config, catalogue
+        self.templates = templates
+        self.reports: list[ConnectionReport] = []  # in id order
+        self._report_of: dict[int, ConnectionReport] = {}  # by id: the previous incarnation's is updated
+        self.findings: list[Finding] = []
+        # The previous incarnation on each tuple: short-time-wait and time-wait-reuse compare the two.
+        self.last_on_tuple: dict[tuple[Endpoint, Endpoint], tuple[Connection, Replay]] = {}
+        # Where results stop if an error strikes: the connection being analysed, or else just after
+        # the last one finished (None: before any connection).
+        self.missing_from: int | None = None
+        self.error: str | None = None
+
+    def key(self, conn: Connection) -> tuple | None:
+        return self.templates.key(conn) if self.templates is not None else None
+
+    def _keep(self, conn: Connection, report: ConnectionReport) -> None:
+        self.reports.append(report)
+        self._report_of[conn.id] = report
+
+    def analyze(self, conn: Connection, shape_key: tuple | None) -> None:
+        templates = self.templates
+        self.missing_from = conn.first_frame
+        known = None
+        if shape_key is not None:
+            known = templates.replay(shape_key, conn)  # type: ignore[union-attr]
+            if known is not None and not known.checked:
+                # A first incarnation: no previous one to update.
+                self._keep(conn, connection_report(conn, known.replay, keep_steps=False))
+                self.last_on_tuple[_tuple_key(conn)] = (conn, known.replay)
+                self.missing_from = conn.first_frame + 1
+                return
+        if known is not None:
+            rep = known.replay
+        else:
+            order = templates.order_of(conn) if shape_key is not None else None  # type: ignore[union-attr]
+            rep = replay(conn, self.profile, capture_end=self.capture.last_time, order=order)
+        key = _tuple_key(conn)
+        previous = self.last_on_tuple.get(key)
+        if previous is not None and end_time_wait_by_new_incarnation(previous[1], conn):
+            # One replay cannot see the next incarnation: its SYN ended the old TIME-WAIT.
+            _update_time_wait(self._report_of[previous[0].id], previous[1])
+        found = run_checks(
+            conn,
+            rep,
+            previous=previous,
+            capture_end=self.capture.last_time,
+            config=self.config,
+            catalogue=self.catalogue,
+            # A member of a template: the other rules find what they found in its first, nothing.
+            only=None if known is None else known.fired | READS_PREVIOUS,
+        )
+        self.findings.extend(found)
+        if shape_key is not None and known is None:
+            templates.learn(shape_key, conn, rep, frozenset(f.rule for f in found))  # type: ignore[union-attr]
+        self._keep(conn, connection_report(conn, rep, keep_steps=bool(found)))
+        self.last_on_tuple[key] = (conn, _without_steps(rep))
+        self.missing_from = conn.first_frame + 1
 
 
 def _tuple_key(conn: Connection) -> tuple[Endpoint, Endpoint]:

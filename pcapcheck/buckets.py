@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .analysis import ConnectionsAnalysis, analyze_connections, run_memo
+from .analysis import ConnectionsAnalysis, analyze_table, run_memo
 from .capture import CaptureInfo
 from .catalogue import RuleSpec
 from .config import Config
-from .connections import Connection, _connections, _listener_counts, _split_connections
+from .connections import Connection, ConnectionTable, _listener_counts, _split_connections, connection_table
 from .findings import Finding
 from .partition import ListenerRows, Partition
 from .profiles import Profile
@@ -41,15 +41,22 @@ class BucketOutcome:
 def rebuild_bucket(rows: np.ndarray, listener_rows: ListenerRows | np.ndarray) -> Iterator[Connection]:
     """``rebuild`` of one bucket's rows; roles guessed from the whole capture's peer counts
     (``listener_rows``: the partition's, or rows holding every (sender, receiver) pair)."""
+    table = bucket_table(rows, listener_rows)
+    if table is not None:
+        yield from table.connections()
+
+
+def bucket_table(rows: np.ndarray, listener_rows: ListenerRows | np.ndarray) -> ConnectionTable | None:
+    """``rebuild_bucket``'s connections as one table (None: an empty bucket)."""
     if not len(rows):
-        return
+        return None
     split = _split_connections(rows)
     if isinstance(listener_rows, ListenerRows):
         split.peer_counts = listener_rows.counts
     else:
         split.peer_counts = lambda: _listener_counts(listener_rows)
     del rows
-    yield from _connections(split)
+    return connection_table(split)
 
 
 def analyze_bucket(
@@ -65,15 +72,13 @@ def analyze_bucket(
     memo: ReplayMemo | None = None,
     render: Render | None = None,
 ) -> BucketOutcome:
-    outcome = analyze_connections(
-        rebuild_bucket(partition.rows(bucket), listener_rows),
-        capture=capture,
-        profile=profile,
-        config=config,
-        catalogue=catalogue,
-        memo=memo,
-    )
-    written = write_bucket(directory, bucket, list(outcome.reports), render)
+    table = bucket_table(partition.rows(bucket), listener_rows)
+    if table is None:
+        outcome = ConnectionsAnalysis([], [])
+    else:
+        outcome = analyze_table(table, capture=capture, profile=profile, config=config, catalogue=catalogue, memo=memo)
+    del table
+    written = write_bucket(directory, bucket, outcome.reports, render)
     return BucketOutcome(bucket, written, outcome.findings, outcome.error, outcome.error_frame)
 
 

@@ -19,7 +19,7 @@ Contract (the implementation fills ``rebuild``):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -318,6 +318,16 @@ def rebuild(batches: Iterable[np.ndarray]) -> Iterator[Connection]:
     split = _split_connections(parts)
     del parts  # the split holds its own sorted copy
     yield from _connections(split)
+
+
+def rebuild_table(batches: Iterable[np.ndarray]) -> "ConnectionTable | None":
+    """``rebuild``'s connections as one table (None: no segment)."""
+    parts = _gather(batches)
+    if parts is None:
+        return None
+    split = _split_connections(parts)
+    del parts
+    return connection_table(split)
 
 
 def _gather(batches: Iterable[np.ndarray]) -> list[np.ndarray] | None:
@@ -886,6 +896,122 @@ def _signed_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _connections(split: _Split) -> Iterator[Connection]:
+    yield from connection_table(split).connections()
+
+
+@dataclass(slots=True)
+class ConnectionTable:
+    """Every connection of a split as columns, in id order (index k is connection id k + 1).
+
+    ``connection(k)`` makes the Connection object; the analysis makes one only for connections it
+    must replay or check: the others it reads from these columns (pcapcheck.templated)."""
+
+    rows: np.ndarray  # the split's rows (SEGMENT_DTYPE), each connection's a contiguous range
+    sender: np.ndarray  # per row: 0 = client, 1 = server
+    seq: np.ndarray  # per row, unwrapped
+    ack: np.ndarray
+    starts: np.ndarray  # int64 per connection: first row
+    ends: np.ndarray  # int64 per connection: one past the last row
+    client_key: list[bytes]  # 16-byte address
+    client_port: np.ndarray
+    server_key: list[bytes]
+    server_port: np.ndarray
+    version: np.ndarray  # IP version
+    incarnation: np.ndarray
+    inferred: np.ndarray  # bool: roles_inferred
+    client_isn: list[int | None]
+    server_isn: list[int | None]
+    previous: list[int | None]  # previous_id
+    flags_seen: np.ndarray
+    shapes: list[bytes | None]
+    totals: np.ndarray  # (n, 4): packets client, packets server, bytes client, bytes server
+    # Another incarnation follows on the same tuple: its checks read this one.
+    has_next: np.ndarray
+    _names: dict[tuple[bytes, int], str] = field(default_factory=dict)
+    _servers: dict[tuple[bytes, int, int], Endpoint] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def address(self, raw: bytes, version: int) -> str:
+        name = self._names.get((raw, version))
+        if name is None:
+            name = self._names[(raw, version)] = address_text(raw, version)
+        return name
+
+    def connection(self, k: int) -> Connection:
+        a_k, b_k = int(self.starts[k]), int(self.ends[k])
+        version = int(self.version[k])
+        s_key, s_port = self.server_key[k], int(self.server_port[k])
+        server = self._servers.get((s_key, version, s_port))
+        if server is None:
+            server = self._servers[(s_key, version, s_port)] = Endpoint(self.address(s_key, version), s_port)
+        return Connection(
+            k + 1,
+            Endpoint(self.address(self.client_key[k], version), int(self.client_port[k])),
+            server,
+            int(self.incarnation[k]),
+            bool(self.inferred[k]),
+            self.rows[a_k:b_k],
+            self.sender[a_k:b_k],
+            self.seq[a_k:b_k],
+            self.ack[a_k:b_k],
+            self.client_isn[k],
+            self.server_isn[k],
+            self.previous[k],
+            int(self.flags_seen[k]),
+            self.shapes[k],
+            tuple(self.totals[k].tolist()),  # type: ignore[arg-type]
+        )
+
+    def connections(self) -> Iterator[Connection]:
+        """Every connection, in id order (faster than ``connection`` one by one)."""
+        rows, sender, seq, ack = self.rows, self.sender, self.seq, self.ack
+        servers = self._servers
+        text = self.address
+        per_connection = zip(
+            self.starts.tolist(),
+            self.ends.tolist(),
+            self.client_key,
+            self.client_port.tolist(),
+            self.server_key,
+            self.server_port.tolist(),
+            self.version.tolist(),
+            self.incarnation.tolist(),
+            self.inferred.tolist(),
+            self.client_isn,
+            self.server_isn,
+            self.previous,
+            self.flags_seen.tolist(),
+            self.shapes,
+            map(tuple, self.totals.tolist()),
+        )
+        for id_, (a_k, b_k, c_key, c_port, s_key, s_port, version, inc, inf, c_isn, s_isn, prev, seen, shape,
+                  totals) in enumerate(per_connection, start=1):  # fmt: skip
+            server = servers.get((s_key, version, s_port))
+            if server is None:
+                server = servers[(s_key, version, s_port)] = Endpoint(text(s_key, version), s_port)
+            # Positional, in field order: keyword arguments cost a measurable share of the loop.
+            yield Connection(
+                id_,
+                Endpoint(text(c_key, version), c_port),
+                server,
+                inc,
+                inf,
+                rows[a_k:b_k],
+                sender[a_k:b_k],
+                seq[a_k:b_k],
+                ack[a_k:b_k],
+                c_isn,
+                s_isn,
+                prev,
+                seen,
+                shape,
+                totals,
+            )
+
+
+def connection_table(split: _Split) -> ConnectionTable:
     rows, starts, ends, cols = split.rows, split.starts, split.ends, split.columns
     n_conn = len(starts)
     client_dir, inferred = _roles(split)
@@ -910,7 +1036,7 @@ def _connections(split: _Split) -> Iterator[Connection]:
     syn = (flags & SYN) != 0
     first_client_syn = _first_where(syn & ~acked & (sender == 0), starts, ends)
     first_server_syn = _first_where(syn & (sender == 1), starts, ends)
-    flags_seen = np.bitwise_or.reduceat(flags.astype(np.int64), starts)
+    flags_seen = np.bitwise_or.reduceat(flags.astype(np.int64), starts) if n_conn else np.zeros(0, np.int64)
 
     # ids in order of first frame; incarnations and links per tuple
     first_frame = rows["frame"][starts]
@@ -919,12 +1045,14 @@ def _connections(split: _Split) -> Iterator[Connection]:
     conn_id[id_order] = np.arange(1, n_conn + 1)
     same_tuple = np.zeros(n_conn, dtype=bool)
     same_tuple[1:] = split.tuple_of[1:] == split.tuple_of[:-1]
+    has_next = np.zeros(n_conn, dtype=bool)
+    has_next[:-1] = same_tuple[1:]
     tuple_first = np.flatnonzero(~same_tuple)
     incarnation = np.arange(1, n_conn + 1) - np.repeat(tuple_first, np.diff(np.append(tuple_first, n_conn)))
     previous = np.zeros(n_conn, dtype=np.int64)
     previous[1:] = conn_id[:-1]
 
-    # Endpoints of each connection, from its first row, turned into text once per address.
+    # Endpoints of each connection, from its first row.
     a = starts
     client_is_src = sender[a] == 0
     src, dst = rows["src"][a], rows["dst"][a]
@@ -934,14 +1062,6 @@ def _connections(split: _Split) -> Iterator[Connection]:
     client_port = np.where(client_is_src, sport, dport)
     server_port = np.where(client_is_src, dport, sport)
     versions = rows["ip_version"][a]
-    names: dict[tuple[bytes, int], str] = {}
-    servers: dict[tuple[bytes, int, int], Endpoint] = {}  # few servers serve many connections
-
-    def text(raw: bytes, version: int) -> str:
-        name = names.get((raw, version))
-        if name is None:
-            name = names[(raw, version)] = address_text(raw, version)
-        return name
 
     from .replay.shape import connection_shapes  # replay imports this module
 
@@ -954,51 +1074,30 @@ def _connections(split: _Split) -> Iterator[Connection]:
     client_isn = seq[np.maximum(first_client_syn, 0)]
     server_isn = seq[np.maximum(first_server_syn, 0)]
 
-    # Every per-connection value as a list in id order: the loop below only zips them.
     o = id_order
-    per_connection = zip(
-        starts[o].tolist(),
-        ends[o].tolist(),
-        client_addr[o].view("V16").ravel().tolist(),
-        client_port[o].tolist(),
-        server_addr[o].view("V16").ravel().tolist(),
-        server_port[o].tolist(),
-        versions[o].tolist(),
-        incarnation[o].tolist(),
-        inferred[o].tolist(),
-        client_isn[o].tolist(),
-        (first_client_syn[o] >= 0).tolist(),
-        server_isn[o].tolist(),
-        (first_server_syn[o] >= 0).tolist(),
-        previous[o].tolist(),
-        same_tuple[o].tolist(),
-        flags_seen[o].tolist(),
-        [shapes[k] for k in o.tolist()],
-        zip(*(column[o].tolist() for column in (packets[0::2], packets[1::2], payload[0::2], payload[1::2]))),
+    o_list = o.tolist()
+    return ConnectionTable(
+        rows=rows,
+        sender=sender,
+        seq=seq,
+        ack=ack,
+        starts=starts[o],
+        ends=ends[o],
+        client_key=client_addr[o].view("V16").ravel().tolist(),
+        client_port=client_port[o],
+        server_key=server_addr[o].view("V16").ravel().tolist(),
+        server_port=server_port[o],
+        version=versions[o],
+        incarnation=incarnation[o],
+        inferred=inferred[o],
+        client_isn=[v if seen else None for v, seen in zip(client_isn[o].tolist(), (first_client_syn[o] >= 0).tolist())],
+        server_isn=[v if seen else None for v, seen in zip(server_isn[o].tolist(), (first_server_syn[o] >= 0).tolist())],
+        previous=[v if reused else None for v, reused in zip(previous[o].tolist(), same_tuple[o].tolist())],
+        flags_seen=flags_seen[o],
+        shapes=[shapes[k] for k in o_list],
+        totals=np.stack((packets[0::2], packets[1::2], payload[0::2], payload[1::2]), axis=1)[o],
+        has_next=has_next[o],
     )
-    for id_, (a_k, b_k, c_key, c_port, s_key, s_port, version, inc, inf, c_isn, c_seen, s_isn, s_seen,
-              prev, reused, seen, shape, totals) in enumerate(per_connection, start=1):  # fmt: skip
-        server = servers.get((s_key, version, s_port))
-        if server is None:
-            server = servers[(s_key, version, s_port)] = Endpoint(text(s_key, version), s_port)
-        # Positional, in field order: keyword arguments cost a measurable share of the loop.
-        yield Connection(
-            id_,
-            Endpoint(text(c_key, version), c_port),
-            server,
-            inc,
-            inf,
-            rows[a_k:b_k],
-            sender[a_k:b_k],
-            seq[a_k:b_k],
-            ack[a_k:b_k],
-            c_isn if c_seen else None,
-            s_isn if s_seen else None,
-            prev if reused else None,
-            seen,
-            shape,
-            totals,
-        )
 
 
 def _align_acks(

@@ -159,6 +159,14 @@ class _Rebuilder:
             values[at] = endpoint
         return self._report(*values)
 
+    def piece(self, values: list[tuple], positions: np.ndarray, blocks: list) -> Iterator["ConnectionReport"]:
+        """A stored piece of a templated.ConnectionReports, its reports in order."""
+        from .templated import ConnectionReports
+
+        for block in blocks:
+            block.kind = replace(block.kind, pattern=self._pattern(block.kind.pattern))
+        return iter(ConnectionReports([self(v) for v in values], positions, blocks))
+
     def _pattern(self, read: "TransitionPattern") -> "TransitionPattern":
         known = self._read_patterns.get(id(read))
         if known is not None and known[0] is read:
@@ -292,7 +300,10 @@ class ConnectionStore(Sequence):
                     chunk = pickle.load(handle)
                 except EOFError:
                     return
-                yield from map(rebuild, chunk)
+                if type(chunk) is list:
+                    yield from map(rebuild, chunk)
+                else:
+                    yield from rebuild.piece(*chunk)
 
     def _path(self, bucket: int) -> str:
         return _path(self.directory, bucket)
@@ -320,19 +331,24 @@ Render = Callable[[Sequence["ConnectionReport"]], dict[str, "list[str] | None"]]
 
 
 def write_bucket(
-    directory: str, bucket: int, reports: list["ConnectionReport"], render: Render | None = None
+    directory: str, bucket: int, reports: Sequence["ConnectionReport"], render: Render | None = None
 ) -> Written:
-    """Spill one bucket's reports (in its id order) to ``directory``, with text ``render`` makes
-    (a chunk at a time: the text of a whole bucket is tens of MB)."""
+    """Spill one bucket's reports (in its id order: a list, or a templated.ConnectionReports) to
+    ``directory``, with text ``render`` makes (a chunk at a time: the text of a whole bucket is
+    tens of MB)."""
+    from .templated import report_pieces
+
+    pieces = report_pieces(reports, CHUNK)
+    if pieces is None:
+        pieces = (reports[start : start + CHUNK] for start in range(0, len(reports), CHUNK))
     made_kinds: dict[str, bool] = {}  # kind -> made for every connection so far
     texts: dict[str, object] = {}
     try:
         with open(_path(directory, bucket), "wb") as handle:
-            for start in range(0, len(reports), CHUNK):
-                chunk = reports[start : start + CHUNK]
-                pickle.dump([report_values(r) for r in chunk], handle, protocol=pickle.HIGHEST_PROTOCOL)
+            for number, chunk in enumerate(pieces):
+                pickle.dump(_stored(chunk), handle, protocol=pickle.HIGHEST_PROTOCOL)
                 for kind, made in (render(chunk) if render is not None else {}).items():
-                    if made is None or not made_kinds.get(kind, start == 0):
+                    if made is None or not made_kinds.get(kind, number == 0):
                         made_kinds[kind] = False  # one odd report: the writer formats the whole kind
                         continue
                     made_kinds[kind] = True
@@ -344,5 +360,22 @@ def write_bucket(
     finally:
         for text_handle in texts.values():
             text_handle.close()
-    first_frames = np.fromiter((r.first_frame for r in reports), dtype=np.int64, count=len(reports))
-    return Written(first_frames, [r.close for r in reports], tuple(k for k, ok in made_kinds.items() if ok))
+    if hasattr(reports, "first_frames"):
+        first_frames, closes = reports.first_frames(), reports.closes()  # type: ignore[attr-defined]
+    else:
+        first_frames = np.fromiter((r.first_frame for r in reports), dtype=np.int64, count=len(reports))
+        closes = [r.close for r in reports]
+    return Written(first_frames, closes, tuple(k for k, ok in made_kinds.items() if ok))
+
+
+def _stored(chunk: Sequence["ConnectionReport"]) -> object:
+    """What is pickled of a chunk: its reports' values, or for a piece of a ConnectionReports its
+    objects' values with their positions and its templated blocks (columns pickle whole)."""
+    blocks = getattr(chunk, "blocks", None)
+    if blocks is None:
+        return [report_values(r) for r in chunk]
+    return (
+        [report_values(r) for r in chunk.objects],  # type: ignore[attr-defined]
+        chunk.object_positions,  # type: ignore[attr-defined]
+        blocks,
+    )

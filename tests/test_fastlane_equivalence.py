@@ -20,11 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pcapcheck.analysis as analysis
-from pcapcheck.analysis import analyze, analyze_connections
+from pcapcheck.analysis import analyze, analyze_connections, analyze_table
 from pcapcheck.capture import CaptureInfo, open_capture
 from pcapcheck.catalogue import load_catalogue
 from pcapcheck.config import load_config
-from pcapcheck.connections import rebuild, segment_columns, segment_list
+from pcapcheck.connections import rebuild, rebuild_table, segment_columns, segment_list
 from pcapcheck.replay.facts import find_controls
 from pcapcheck.replay.memo import ENV_SWITCH, ReplayMemo, _event_order, time_parameters
 from pcapcheck.replay.timeline import event_order
@@ -45,7 +45,8 @@ def _json_text(paths: list[str], config, tmp_path: Path, monkeypatch, memo: bool
 def _analysed(
     paths: list[str], config, tmp_path: Path, monkeypatch, memo: bool, memos: list | None = None
 ) -> tuple[str, list]:
-    """The JSON report, and (id, steps) of every connection that kept its steps."""
+    """The JSON report, and every connection's report as iterating the result makes it (a templated
+    block's members are made then: pcapcheck.templated), steps included."""
     monkeypatch.setenv(ENV_SWITCH, "1" if memo else "0")
     if memos is not None:
         made = analysis._memo_for
@@ -60,7 +61,7 @@ def _analysed(
     result = analyze(paths, config)
     write_json(result, out)
     monkeypatch.undo()
-    return out.read_text(), [(r.id, r.steps) for r in result.connections if r.steps is not None]
+    return out.read_text(), list(result.connections)
 
 
 def _distinct(memos: list) -> list[ReplayMemo]:
@@ -81,18 +82,19 @@ def test_every_sample_gives_the_same_json_with_and_without_the_memo(sample, tmp_
 def test_bench_capture_same_json_and_the_memo_templates_most_connections(tmp_path, monkeypatch):
     config = load_config(None)
     memos: list = []
-    with_memo, steps = _analysed([str(BENCH)], config, tmp_path, monkeypatch, memo=True, memos=memos)
+    with_memo, reports = _analysed([str(BENCH)], config, tmp_path, monkeypatch, memo=True, memos=memos)
     used = _distinct(memos)
     connections = with_memo.count('"incarnation"')
+    steps = [r for r in reports if r.steps is not None]
     assert used and connections and steps
     hits = sum(m.hits for m in used)
     # 25,000 connections of a handful of shapes: the speed depends on most of them being templated,
     # the client aborts (findings: abortive-close) too, in the checked lane.
     assert hits > 0.95 * connections, (hits, connections)
     assert sum(m.checked_hits for m in used) > 0.5 * len(steps), (sum(m.checked_hits for m in used), len(steps))
-    without, steps_without = _analysed([str(BENCH)], config, tmp_path, monkeypatch, memo=False)
+    without, reports_without = _analysed([str(BENCH)], config, tmp_path, monkeypatch, memo=False)
     assert with_memo == without
-    assert steps == steps_without
+    assert reports == reports_without
 
 
 @pytest.mark.skipif(
@@ -108,15 +110,15 @@ def test_reused_tuples_of_the_1m_capture_take_the_checked_lane(tmp_path, monkeyp
     )  # fmt: skip
     config = load_config(None)
     memos: list = []
-    with_memo, steps = _analysed([str(part)], config, tmp_path, monkeypatch, memo=True, memos=memos)
+    with_memo, reports = _analysed([str(part)], config, tmp_path, monkeypatch, memo=True, memos=memos)
     (memo,) = _distinct(memos)
     reopened = len(re.findall(r'"incarnation": ?[2-9]', with_memo))
     assert reopened >= 100, reopened  # the ports wrap around about twice in the 1M capture
     # Every reopened tuple's checks read the incarnation before, so each hit of theirs is checked.
     assert memo.checked_hits >= 0.8 * reopened, (memo.checked_hits, reopened)
-    without, steps_without = _analysed([str(part)], config, tmp_path, monkeypatch, memo=False)
+    without, reports_without = _analysed([str(part)], config, tmp_path, monkeypatch, memo=False)
     assert with_memo == without
-    assert steps == steps_without
+    assert reports == reports_without
 
 
 def test_the_event_order_the_memo_shares_is_the_replays(tmp_path):
@@ -235,8 +237,14 @@ def _both_ways(rows: np.ndarray, capture_end: float):
     parameters = time_parameters(profile, [config.parameters(spec, profile) for spec in catalogue.values()])
     memo = ReplayMemo(capture_end, parameters)
     run = dict(capture=capture, profile=profile, config=config, catalogue=catalogue)
-    fast = analyze_connections(iter(connections), memo=memo, **run)
-    return fast, analyze_connections(iter(connections), memo=False, **run), memo
+    # The CLI's way: templated members stay columns (pcapcheck.templated), made into reports here.
+    fast = analyze_table(rebuild_table([rows]), memo=memo, **run)
+    fast.reports = list(fast.reports)
+    reference = analyze_connections(iter(connections), memo=False, **run)
+    # The memo on connection objects (no columns) agrees too.
+    by_objects = analyze_connections(iter(connections), memo=ReplayMemo(capture_end, parameters), **run)
+    assert by_objects.reports == reference.reports and by_objects.findings == reference.findings
+    return fast, reference, memo
 
 
 @settings(

@@ -56,7 +56,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..connections import Connection, segment_columns, segment_list
+from ..connections import Connection, ConnectionTable, segment_columns, segment_list
 from ..profiles import Profile
 from ..segments import FIN, RST, SYN, Side
 from .facts import Controls
@@ -157,6 +157,11 @@ class Template:
             tuple((w.endpoint, position[w.entered], w.duration, w.ended_by == "expired") for w in self.time_waits),
         )  # fmt: skip
         set_field(self, "_read", _reader(self.indices))
+
+    @property
+    def deadlines(self) -> tuple[tuple[int, float], ...]:
+        """(position in ``indices``, offset) of each TIME-WAIT deadline in the transitions' values."""
+        return self._deadlines
 
     def interleaves_as(self, order: list[tuple[int, int]]) -> bool:
         """Does an event order with this template's per-endpoint orders keep its transitions' order?"""
@@ -335,6 +340,42 @@ class ReplayMemo:
             return None
         self.seen += 1
         return shape, (1 << below) - 1, conn.incarnation > 1
+
+    def keys(self, table: ConnectionTable) -> list[tuple | None]:
+        """``key`` of every connection of a rebuild's table at once, in its order (equal values:
+        the same float arithmetic on every connection, vectorised)."""
+        n = len(table)
+        end = self.capture_end
+        if end is None or not n:
+            return [None] * n
+        times = table.rows["ts_ns"]
+        first = times[table.starts] / 1e9
+        last = times[table.ends - 1] / 1e9
+        span = last - first
+        ok = (span < self.shortest) & (first + self.shortest > last)
+        to_end = end - first
+        slack = span + CAPTURE_END_SLACK
+        parameters = np.asarray(self.parameters, dtype=np.float64)
+        below = np.searchsorted(parameters, to_end, side="left")  # bisect_left
+        if len(parameters):
+            lower = parameters[np.maximum(below - 1, 0)]
+            upper = parameters[np.minimum(below, len(parameters) - 1)]
+            ok &= ~((below > 0) & (to_end - lower <= slack))
+            ok &= ~((below < len(parameters)) & (upper - to_end <= slack))
+        later = (table.incarnation > 1).tolist()
+        out: list[tuple | None] = [
+            (shape, (1 << b) - 1, l) if good and shape is not None else None
+            for shape, good, b, l in zip(table.shapes, ok.tolist(), below.tolist(), later)
+        ]
+        self.seen += n - out.count(None)
+        return out
+
+    def fast_template(self, key: tuple | None) -> "Template | None":
+        """The template whose members take the fast lane under ``key`` (no checks, no steps), if known."""
+        template = self.templates.get(key) if key is not None else None
+        if template is None or template is _UNTEMPLATED or template.checked:  # type: ignore[union-attr]
+            return None
+        return template  # type: ignore[return-value]
 
     def replay(self, key: tuple, conn: Connection) -> Known | None:
         """The connection's replay from a template, or None: replay (with ``order_of``) and check

@@ -16,15 +16,18 @@ pandas reference instead; the capture pipeline never produces one.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from ..replay.model import TemplatedTransitions, TransitionPattern
+from ..segments import flags_text
+from ..templated import report_pieces, shown_addresses
 from .atomic import ReportWriteError, write_atomically
 from .document import PatternTexts, connection_record, finding_record, plain_numbers
 from .fragments import CSV, prerendered
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from ..analysis import AnalysisResult, ConnectionReport
     from ..findings import Finding
     from ..replay.model import Transition
+    from ..templated import BlockKind, TemplatedBlock
 
 CONNECTION_COLUMNS = [
     "id", "client", "server", "incarnation", "roles_inferred", "first_frame", "last_frame", "start", "end",
@@ -174,13 +178,36 @@ def _write_rows(handle: IO[str], columns: list[str], rows: Iterable[str]) -> Non
 def _fast_connections(result: "AnalysisResult", handle: IO[str]) -> None:
     rows = prerendered(result.connections, CSV)
     if rows is None:
-        states = _StatesText()
-        rows = (_connection_row(c, states) for c in result.connections)
+        rows = _connection_rows(result.connections)
     _write_rows(handle, CONNECTION_COLUMNS, rows)
 
 
+def _connection_rows(connections: Iterable["ConnectionReport"]) -> Iterator[str]:
+    pieces = report_pieces(connections, ROWS_PER_WRITE)
+    if pieces is None:
+        states = _StatesText()
+        yield from (_connection_row(c, states) for c in connections)
+        return
+    for piece in pieces:
+        made = fragments_of(piece)
+        if made is None:
+            raise _Unusual
+        yield from (f"{number}," + text for number, text in zip(piece.ids(), made))
+
+
 def fragments_of(connections: Iterable["ConnectionReport"]) -> list[str] | None:
-    """Each row's text after ``N,`` (reports/fragments.py); None if one needs pandas."""
+    """Each row's text after ``N,`` (reports/fragments.py); None if one needs pandas.  Templated
+    blocks (pcapcheck.templated) are formatted a block at a time."""
+    blocks = getattr(connections, "blocks", None)
+    if blocks is None:
+        return _object_fragments(connections)
+    objects = _object_fragments(connections.objects)  # type: ignore[attr-defined]
+    if objects is None:
+        return None
+    return connections.merge(objects, [block_fragments(b) for b in blocks])  # type: ignore[attr-defined]
+
+
+def _object_fragments(connections: Iterable["ConnectionReport"]) -> list[str] | None:
     states = _StatesText()
     out = []
     try:
@@ -189,6 +216,53 @@ def fragments_of(connections: Iterable["ConnectionReport"]) -> list[str] | None:
     except (_Unusual, TypeError, AttributeError):
         return None
     return out
+
+
+def block_fragments(block: "TemplatedBlock") -> list[str]:
+    """Every member's row after ``N,``: one %-format per member, of a text made once per template;
+    the same row ``_connection_row`` makes from the member's report."""
+    made = _block_format(block.kind)
+    client = shown_addresses(block.client_addr, _csv_plain)
+    server = shown_addresses(block.server_addr, _csv_plain)
+    if made is None or client is None or server is None:
+        fallback = _object_fragments(block.reports())
+        assert fallback is not None  # the values are plain: ints, floats, str
+        return fallback
+    text, order = made
+    starts, ends = block.start_ns / 1e9, block.end_ns / 1e9
+    frames = block.frames.T
+    offset = block.times.shape[1]  # TemplatedTransitions.values: times, then frames
+    rows = zip(
+        client, block.client_port.tolist(), server, block.server_port.tolist(), block.incarnation.tolist(),
+        block.first_frame.tolist(), block.last_frame.tolist(), starts.tolist(), ends.tolist(),
+        (ends - starts).tolist(), block.packets.tolist(), *(column.tolist() for column in block.totals.T),
+        [_csv_flags(f) for f in block.flags_seen.tolist()], *(frames[i - offset].tolist() for i in order),
+    )  # fmt: skip
+    return [text % row for row in rows]
+
+
+@functools.lru_cache(maxsize=MAX_STATE_TEXTS)
+def _block_format(kind: "BlockKind") -> tuple[str, list[int]] | None:
+    """The %-format of a member's row after its id, and which TemplatedTransitions.values (by index:
+    frames) fill its states column in order; None when that column would need quotes."""
+    fixed = [kind.client_final_state, kind.server_final_state, kind.close, kind.vantage]
+    if not all(type(v) is str for v in fixed):
+        return None
+    states, _ = _StatesText()._compile(kind.pattern)
+    if states is None:
+        return None
+    cfs, sfs, close, vantage = (csv_text(v).replace("%", "%%") for v in fixed)
+    head = f"%s:%d,%s:%d,%d,False,%d,%d,%.6f,%.6f,%.6f,%d,%d,%d,%d,%d,{cfs},{sfs},{close},{vantage},%s,"
+    return head + states + LINE_END.replace("%", "%%"), [m.frame_at for m in kind.pattern.moves]
+
+
+def _csv_plain(text: str) -> bool:
+    return _NEEDS_QUOTES.search(text) is None
+
+
+@functools.cache
+def _csv_flags(flags: int) -> str:
+    return csv_text(flags_text(flags))
 
 
 def _fast_findings(result: "AnalysisResult", handle: IO[str]) -> None:

@@ -12,6 +12,7 @@ exactly as the reference would write it.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -20,7 +21,11 @@ from json.encoder import encode_basestring  # what json.dumps(ensure_ascii=False
 from operator import itemgetter
 from typing import IO, TYPE_CHECKING
 
+import numpy as np
+
 from ..replay.model import TemplatedTransitions, TransitionPattern
+from ..segments import flags_text
+from ..templated import report_pieces, shown_addresses
 from .atomic import write_atomically
 from .fragments import JSON, prerendered
 from .document import (
@@ -36,6 +41,7 @@ from .document import (
 if TYPE_CHECKING:
     from ..analysis import AnalysisResult, ConnectionReport
     from ..findings import Finding
+    from ..templated import BlockKind, TemplatedBlock
     from ..replay.model import Transition
 
 # Compact, as json.dumps with these separators: pretty-printing made a whole test run's file 2-3
@@ -148,6 +154,19 @@ def _connection_text(conn: "ConnectionReport", transitions: _TransitionsText) ->
 
 def connection_texts(connections: Iterable["ConnectionReport"]) -> Iterator[str]:
     """Each connection's record as compact JSON text, exactly as json.dumps writes it."""
+    pieces = report_pieces(connections, CHUNK_CONNECTIONS)
+    if pieces is None:
+        yield from _texts(connections)
+        return
+    for piece in pieces:
+        made = fragments_of(piece)
+        if made is None:
+            yield from _texts(piece)
+        else:
+            yield from (f'{{"id":{number},' + text for number, text in zip(piece.ids(), made))
+
+
+def _texts(connections: Iterable["ConnectionReport"]) -> Iterator[str]:
     transitions = _TransitionsText()
     for conn in connections:
         try:
@@ -157,7 +176,18 @@ def connection_texts(connections: Iterable["ConnectionReport"]) -> Iterator[str]
 
 
 def fragments_of(connections: Iterable["ConnectionReport"]) -> list[str] | None:
-    """Each record's text after ``{"id":N,`` (reports/fragments.py); None if one needs json.dumps."""
+    """Each record's text after ``{"id":N,`` (reports/fragments.py); None if one needs json.dumps.
+    Templated blocks (pcapcheck.templated) are formatted a block at a time."""
+    blocks = getattr(connections, "blocks", None)
+    if blocks is None:
+        return _object_fragments(connections)
+    objects = _object_fragments(connections.objects)  # type: ignore[attr-defined]
+    if objects is None:
+        return None
+    return connections.merge(objects, [block_fragments(b) for b in blocks])  # type: ignore[attr-defined]
+
+
+def _object_fragments(connections: Iterable["ConnectionReport"]) -> list[str] | None:
     transitions = _TransitionsText()
     out = []
     try:
@@ -167,6 +197,60 @@ def fragments_of(connections: Iterable["ConnectionReport"]) -> list[str] | None:
     except (_Unusual, TypeError, AttributeError):
         return None
     return out
+
+
+def block_fragments(block: "TemplatedBlock") -> list[str]:
+    """Every member's record text after ``{"id":N,``: one %-format per member, of a text made
+    once per template; the same text ``_connection_text`` makes from the member's report."""
+    kind = block.kind
+    made = _block_format(kind)
+    client = shown_addresses(block.client_addr, _json_plain)
+    server = shown_addresses(block.server_addr, _json_plain)
+    if made is None or client is None or server is None or not np.isfinite(block.deadlines).all():
+        fallback = _object_fragments(block.reports())
+        assert fallback is not None  # the values are plain: ints, floats, str
+        return fallback
+    text, order = made
+    starts, ends = block.start_ns / 1e9, block.end_ns / 1e9
+    values = [*block.times.T, *block.frames.T, *block.deadlines.T]
+    totals = block.totals.T
+    flags = [_json_flags(f) for f in block.flags_seen.tolist()]
+    rows = zip(
+        client, block.client_port.tolist(), server, block.server_port.tolist(), block.incarnation.tolist(),
+        block.first_frame.tolist(), block.last_frame.tolist(), starts.tolist(), ends.tolist(),
+        (ends - starts).tolist(), block.packets.tolist(), *(column.tolist() for column in totals), flags,
+        *(values[i].tolist() for i in order),
+    )  # fmt: skip
+    return [text % row for row in rows]
+
+
+@functools.lru_cache(maxsize=MAX_PATTERNS)
+def _block_format(kind: "BlockKind") -> tuple[str, list[int]] | None:
+    """The %-format of a member's record after its id, and which TemplatedTransitions.values (by
+    index) fill its "states" in order; None when a fixed text is not plain."""
+    fixed = [kind.client_final_state, kind.server_final_state, kind.close, kind.vantage]
+    if not all(type(v) is str for v in fixed):
+        return None
+    states, _ = _TransitionsText()._compile(kind.pattern)
+    order = [i for m in kind.pattern.moves for i in (m.time_at, m.frame_at)]
+    cfs, sfs, close, vantage = (_json_str(v).replace("%", "%%") for v in fixed)
+    head = (
+        '"client":"%s:%d","server":"%s:%d","incarnation":%d,"roles_inferred":false,'
+        '"first_frame":%d,"last_frame":%d,"start":%r,"end":%r,"duration":%r,"packets":%d,'
+        '"packets_client_to_server":%d,"packets_server_to_client":%d,"bytes_client_to_server":%d,'
+        f'"bytes_server_to_client":%d,"client_final_state":{cfs},"server_final_state":{sfs},'
+        f'"close":{close},"vantage":{vantage},"flags_seen":%s,"states":'
+    )
+    return head + states + "}", order
+
+
+def _json_plain(text: str) -> bool:
+    return _json_str(text) == f'"{text}"'
+
+
+@functools.cache
+def _json_flags(flags: int) -> str:
+    return _json_str(flags_text(flags))
 
 
 def _write_list(handle: IO[str], texts: Iterable[str], chunk: int) -> None:
