@@ -14,6 +14,7 @@ import heapq
 from collections import Counter
 import os
 import pickle
+import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from itertools import islice
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 # Reports pickled together: big enough that pickle's per-call cost vanishes, small enough that a
 # merge over hundreds of buckets holds little.
 CHUNK = 256
+# Reports whose text is made at once: a templated block costs its setup once per piece.
+TEXT_CHUNK = 2048
 
 
 def report_values(report: "ConnectionReport") -> tuple:
@@ -277,11 +280,13 @@ class ConnectionStore(Sequence):
     def _read_texts(self, bucket: int, kind: str) -> Iterator[str]:
         with open(_text_path(self.directory, bucket, kind), "rb") as handle:
             while True:
-                try:
-                    chunk = pickle.load(handle)
-                except EOFError:
+                head = handle.read(_TEXT_HEAD.size)
+                if not head:
                     return
-                yield from chunk
+                count, size = _TEXT_HEAD.unpack(head)
+                ends = np.cumsum(np.frombuffer(handle.read(4 * count), dtype="<u4"), dtype=np.int64).tolist()
+                text = handle.read(size).decode("utf-8")
+                yield from (text[a:b] for a, b in zip([0, *ends], ends))
 
     def __getitem__(self, index):
         if isinstance(index, slice):
@@ -338,15 +343,16 @@ def write_bucket(
     tens of MB)."""
     from .templated import report_pieces
 
-    pieces = report_pieces(reports, CHUNK)
+    pieces = report_pieces(reports, TEXT_CHUNK)
     if pieces is None:
-        pieces = (reports[start : start + CHUNK] for start in range(0, len(reports), CHUNK))
+        pieces = (reports[start : start + TEXT_CHUNK] for start in range(0, len(reports), TEXT_CHUNK))
     made_kinds: dict[str, bool] = {}  # kind -> made for every connection so far
     texts: dict[str, object] = {}
     try:
         with open(_path(directory, bucket), "wb") as handle:
             for number, chunk in enumerate(pieces):
-                pickle.dump(_stored(chunk), handle, protocol=pickle.HIGHEST_PROTOCOL)
+                for part in report_pieces(chunk, CHUNK) or (chunk[k : k + CHUNK] for k in range(0, len(chunk), CHUNK)):
+                    pickle.dump(_stored(part), handle, protocol=pickle.HIGHEST_PROTOCOL)
                 for kind, made in (render(chunk) if render is not None else {}).items():
                     if made is None or not made_kinds.get(kind, number == 0):
                         made_kinds[kind] = False  # one odd report: the writer formats the whole kind
@@ -354,7 +360,7 @@ def write_bucket(
                     made_kinds[kind] = True
                     if kind not in texts:
                         texts[kind] = open(_text_path(directory, bucket, kind), "wb")
-                    pickle.dump(made, texts[kind], protocol=pickle.HIGHEST_PROTOCOL)
+                    _write_texts(texts[kind], made)
     except OSError as err:
         raise PcapcheckError(f"{directory}: cannot write the temporary report file: {err.strerror or err}") from None
     finally:
@@ -366,6 +372,20 @@ def write_bucket(
         first_frames = np.fromiter((r.first_frame for r in reports), dtype=np.int64, count=len(reports))
         closes = [r.close for r in reports]
     return Written(first_frames, closes, tuple(k for k, ok in made_kinds.items() if ok))
+
+
+# A chunk of report text on disk: (records, bytes of text), each record's length in characters
+# (uint32), then the records' text as UTF-8.  One encode and one decode per chunk: pickling a list
+# of strings costs several times that (it encodes string by string).
+_TEXT_HEAD = struct.Struct("<II")
+
+
+def _write_texts(handle, texts: list[str]) -> None:
+    data = "".join(texts).encode("utf-8")
+    lengths = np.fromiter(map(len, texts), dtype="<u4", count=len(texts))
+    handle.write(_TEXT_HEAD.pack(len(texts), len(data)))
+    handle.write(lengths.tobytes())
+    handle.write(data)
 
 
 def _stored(chunk: Sequence["ConnectionReport"]) -> object:
