@@ -213,15 +213,40 @@ def block_fragments(block: "TemplatedBlock") -> list[str]:
     text, order = made
     starts, ends = block.start_ns / 1e9, block.end_ns / 1e9
     values = [*block.times.T, *block.frames.T, *block.deadlines.T]
+    floats = _FloatTexts(values, block.times.shape[1], block.frames.shape[1])
     totals = block.totals.T
     flags = [_json_flags(f) for f in block.flags_seen.tolist()]
     rows = zip(
         client, block.client_port.tolist(), server, block.server_port.tolist(), block.incarnation.tolist(),
-        block.first_frame.tolist(), block.last_frame.tolist(), starts.tolist(), ends.tolist(),
-        (ends - starts).tolist(), block.packets.tolist(), *(column.tolist() for column in totals), flags,
-        *(values[i].tolist() for i in order),
+        block.first_frame.tolist(), block.last_frame.tolist(), floats.like(starts), floats.like(ends),
+        map(_float_repr, (ends - starts).tolist()), block.packets.tolist(), *(column.tolist() for column in totals),
+        flags, *(floats.column(i) for i in order),
     )  # fmt: skip
     return [text % row for row in rows]
+
+
+class _FloatTexts:
+    """A block's TemplatedTransitions.values by column, floats as their JSON text: each time column
+    is written once, however many transitions (and the start and end) show it."""
+
+    def __init__(self, values: list[np.ndarray], times: int, frames: int):
+        self._values = values
+        self._frames = range(times, times + frames)
+        self._texts: dict[int, list] = {}
+
+    def column(self, i: int) -> list:
+        made = self._texts.get(i)
+        if made is None:
+            column = self._values[i].tolist()
+            made = self._texts[i] = column if i in self._frames else list(map(_float_repr, column))
+        return made
+
+    def like(self, floats: np.ndarray) -> list[str]:
+        """The texts of ``floats``, from a time column equal to it when there is one."""
+        for i, column in enumerate(self._values):
+            if i not in self._frames and np.array_equal(column, floats):
+                return self.column(i)
+        return list(map(_float_repr, floats.tolist()))
 
 
 @functools.lru_cache(maxsize=MAX_PATTERNS)
@@ -232,11 +257,13 @@ def _block_format(kind: "BlockKind") -> tuple[str, list[int]] | None:
     if not all(type(v) is str for v in fixed):
         return None
     states, _ = _TransitionsText()._compile(kind.pattern)
+    # Times come as text (block_fragments writes each once): %s where _compile puts %r.
+    states = states.replace('{"time":%r,', '{"time":%s,')
     order = [i for m in kind.pattern.moves for i in (m.time_at, m.frame_at)]
     cfs, sfs, close, vantage = (_json_str(v).replace("%", "%%") for v in fixed)
     head = (
         '"client":"%s:%d","server":"%s:%d","incarnation":%d,"roles_inferred":false,'
-        '"first_frame":%d,"last_frame":%d,"start":%r,"end":%r,"duration":%r,"packets":%d,'
+        '"first_frame":%d,"last_frame":%d,"start":%s,"end":%s,"duration":%s,"packets":%d,'
         '"packets_client_to_server":%d,"packets_server_to_client":%d,"bytes_client_to_server":%d,'
         f'"bytes_server_to_client":%d,"client_final_state":{cfs},"server_final_state":{sfs},'
         f'"close":{close},"vantage":{vantage},"flags_seen":%s,"states":'
@@ -269,10 +296,16 @@ def _write_list(handle: IO[str], texts: Iterable[str], chunk: int) -> None:
     handle.write("]")
 
 
-def _finding_texts(findings: list["Finding"]) -> Iterator[str]:
-    # Findings are few next to connections and already held in memory: json.dumps them in batches.
-    for i in range(0, len(findings), CHUNK_FINDINGS):
-        batch = [finding_record(f) for f in findings[i : i + CHUNK_FINDINGS]]
+def _finding_texts(findings: Iterable["Finding"]) -> Iterator[str]:
+    # Findings are few next to connections: json.dumps them in batches, read once in order (a
+    # large capture's findings are a sequence on disk, pcapcheck.finding_store).
+    batch: list[dict] = []
+    for finding in findings:
+        batch.append(finding_record(finding))
+        if len(batch) == CHUNK_FINDINGS:
+            yield json.dumps(batch, **DUMPS_OPTIONS)[1:-1]
+            batch.clear()
+    if batch:
         yield json.dumps(batch, **DUMPS_OPTIONS)[1:-1]
 
 
