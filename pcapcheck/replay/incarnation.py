@@ -11,6 +11,7 @@ The caller that sees the incarnations in order (analysis) applies it to the prev
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import NamedTuple
 
 from ..connections import Connection
 from ..segments import ACK, RST, SYN, Side
@@ -27,11 +28,9 @@ def end_time_wait_by_new_incarnation(previous: Replay, new_connection: Connectio
     Updates ``previous`` in place (transition TIME-WAIT -> CLOSED, final state, ``time_wait``
     ended_by "new-syn"); returns whether anything changed.
     """
-    # Only the first SYN is needed: find its row in the flags column, build that one Segment.
-    at = next((i for i, f in enumerate(new_connection.rows["flags"].tolist()) if f & SYN and not f & ACK), None)
-    if at is None:
+    syn = _first_syn(new_connection)
+    if syn is None:
         return False
-    syn = next(new_connection.segments([at]))
     changed = False
     waits: list[TimeWait] = []
     for tw in previous.time_waits:
@@ -74,10 +73,9 @@ def end_half_open_by_new_incarnation(previous: Replay, new_connection: Connectio
     resets the peer's old connection.  Both land in the new incarnation's rows, so only here can
     the previous replay learn its end.  Updates ``previous`` in place; returns whether it changed.
     """
-    at = next((i for i, f in enumerate(new_connection.rows["flags"].tolist()) if f & SYN and not f & ACK), None)
-    if at is None:
+    syn = _first_syn(new_connection)
+    if syn is None:
         return False
-    syn = next(new_connection.segments([at]))
     opener = syn.sender
     if previous.final_state.get(opener) not in _HALF_OPEN_STATES:
         return False
@@ -102,6 +100,23 @@ def end_half_open_by_new_incarnation(previous: Replay, new_connection: Connectio
             if previous.close is Close.OPEN:
                 previous.close = Close.ABORTIVE
     return True
+
+
+class _Syn(NamedTuple):
+    time: float
+    frame: int
+    sender: Side
+
+
+def _first_syn(conn: Connection) -> _Syn | None:
+    """Time, frame and sender of the connection's first SYN without ACK (as its Segment has them:
+    only these are read, and making the Segment costs more than the rest of the work here)."""
+    rows = conn.rows
+    at = next((i for i, f in enumerate(rows["flags"].tolist()) if f & SYN and not f & ACK), None)
+    if at is None:
+        return None
+    sender = Side.CLIENT if int(conn.sender[at]) == 0 else Side.SERVER
+    return _Syn(int(rows["ts_ns"][at]) / 1e9, int(rows["frame"][at]), sender)
 
 
 def _half_open_reset(new_connection: Connection, opener: Side):
