@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 CHUNK = 256
 # Reports whose text is made at once: a templated block costs its setup once per piece.
 TEXT_CHUNK = 2048
+# Records of text per chunk on disk.  Writing a report merges every bucket, holding one chunk of
+# each (about 2 KB a record): small chunks keep that flat with hundreds of buckets.
+TEXT_RECORDS = 64
 
 
 def report_values(report: "ConnectionReport") -> tuple:
@@ -360,7 +363,8 @@ def write_bucket(
                     made_kinds[kind] = True
                     if kind not in texts:
                         texts[kind] = open(_text_path(directory, bucket, kind), "wb")
-                    _write_texts(texts[kind], made)
+                    for k in range(0, len(made), TEXT_RECORDS):
+                        _write_texts(texts[kind], made[k : k + TEXT_RECORDS])
     except OSError as err:
         raise PcapcheckError(f"{directory}: cannot write the temporary report file: {err.strerror or err}") from None
     finally:
