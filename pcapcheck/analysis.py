@@ -63,7 +63,8 @@ class AnalysisResult:
     # In id order: a list, or for a capture too large to hold a pcapcheck.store.ConnectionStore
     # (read from disk on each iteration).  Reports use len(), iteration and slicing only.
     connections: Sequence[ConnectionReport]
-    findings: list[Finding]
+    # A list, or for a partitioned capture a pcapcheck.finding_store.FindingStore (read from disk).
+    findings: Sequence[Finding]
     rules: dict[str, RuleSpec]
     profile: Profile
     config: Config
@@ -77,7 +78,9 @@ class ConnectionsAnalysis:
     """What replaying and checking a stream of connections produced (one whole run, or one shard)."""
 
     reports: Sequence[ConnectionReport]  # in order of connection id (a list, or a ConnectionStore)
-    findings: list[Finding]  # in the order the checks emitted them, connection by connection
+    # In the order the checks emitted them, connection by connection (a list); a FindingStore
+    # (buckets.assemble) is in the run's final order already.
+    findings: Sequence[Finding]
     error: str | None = None
     # With ``error``: connections whose first frame is at or after this one are missing (the one
     # being analysed when it struck); None when it struck before any connection (while the capture
@@ -221,7 +224,8 @@ def _analyze(
         outcome.error = held.error
 
     findings = outcome.findings
-    findings.sort(key=lambda f: (f.frame, f.connection, f.rule))
+    if isinstance(findings, list):  # a partitioned run's FindingStore reads back in this order
+        findings.sort(key=lambda f: (f.frame, f.connection, f.rule))
     return AnalysisResult(
         capture=info,
         connections=outcome.reports,

@@ -3,8 +3,8 @@
 Each bucket holds whole tuples, so each of its connections comes out of ``rebuild`` exactly as from
 the whole capture, given the whole capture's peer counts (``Partition.listener_rows``) and last
 timestamp.  ``assemble`` numbers and orders connections and findings as one in-memory run does:
-ids in order of first frame, findings connection by connection in the order the checks emitted
-them, and an error cuts every bucket where one run walking the connections in id order stops.
+ids in order of first frame, findings in the run's order (pcapcheck.finding_store), and an error
+cuts every bucket where one run walking the connections in id order stops.
 Buckets are independent, so ``--jobs`` (pcapcheck.shard) analyses them in several processes.
 """
 
@@ -20,6 +20,7 @@ from .capture import CaptureInfo
 from .catalogue import RuleSpec
 from .config import Config
 from .connections import Connection, ConnectionTable, _listener_counts, _split_connections, connection_table
+from .finding_store import FindingStore, SpilledFindings, write_findings
 from .findings import Finding
 from .partition import ListenerRows, Partition
 from .profiles import Profile
@@ -33,7 +34,9 @@ class BucketOutcome:
 
     bucket: int
     written: Written  # its connections' first frames and closes, in its id order
-    findings: list[Finding]  # connection = the id within the bucket
+    # Written by the process that analysed the bucket; a list (connection = the id within the
+    # bucket, in emission order) is written when assembled.
+    findings: SpilledFindings | list[Finding]
     error: str | None = None
     error_frame: int | None = None
 
@@ -79,7 +82,8 @@ def analyze_bucket(
         outcome = analyze_table(table, capture=capture, profile=profile, config=config, catalogue=catalogue, memo=memo)
     del table
     written = write_bucket(directory, bucket, outcome.reports, render)
-    return BucketOutcome(bucket, written, outcome.findings, outcome.error, outcome.error_frame)
+    findings = write_findings(directory, bucket, outcome.findings)
+    return BucketOutcome(bucket, written, findings, outcome.error, outcome.error_frame)
 
 
 def analyze_bucket_range(
@@ -112,19 +116,20 @@ def analyze_buckets(partition: Partition, store: ConnectionStore, **settings) ->
 
 def assemble(store: ConnectionStore, outcomes: list[BucketOutcome]) -> ConnectionsAnalysis:
     """One outcome from every bucket's, numbered and ordered as one in-memory run makes it."""
+    # The findings read their files from the store's directory: the store keeps it.
+    findings = FindingStore(store.directory, keep_alive=store)
     for outcome in outcomes:
         store.adopt(outcome.bucket, outcome.written)
+        spilled = outcome.findings
+        if not isinstance(spilled, SpilledFindings):
+            spilled = write_findings(store.directory, outcome.bucket, spilled)
+        findings.add(outcome.bucket, outcome.written.first_frames, spilled)
     failed = [o for o in outcomes if o.error is not None]
     error = error_frame = None
     if failed:
         first = min(failed, key=lambda o: -1 if o.error_frame is None else o.error_frame)
         error, error_frame = first.error, first.error_frame
-        store.cut_at(-1 if error_frame is None else error_frame)
-    numbered: list[tuple[int, int, Finding]] = []
-    for outcome in outcomes:
-        renumbered = store.renumber(outcome.bucket, outcome.findings)
-        numbered.extend((number, index, f) for index, (number, f) in enumerate(renumbered))
-        outcome.findings = []  # the renumbered copies replace them: findings are held once
-    # Connection by connection, each in the order its checks emitted: what one process collects.
-    numbered.sort(key=lambda item: (item[0], item[1]))
-    return ConnectionsAnalysis(store, [f for *_, f in numbered], error, error_frame)
+        cut = -1 if error_frame is None else error_frame
+        store.cut_at(cut)
+        findings.cut_at(cut)
+    return ConnectionsAnalysis(store, findings, error, error_frame)

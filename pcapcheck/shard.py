@@ -6,7 +6,8 @@ a mid-stream pickup, how many peers talk to each endpoint.  So analysis reads th
 with --jobs, always partitions its segments by a hash of the canonical 4-tuple (pcapcheck.partition),
 which keeps incarnations together and gives the last timestamp and the peer counts; then N
 processes (this one is the first) analyse the buckets, bucket ``b`` going to process ``b mod N``, each writing its
-buckets' reports to the shared temporary directory and sending back only first frames and findings.
+buckets' reports and findings to the shared temporary directory and sending back only first frames
+and small arrays that number and count the findings (finding_store.SpilledFindings).
 
 ``buckets.assemble`` makes the result identical to one process: connection ids 1-based in order of
 first frame (what ``rebuild`` does over the whole capture), findings remapped and ordered as one

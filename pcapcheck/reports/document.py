@@ -6,6 +6,7 @@ read the same records, so a field has one name and one meaning in every report.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict
@@ -132,23 +133,50 @@ def close_counts(result: "AnalysisResult") -> dict[str, int]:
     return ordered
 
 
-def severity_counts(findings: list[Finding]) -> dict[str, int]:
-    counts = Counter(f.severity.value for f in findings)
+def kind_counts(findings: Iterable[Finding]) -> Counter:
+    """(rule, severity value, capture_quality) -> how many findings: what every count reads."""
+    counted = getattr(findings, "kind_counts", None)  # a FindingStore counts without reading its files
+    if counted is not None:
+        return counted()
+    return Counter((f.rule, f.severity.value, f.capture_quality) for f in findings)
+
+
+def severity_counts(findings: Iterable[Finding]) -> dict[str, int]:
+    counts: Counter = Counter()
+    for (_rule, severity, _quality), n in kind_counts(findings).items():
+        counts[severity] += n
     return {s: counts.get(s, 0) for s in SEVERITY_ORDER}
 
 
-def rule_counts(findings: list[Finding]) -> list[tuple[str, str, int]]:
+def rule_counts(findings: Iterable[Finding]) -> list[tuple[str, str, int]]:
     """(rule, severity, count), worst severity first, then most frequent, then by id."""
-    counts = Counter((f.rule, f.severity.value) for f in findings)
+    counts: Counter = Counter()
+    for (rule, severity, _quality), n in kind_counts(findings).items():
+        counts[rule, severity] += n
     return sorted(
         ((rule, severity, n) for (rule, severity), n in counts.items()),
         key=lambda item: (-Severity(item[1]).rank, -item[2], item[0]),
     )
 
 
-def worst_first(findings: list[Finding]) -> list[Finding]:
-    """Findings by severity (errors first), capture notes last, then in capture order."""
-    return sorted(findings, key=lambda f: (-f.severity.rank, f.capture_quality, f.frame, f.connection, f.rule))
+def rule_totals(findings: Iterable[Finding]) -> dict[str, int]:
+    """Findings by rule, rules in id order."""
+    counts: Counter = Counter()
+    for (rule, _severity, _quality), n in kind_counts(findings).items():
+        counts[rule] += n
+    return dict(sorted(counts.items()))
+
+
+def worst_first(findings: Iterable[Finding], limit: int | None = None) -> list[Finding]:
+    """Findings by severity (errors first), capture notes last, then in capture order; the first
+    ``limit`` of them only, when given (a large capture's findings are never all held)."""
+    if limit is None:
+        return sorted(findings, key=_worst_key)
+    return heapq.nsmallest(limit, findings, key=_worst_key)  # == sorted(...)[:limit], ties included
+
+
+def _worst_key(f: Finding) -> tuple:
+    return (-f.severity.rank, f.capture_quality, f.frame, f.connection, f.rule)
 
 
 def document_head(result: "AnalysisResult") -> dict[str, Any]:
@@ -175,7 +203,7 @@ def document_head(result: "AnalysisResult") -> dict[str, Any]:
             "connections": len(result.connections),
             "close": close_counts(result),
             "findings": severity_counts(result.findings),
-            "rules": dict(sorted(Counter(f.rule for f in result.findings).items())),
+            "rules": rule_totals(result.findings),
         },
     }
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from ..errors import ConfigError
 from ..findings import Finding, Severity
+from .document import kind_counts
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -42,5 +43,18 @@ def failing(findings: Iterable[Finding], fail_on: str) -> list[Finding]:
     return [f for f in findings if effective_severity(f).rank >= limit.rank]
 
 
+def failing_count(findings: Iterable[Finding], fail_on: str) -> int:
+    """How many findings ``failing`` lists, from the counts (a FindingStore's need no reading)."""
+    limit = threshold(fail_on)
+    if limit is None:
+        return 0
+    info = Severity.INFO.rank
+    return sum(
+        n
+        for (_rule, severity, quality), n in kind_counts(findings).items()
+        if (info if quality else Severity(severity).rank) >= limit.rank
+    )
+
+
 def exit_code(findings: Iterable[Finding], fail_on: str) -> int:
-    return EXIT_FINDINGS if failing(findings, fail_on) else EXIT_OK
+    return EXIT_FINDINGS if failing_count(findings, fail_on) else EXIT_OK

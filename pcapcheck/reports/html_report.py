@@ -20,7 +20,7 @@ from .. import __version__
 from ..findings import Finding
 from .atomic import write_text_atomically
 from .document import close_counts, fail_on_of, rule_counts, severity_counts, worst_first
-from .gate import failing
+from .gate import failing_count
 from .ladder import CONTEXT, build_ladder
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def build_context(result: "AnalysisResult", context: int = CONTEXT) -> dict[str,
     drawn = {s["conn"].id: s["drawn_frames"] for s in sections}
 
     rows = []
-    for f in worst_first(result.findings)[:MAX_FINDING_ROWS]:
+    for f in worst_first(result.findings, MAX_FINDING_ROWS):
         conn = conns.get(f.connection)
         if f.frame in drawn.get(f.connection, ()):
             link = f"#c{f.connection}-f{f.frame}"
@@ -108,7 +108,7 @@ def build_context(result: "AnalysisResult", context: int = CONTEXT) -> dict[str,
     fired = [result.rules[rule] for rule, _s, _n in rule_counts(result.findings) if rule in result.rules]
     cap = result.capture
     fail_on = fail_on_of(result)
-    failed = failing(result.findings, fail_on)
+    failed = failing_count(result.findings, fail_on)
     return {
         "version": __version__,
         "title": "pcapcheck: " + (", ".join(Path(p).name for p in cap.paths) or "no capture"),
@@ -120,7 +120,7 @@ def build_context(result: "AnalysisResult", context: int = CONTEXT) -> dict[str,
         "profile": result.profile,
         "fail_on": fail_on,
         "verdict": "incomplete" if result.error else ("fail" if failed else "pass"),
-        "failed": len(failed),
+        "failed": failed,
         "error": result.error,
         "suppressed": result.suppressed,
         "closes": close_counts(result),

@@ -20,7 +20,7 @@ from rich.text import Text
 
 from .. import __version__
 from .document import close_counts, connections_by_id, fail_on_of, rule_counts, severity_counts, worst_first
-from .gate import failing
+from .gate import failing_count
 
 if TYPE_CHECKING:
     from ..analysis import AnalysisResult
@@ -124,7 +124,7 @@ def print_summary(result: "AnalysisResult", console: Console) -> None:
             )
         console.print(by_rule)
 
-        worst = worst_first(result.findings)[:WORST_SHOWN]
+        worst = worst_first(result.findings, WORST_SHOWN)
         conns = connections_by_id(result.connections, {f.connection for f in worst})
         console.print(Text(f"Worst findings ({len(worst)} of {len(result.findings)})", style="italic"))
         # Two lines per finding rather than a table: messages stay readable on an 80-column CI log.
@@ -148,12 +148,12 @@ def print_summary(result: "AnalysisResult", console: Console) -> None:
     )
     if result.suppressed:
         verdict.append(f"; {result.suppressed} suppressed by the baseline")
-    failed = failing(result.findings, fail_on)
+    failed = failing_count(result.findings, fail_on)
     verdict.append(f"; --fail-on {fail_on}: ")
     if result.error is not None:
         verdict.append("INCOMPLETE (the run stopped on bad input)", style="bold red")
     elif failed:
-        verdict.append(f"FAIL ({len(failed)} at or above {fail_on})", style="bold red")
+        verdict.append(f"FAIL ({failed} at or above {fail_on})", style="bold red")
     else:
         verdict.append("PASS", style="bold green")
     console.print(verdict)

@@ -1,0 +1,216 @@
+"""Findings of a partitioned run (pcapcheck.partition), on disk, read back in the run's order.
+
+The process that analyses a bucket writes the bucket's findings (``write_findings``), sorted, and
+keeps in memory only what numbering and counting need (``SpilledFindings``: a few bytes a finding);
+``FindingStore`` reads the buckets back, numbers each finding's connection as the run numbers it
+(pcapcheck.store), leaves out those of connections an error cut, and merges the buckets.
+
+Why the order is the one an in-memory run gives.  There, findings are collected connection by
+connection, each connection's in the order its checks emitted them (``buckets.assemble`` once
+sorted by (connection, emission index) to make that), then sorted, stably, by (frame, connection,
+rule).  So the run's order is by (frame, connection, rule), and among findings equal in those by
+emission order; two such findings are of one connection, hence of one bucket.
+
+* Within a bucket, its ids (1.. in order of first frame) are ordered as the run's ids of the same
+  connections (the run numbers by first frame too), and the bucket emits connection by connection
+  in its id order, each in emission order.  A stable sort of the bucket's findings by (frame, id in
+  the bucket, rule) therefore puts them in the run's order restricted to the bucket.
+* Across buckets no two findings are equal in (frame, connection, rule): a connection lives in one
+  bucket.  Merging the sorted buckets by (frame, run id, rule) therefore gives the run's order, with
+  no tie left to the merge.
+* Leaving out the findings of cut connections keeps the order of the others.
+
+``len()`` and the counts (``kind_counts``) never read the files.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import pickle
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from operator import attrgetter
+
+import numpy as np
+
+from .errors import PcapcheckError
+from .findings import Finding, Severity
+from .segments import Side
+
+# Findings pickled together.  A merge holds one chunk per bucket, and every bucket stays open to
+# the end of it (buckets interleave in time): small chunks keep hundreds of buckets to a few MB.
+CHUNK = 64
+
+# What counting needs of a finding: (rule, severity value, capture_quality).
+Kind = tuple[str, str, bool]
+
+_SEVERITY = {s.value: s for s in Severity}
+_SIDE = {s.value: s for s in Side}
+_SIDE[None] = None  # type: ignore[index]
+_ORDER = attrgetter("frame", "connection", "rule")
+
+
+@dataclass(frozen=True, slots=True)
+class SpilledFindings:
+    """What stays in memory of a bucket's findings once ``write_findings`` wrote them: in file
+    order, each one's connection (its id in the bucket) and kind."""
+
+    connections: np.ndarray  # int32, ids in the bucket (1..)
+    kinds: np.ndarray  # uint16, index into kind_table
+    kind_table: tuple[Kind, ...]
+
+    @classmethod
+    def empty(cls) -> "SpilledFindings":
+        return cls(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.uint16), ())
+
+
+def write_findings(directory: str, bucket: int, findings: list[Finding]) -> SpilledFindings:
+    """Spill one bucket's findings (connection = the id in the bucket, in the order the checks
+    emitted them) to ``directory``, sorted as the module docstring says."""
+    if not findings:
+        return SpilledFindings.empty()
+    ordered = sorted(findings, key=_ORDER)  # stable: emission order among equals
+    table: dict[Kind, int] = {}
+    kinds = np.empty(len(ordered), dtype=np.uint16)
+    for i, f in enumerate(ordered):
+        kinds[i] = table.setdefault((f.rule, f.severity.value, f.capture_quality), len(table))
+    connections = np.fromiter((f.connection for f in ordered), dtype=np.int32, count=len(ordered))
+    try:
+        with open(_path(directory, bucket), "wb") as handle:
+            for start in range(0, len(ordered), CHUNK):
+                chunk = [_values(f) for f in ordered[start : start + CHUNK]]
+                pickle.dump(chunk, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    except OSError as err:
+        raise PcapcheckError(f"{directory}: cannot write the temporary findings file: {err.strerror or err}") from None
+    return SpilledFindings(connections, kinds, tuple(table))
+
+
+def _values(f: Finding) -> tuple:
+    """A finding as plain values (see store.report_values: tuples unpickle several times faster)."""
+    endpoint = f.endpoint.value if f.endpoint is not None else None
+    return (f.rule, f.severity.value, f.connection, endpoint, f.frame, f.time, f.message, f.rfc, f.capture_quality)
+
+
+def _path(directory: str, bucket: int) -> str:
+    return os.path.join(directory, f"findings-{bucket:04d}.pkl")
+
+
+class FindingStore(Sequence):
+    """Findings bucket by bucket on disk; a sequence of Finding in the run's order."""
+
+    def __init__(self, directory: str, keep_alive: object = None):
+        self.directory = directory
+        self._keep_alive = keep_alive  # e.g. the ConnectionStore, which keeps the directory
+        self._spilled: list[SpilledFindings] = []  # per bucket
+        self._first_frames: list[np.ndarray] = []  # per bucket, its connections' in its id order
+        self._cut: int | None = None
+        self._len: int | None = None
+
+    def add(self, bucket: int, first_frames: np.ndarray, spilled: SpilledFindings) -> None:
+        """Take in a bucket's findings; ``first_frames`` are its connections' (store.Written's)."""
+        while len(self._spilled) <= bucket:
+            self._spilled.append(SpilledFindings.empty())
+            self._first_frames.append(np.zeros(0, dtype=np.int64))
+        self._spilled[bucket] = spilled
+        self._first_frames[bucket] = first_frames
+        self._len = None
+
+    def cut_at(self, frame: int | None) -> None:
+        """Leave out findings of connections whose first frame is at or after ``frame`` (None:
+        keep all), as ``ConnectionStore.cut_at`` leaves out the connections."""
+        self._cut = frame
+        self._len = None
+
+    def _kept(self, bucket: int) -> np.ndarray | None:
+        """Which of the bucket's findings (file order) are kept; None: all."""
+        if self._cut is None:
+            return None
+        return self._first_frames[bucket][self._spilled[bucket].connections - 1] < self._cut
+
+    def __len__(self) -> int:
+        if self._len is None:
+            total = 0
+            for bucket, spilled in enumerate(self._spilled):
+                kept = self._kept(bucket)
+                total += len(spilled.connections) if kept is None else int(np.count_nonzero(kept))
+            self._len = total
+        return self._len
+
+    def kind_counts(self) -> Counter:
+        """(rule, severity value, capture_quality) -> how many findings, without reading the files."""
+        counts: Counter = Counter()
+        for bucket, spilled in enumerate(self._spilled):
+            if not len(spilled.kinds):
+                continue
+            kept = self._kept(bucket)
+            codes = spilled.kinds if kept is None else spilled.kinds[kept]
+            for code, n in enumerate(np.bincount(codes, minlength=len(spilled.kind_table)).tolist()):
+                if n:
+                    counts[spilled.kind_table[code]] += n
+        return counts
+
+    def _run_ids(self) -> list[list[int]]:
+        """Per bucket, the id in the run of each of its connections (index: id in the bucket), 0
+        for one cut.  As ConnectionStore numbers them: the rank of the first frame among all kept."""
+        joined = np.concatenate(self._first_frames) if self._first_frames else np.zeros(0, dtype=np.int64)
+        if self._cut is not None:
+            joined = joined[joined < self._cut]
+        ranked = np.sort(joined)
+        ids = []
+        for frames in self._first_frames:
+            numbers = np.searchsorted(ranked, frames) + 1
+            if self._cut is not None:
+                numbers[frames >= self._cut] = 0
+            ids.append([0, *numbers.tolist()])
+        return ids
+
+    def __iter__(self) -> Iterator[Finding]:
+        run_ids = self._run_ids()
+        streams = [
+            self._read(bucket, run_ids[bucket])
+            for bucket, spilled in enumerate(self._spilled)
+            if len(spilled.connections)
+        ]
+        return heapq.merge(*streams, key=_ORDER)
+
+    def _read(self, bucket: int, run_ids: list[int]) -> Iterator[Finding]:
+        severity, side = _SEVERITY, _SIDE
+        try:
+            handle = open(_path(self.directory, bucket), "rb")
+        except OSError as err:
+            reason = err.strerror or err
+            raise PcapcheckError(f"{self.directory}: cannot read the temporary findings file: {reason}") from None
+        with handle:
+            while True:
+                try:
+                    chunk = pickle.load(handle)
+                except EOFError:
+                    return
+                for rule, level, local, endpoint, frame, time, message, rfc, quality in chunk:
+                    number = run_ids[local]
+                    if number:
+                        yield Finding(rule, severity[level], number, side[endpoint], frame, time, message, rfc, quality)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            return list(islice(iter(self), start, stop, step))
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return next(islice(iter(self), index, None))
+
+    def __eq__(self, other: object) -> bool:
+        # As the list it stands for compares.
+        if isinstance(other, (list, FindingStore)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"FindingStore({self.directory!r}, {len(self)} findings)"
