@@ -137,6 +137,7 @@ def analyze(
     progress: Callable[[int], None] | None = None,
     jobs: int = 1,
     render: Callable | None = None,
+    steps: bool = True,
 ) -> AnalysisResult:
     """Run every stage over ``paths``.
 
@@ -149,12 +150,17 @@ def analyze(
 
     ``render`` (reports.fragments.Renderer, from the CLI) makes each connection's report text where
     a partitioned capture's bucket is analysed — in the worker processes under ``jobs``.
+
+    ``steps`` False: reports keep no replay steps (only the HTML ladder draws them; the CLI asks
+    for them when it writes HTML).  Everything else is the same.
     """
     catalogue = load_catalogue(config.extra_rule_dirs)
     config.validate(catalogue)
     profile = config.profile_for_run()
     with _fewer_gc_passes():
-        return _analyze(paths, config, catalogue, profile, reader=reader, progress=progress, jobs=jobs, render=render)
+        return _analyze(
+            paths, config, catalogue, profile, reader=reader, progress=progress, jobs=jobs, render=render, steps=steps
+        )
 
 
 @contextmanager
@@ -179,6 +185,7 @@ def _analyze(
     progress: Callable[[int], None] | None,
     jobs: int,
     render: Callable | None = None,
+    steps: bool = True,
 ) -> AnalysisResult:
     shards = 1
     if jobs != 1:
@@ -204,7 +211,9 @@ def _analyze(
         if table is None:
             outcome = ConnectionsAnalysis([], [])
         else:
-            outcome = analyze_table(table, capture=info, profile=profile, config=config, catalogue=catalogue)
+            outcome = analyze_table(
+                table, capture=info, profile=profile, config=config, catalogue=catalogue, steps=steps
+            )
         del table
     else:
         from .buckets import analyze_buckets
@@ -213,7 +222,7 @@ def _analyze(
         # The store reads its files while the reports are written: the directory lives as long
         # as the result (TemporaryDirectory removes it when collected).
         store = ConnectionStore(held.workdir.name, keep_alive=held.workdir)
-        settings = dict(capture=info, profile=profile, config=config, catalogue=catalogue, render=render)
+        settings = dict(capture=info, profile=profile, config=config, catalogue=catalogue, render=render, steps=steps)
         if shards > 1:
             from .shard import analyze_in_processes
 
@@ -262,6 +271,7 @@ def analyze_connections(
     config: Config,
     catalogue: dict[str, RuleSpec],
     memo: bool | ReplayMemo | None = None,
+    steps: bool = True,
 ) -> ConnectionsAnalysis:
     """Replay and check each connection (in id order) and keep what the reports need.
 
@@ -279,7 +289,7 @@ def analyze_connections(
     PCAPCHECK_MEMO=0 when None) replays and checks every connection; a ReplayMemo is used as given
     (tests count its hits).  ``analyze_table`` goes further for a rebuild's table.
     """
-    analyst = _Analyst(capture, profile, config, catalogue, _memo_for(memo, capture, profile, config, catalogue))
+    analyst = _Analyst(capture, profile, config, catalogue, _memo_for(memo, capture, profile, config, catalogue), steps)
     try:
         for conn in connections:
             analyst.analyze(conn, analyst.key(conn))
@@ -296,6 +306,7 @@ def analyze_table(
     config: Config,
     catalogue: dict[str, RuleSpec],
     memo: bool | ReplayMemo | None = None,
+    steps: bool = True,
 ) -> ConnectionsAnalysis:
     """``analyze_connections`` of the table's connections, with the same reports and findings.
 
@@ -304,7 +315,7 @@ def analyze_table(
     stays columns of the table (pcapcheck.templated), formatted a block at a time by the writers.
     """
     templates = _memo_for(memo, capture, profile, config, catalogue)
-    analyst = _Analyst(capture, profile, config, catalogue, templates)
+    analyst = _Analyst(capture, profile, config, catalogue, templates, steps)
     n = len(table)
     keys = templates.keys(table) if templates is not None else [None] * n
     members: dict[int, tuple[Template, list[int]]] = {}  # by id of template
@@ -356,9 +367,11 @@ class _Analyst:
         config: Config,
         catalogue: dict[str, RuleSpec],
         templates: ReplayMemo | None,
+        steps: bool = True,
     ):
         self.capture, self.profile, self.config, self.catalogue = capture, profile, config, catalogue
         self.templates = templates
+        self.steps = steps  # keep the steps of connections with findings (the HTML ladder draws them)
         self.reports: list[ConnectionReport] = []  # in id order
         self._report_of: dict[int, ConnectionReport] = {}  # by id: the previous incarnation's is updated
         self.findings: list[Finding] = []
@@ -411,7 +424,7 @@ class _Analyst:
         self.findings.extend(found)
         if shape_key is not None and known is None:
             templates.learn(shape_key, conn, rep, frozenset(f.rule for f in found))  # type: ignore[union-attr]
-        self._keep(conn, connection_report(conn, rep, keep_steps=bool(found)))
+        self._keep(conn, connection_report(conn, rep, keep_steps=self.steps and bool(found)))
         self.last_on_tuple[key] = (conn, _without_steps(rep))
         self.missing_from = conn.first_frame + 1
 

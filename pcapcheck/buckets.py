@@ -74,12 +74,15 @@ def analyze_bucket(
     catalogue: dict[str, RuleSpec],
     memo: ReplayMemo | None = None,
     render: Render | None = None,
+    steps: bool = True,
 ) -> BucketOutcome:
     table = bucket_table(partition.rows(bucket), listener_rows)
     if table is None:
         outcome = ConnectionsAnalysis([], [])
     else:
-        outcome = analyze_table(table, capture=capture, profile=profile, config=config, catalogue=catalogue, memo=memo)
+        outcome = analyze_table(
+            table, capture=capture, profile=profile, config=config, catalogue=catalogue, memo=memo, steps=steps
+        )
     del table
     written = write_bucket(directory, bucket, outcome.reports, render)
     findings = write_findings(directory, bucket, outcome.findings)
@@ -96,6 +99,7 @@ def analyze_bucket_range(
     config: Config,
     catalogue: dict[str, RuleSpec],
     render: Render | None = None,
+    steps: bool = True,
 ) -> list[BucketOutcome]:
     """``buckets`` of the partition, one after the other in this process, reports to ``directory``."""
     listener_rows = partition.listener_rows()
@@ -104,6 +108,7 @@ def analyze_bucket_range(
         analyze_bucket(
             partition, bucket, listener_rows, directory,
             capture=capture, profile=profile, config=config, catalogue=catalogue, memo=memo, render=render,
+            steps=steps,
         )  # fmt: skip
         for bucket in buckets
     ]

@@ -152,6 +152,8 @@ def analyze(
         render = renderer_for(json=json_path is not None, csv=csv_dir is not None)
         if render is not None:
             parallel["render"] = render  # a large capture's report text is made as its buckets are
+        if html_path is None:
+            parallel["steps"] = False  # only the HTML ladder draws a connection's replay steps
         if not quiet and sys.stderr.isatty():
             from .reports.terminal import progress_reader
 

@@ -64,6 +64,7 @@ class ShardTask:
     catalogue: dict[str, RuleSpec]
     profile: Profile
     render: Callable | None = None  # report text made by the workers (reports.fragments)
+    steps: bool = True  # reports keep replay steps (analysis.analyze)
 
 
 def analyze_shard(task: ShardTask, shard: int) -> list[BucketOutcome]:
@@ -71,6 +72,7 @@ def analyze_shard(task: ShardTask, shard: int) -> list[BucketOutcome]:
     return analyze_bucket_range(
         task.partition, range(shard, task.partition.buckets, task.shards), task.directory,
         capture=task.capture, profile=task.profile, config=task.config, catalogue=task.catalogue, render=task.render,
+        steps=task.steps,
     )  # fmt: skip
 
 
@@ -102,10 +104,11 @@ def analyze_in_processes(
     config: Config,
     catalogue: dict[str, RuleSpec],
     render: Callable | None = None,
+    steps: bool = True,
     method: str | None = None,
 ) -> ConnectionsAnalysis:
     """The partition's buckets analysed in ``shards`` processes (this one is shard 0), merged."""
-    task = ShardTask(partition, store.directory, shards, capture, config, catalogue, profile, render)
+    task = ShardTask(partition, store.directory, shards, capture, config, catalogue, profile, render, steps)
     context = multiprocessing.get_context(method or start_method())
     messages = context.Queue()
     workers = {
