@@ -18,6 +18,7 @@ Contract (the implementation fills ``rebuild``):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -212,41 +213,50 @@ def segment_list(conn: Connection, columns: SegmentColumns | None = None) -> lis
 
 
 def segment_at(conn: Connection, i: int, bases: tuple[int, int]) -> Segment:
-    row = conn.rows[i]
-    side_index = int(conn.sender[i])
+    # One row as a tuple of Python values (``item``): reading its fields one by one as numpy
+    # scalars costs several times more, and the checked lane makes a few Segments per connection.
+    row = conn.rows[i].item()
+    at = _field_positions(conn.rows.dtype)
+    side_index = conn.sender.item(i)
     sender = Side.CLIENT if side_index == 0 else Side.SERVER
-    seq = int(conn.seq[i])
-    ack = int(conn.ack[i])
+    seq = conn.seq.item(i)
+    ack = conn.ack.item(i)
     sack_blocks: tuple[tuple[int, int], ...] = ()
-    count = int(row["sack_count"])
+    count = row[at["sack_count"]]
     if count:
         # SACK edges live in the peer's sequence space, like ack: unwrap them next to ack.
-        raw_ack = int(row["ack"])
+        raw_ack = row[at["ack"]]
         sack_blocks = tuple(
-            (ack + _delta(int(left), raw_ack), ack + _delta(int(right), raw_ack))
-            for left, right in row["sack"][: min(count, MAX_SACK_BLOCKS)]
+            (ack + _delta(left, raw_ack), ack + _delta(right, raw_ack))
+            for left, right in row[at["sack"]][: min(count, MAX_SACK_BLOCKS)].tolist()
         )
+    mss, wscale, has_ts = row[at["mss"]], row[at["wscale"]], row[at["has_ts"]]
     return Segment(
         index=i,
-        frame=int(row["frame"]),
-        time=int(row["ts_ns"]) / 1e9,
+        frame=row[at["frame"]],
+        time=row[at["ts_ns"]] / 1e9,
         sender=sender,
         seq=seq,
         ack=ack,
         rel_seq=seq - bases[side_index],
         rel_ack=ack - bases[1 - side_index],
-        flags=int(row["flags"]),
-        window=int(row["window"]),
-        length=int(row["payload_len"]),
-        mss=int(row["mss"]) if row["mss"] >= 0 else None,
-        wscale=int(row["wscale"]) if row["wscale"] >= 0 else None,
-        sack_permitted=bool(row["sack_permitted"]),
-        ts_val=int(row["ts_val"]) if row["has_ts"] else None,
-        ts_ecr=int(row["ts_ecr"]) if row["has_ts"] else None,
+        flags=row[at["flags"]],
+        window=row[at["window"]],
+        length=row[at["payload_len"]],
+        mss=mss if mss >= 0 else None,
+        wscale=wscale if wscale >= 0 else None,
+        sack_permitted=bool(row[at["sack_permitted"]]),
+        ts_val=row[at["ts_val"]] if has_ts else None,
+        ts_ecr=row[at["ts_ecr"]] if has_ts else None,
         sack_blocks=sack_blocks,
-        truncated=bool(row["truncated"]),
-        bad_checksum=int(row["checksum"]) == CHECKSUM_BAD,
+        truncated=bool(row[at["truncated"]]),
+        bad_checksum=row[at["checksum"]] == CHECKSUM_BAD,
     )
+
+
+@functools.cache
+def _field_positions(dtype: np.dtype) -> dict[str, int]:
+    return {name: k for k, name in enumerate(dtype.names)}
 
 
 def _delta(raw: int, raw_reference: int) -> int:

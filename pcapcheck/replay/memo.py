@@ -49,14 +49,14 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import NamedTuple
 
 import numpy as np
 
-from ..connections import Connection, ConnectionTable, segment_columns, segment_list
+from ..connections import Connection, ConnectionTable, segment_at, segment_columns, segment_list
 from ..profiles import Profile
 from ..segments import FIN, RST, SYN, Side
 from .facts import Controls
@@ -188,7 +188,7 @@ class Template:
             else TimeWait(endpoint, times[at], frames[at], duration, None, "running")
             for endpoint, at, duration, expired in self._waits
         ]
-        steps = [Step(seg, *around) for seg, around in zip(segment_list(conn), self.steps)] if self.checked else []
+        steps = TemplatedSteps(conn, self.steps) if self.checked else []
         return Replay(
             connection_id=conn.id,
             steps=steps,
@@ -200,6 +200,61 @@ class Template:
             time_wait=waits[0] if waits else None,
             time_waits=waits,
         )
+
+
+class TemplatedSteps(Sequence[Step]):
+    """A checked member's steps: the template's states, notes and delivery around the connection's
+    own segments.  A Step is made when first read: the checks that run on a member (those that
+    fired in the template's first, and the reuse rules) mostly read the first one or two.  Reads
+    behave as the list the replay makes."""
+
+    __slots__ = ("_conn", "_around", "_made", "_bases")
+
+    def __init__(self, conn: Connection, around: tuple):
+        self._conn = conn
+        self._around = around
+        self._made: list[Step | None] = [None] * len(around)
+        self._bases: tuple[int, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self._around)
+
+    def _step(self, i: int) -> Step:
+        step = self._made[i]
+        if step is None:
+            if self._bases is None:
+                self._bases = (self._conn.base(Side.CLIENT), self._conn.base(Side.SERVER))
+            step = self._made[i] = Step(segment_at(self._conn, i, self._bases), *self._around[i])
+        return step
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self._step(i) for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._step(index)
+
+    def __iter__(self) -> Iterator[Step]:
+        made = self._made
+        for i in range(len(made)):
+            if i == 2 and None in made:
+                # Read past the first two: make the rest at once, cheaper per segment.
+                for k, segment in enumerate(segment_list(self._conn)):
+                    if made[k] is None:
+                        made[k] = Step(segment, *self._around[k])
+            yield self._step(i)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (list, TemplatedSteps)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(list(self))
 
 
 def _reader(indices: tuple[int, ...]) -> Callable[[list], tuple]:
