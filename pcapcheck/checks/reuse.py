@@ -153,18 +153,19 @@ def _safeguard(old: Connection, syn: _Opening, holder: Side, new: Connection) ->
     syn_sender = new.endpoint(syn.sender)
     old_side = Side.CLIENT if old.client == syn_sender else Side.SERVER
     mask = old.sender == (0 if old_side is Side.CLIENT else 1)
-    old_rows = old.rows[mask]
-    old_has_ts = bool(old_rows["has_ts"].any())
+    rows = old.rows  # read column by column: a masked copy of the wide rows costs more than the test
+    has_ts = rows["has_ts"][mask]
+    old_has_ts = bool(has_ts.any())
     # Options cut by the snap length read as "no timestamp": the capture cannot tell which branch of
     # RFC 6191 applies, so neither a safeguard nor its absence is proven.
-    if (syn.truncated and syn.ts_val is None) or (not old_has_ts and bool(old_rows["truncated"].any())):
+    if (syn.truncated and syn.ts_val is None) or (not old_has_ts and bool(rows["truncated"][mask].any())):
         return _Verdict(unknown=True)
     received = syn.sender is not holder  # RFC 6191 and the ISN rule are the receiver's (TIME-WAIT) test
-    new_isn, old_end = syn.isn, _old_end(old, mask, old_rows)
+    new_isn, old_end = syn.isn, _old_end(old, mask)
     isn_above = old_end is not None and (_after(new_isn, old_end) or new_isn == old_end)
     isn_text = f"its ISN {new_isn} is {'' if isn_above else 'not '}above the old connection's last sequence number {old_end}"
     if syn.ts_val is not None and old_has_ts:
-        last_ts = int(old_rows["ts_val"][old_rows["has_ts"]][-1])
+        last_ts = int(rows["ts_val"][mask][has_ts][-1])
         if _after(syn.ts_val, last_ts):
             return _Verdict(f"its TSval {syn.ts_val} is newer than the old connection's {last_ts} (RFC 6191)")
         if syn.ts_val == last_ts and received and isn_above:
@@ -180,12 +181,12 @@ def _safeguard(old: Connection, syn: _Opening, holder: Side, new: Connection) ->
     return _Verdict(unsafe="it carried no newer timestamp, the only safeguard for an endpoint reopening the tuple itself")
 
 
-def _old_end(old: Connection, mask, old_rows) -> int | None:
+def _old_end(old: Connection, mask) -> int | None:
     """The largest sequence number the SYN's sender used in the old incarnation (None: it sent nothing)."""
-    if not len(old_rows):
+    if not mask.any():
         return None
-    flags = old_rows["flags"]
-    ends = old.seq[mask] + old_rows["payload_len"].astype("int64") + ((flags & SYN) != 0) + ((flags & FIN) != 0)
+    flags = old.rows["flags"][mask]
+    ends = old.seq[mask] + old.rows["payload_len"][mask].astype("int64") + ((flags & SYN) != 0) + ((flags & FIN) != 0)
     return int(ends.max()) & _MASK
 
 
