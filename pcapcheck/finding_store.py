@@ -29,9 +29,8 @@ import heapq
 import os
 import pickle
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import islice
 from operator import attrgetter
 
 import numpy as np
@@ -39,6 +38,7 @@ import numpy as np
 from .errors import PcapcheckError
 from .findings import Finding, Severity
 from .segments import Side
+from .sequences import ComparesAsList, IteratedSequence
 
 # Findings pickled together.  A merge holds one chunk per bucket, and every bucket stays open to
 # the end of it (buckets interleave in time): small chunks keep hundreds of buckets to a few MB.
@@ -98,7 +98,7 @@ def _path(directory: str, bucket: int) -> str:
     return os.path.join(directory, f"findings-{bucket:04d}.pkl")
 
 
-class FindingStore(Sequence):
+class FindingStore(ComparesAsList, IteratedSequence):
     """Findings bucket by bucket on disk; a sequence of Finding in the run's order."""
 
     def __init__(self, directory: str, keep_alive: object = None):
@@ -193,24 +193,6 @@ class FindingStore(Sequence):
                     number = run_ids[local]
                     if number:
                         yield Finding(rule, severity[level], number, side[endpoint], frame, time, message, rfc, quality)
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            start, stop, step = index.indices(len(self))
-            return list(islice(iter(self), start, stop, step))
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
-        return next(islice(iter(self), index, None))
-
-    def __eq__(self, other: object) -> bool:
-        # As the list it stands for compares.
-        if isinstance(other, (list, FindingStore)):
-            return list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"FindingStore({self.directory!r}, {len(self)} findings)"

@@ -17,13 +17,13 @@ import pickle
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
-from itertools import islice
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import PcapcheckError
+from .sequences import ComparesAsList, IteratedSequence
 
 if TYPE_CHECKING:
     from .analysis import ConnectionReport
@@ -81,7 +81,7 @@ def _step_getters() -> tuple[Callable, Callable]:
     return attrgetter(*Segment._fields), attrgetter(*step_fields)
 
 
-class StoredSteps(Sequence):
+class StoredSteps(ComparesAsList, Sequence):
     """A report's steps as read back: Step objects are made only when read.  Only the HTML ladder
     reads them (connections with findings); the JSON and CSV writers, which read every report
     back, never do."""
@@ -109,14 +109,6 @@ class StoredSteps(Sequence):
 
     def __iter__(self):
         return iter(self._made())
-
-    def __eq__(self, other: object) -> bool:
-        # As the list it stands for compares.
-        if isinstance(other, (list, StoredSteps)):
-            return list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return repr(self._made())
@@ -186,7 +178,7 @@ class _Rebuilder:
         return merged
 
 
-class ConnectionStore(Sequence):
+class ConnectionStore(IteratedSequence):
     """Reports bucket by bucket on disk; a sequence of ConnectionReport in id order."""
 
     def __init__(self, directory: str, keep_alive: object = None):
@@ -290,16 +282,6 @@ class ConnectionStore(Sequence):
                 ends = np.cumsum(np.frombuffer(handle.read(4 * count), dtype="<u4"), dtype=np.int64).tolist()
                 text = handle.read(size).decode("utf-8")
                 yield from (text[a:b] for a, b in zip([0, *ends], ends))
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            start, stop, step = index.indices(len(self))
-            return list(islice(iter(self), start, stop, step))
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
-        return next(islice(iter(self), index, None))
 
     def _read(self, bucket: int, rebuild: "_Rebuilder") -> Iterator["ConnectionReport"]:
         with open(self._path(bucket), "rb") as handle:

@@ -23,6 +23,7 @@ import numpy as np
 from .connections import ConnectionTable, Endpoint
 from .replay.model import TemplatedTransitions, TransitionPattern
 from .segments import flags_text
+from .sequences import IteratedSequence
 
 if TYPE_CHECKING:
     from .analysis import ConnectionReport
@@ -188,7 +189,7 @@ def templated_block(
     )
 
 
-class ConnectionReports(Sequence):
+class ConnectionReports(IteratedSequence):
     """Reports in id order: objects (``objects`` at ``object_positions``) and templated blocks.
 
     Position p holds connection id p + 1.  Iteration makes the blocks' report objects a piece at a
@@ -268,21 +269,6 @@ class ConnectionReports(Sequence):
             else:
                 yield from piece.merge(piece.objects, [b.reports() for b in piece.blocks])
 
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            start, stop, step = index.indices(self._length)
-            from itertools import islice
-
-            return list(islice(iter(self), start, stop, step))
-        if index < 0:
-            index += self._length
-        if not 0 <= index < self._length:
-            raise IndexError(index)
-        from itertools import islice
-
-        return next(islice(iter(self), index, None))
-
-
 # Reports made at once when a ConnectionReports is iterated.
 PIECE = 2048
 
@@ -293,6 +279,20 @@ def report_pieces(connections: object, size: int) -> Iterator[ConnectionReports]
     pieces: Callable | None = getattr(connections, "pieces", None)
     return pieces(size) if pieces is not None else None
 
+
+
+def by_source(
+    connections: Sequence, objects: Callable[[Sequence], list | None], block: Callable[[TemplatedBlock], list]
+) -> list | None:
+    """Per report, in order, what ``objects`` makes of report objects and ``block`` of a templated
+    block's members (a block at a time); None when ``objects`` gives None."""
+    blocks = getattr(connections, "blocks", None)
+    if blocks is None:
+        return objects(connections)
+    made = objects(connections.objects)  # type: ignore[attr-defined]
+    if made is None:
+        return None
+    return connections.merge(made, [block(b) for b in blocks])  # type: ignore[attr-defined]
 
 
 def shown_addresses(addresses: list[str], plain: Callable[[str], bool]) -> list[str] | None:

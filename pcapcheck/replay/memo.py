@@ -59,6 +59,7 @@ import numpy as np
 from ..connections import Connection, ConnectionTable, segment_at, segment_columns, segment_list
 from ..profiles import Profile
 from ..segments import FIN, RST, SYN, Side
+from ..sequences import ComparesAsList
 from .facts import Controls
 from .model import (
     Close,
@@ -202,7 +203,7 @@ class Template:
         )
 
 
-class TemplatedSteps(Sequence[Step]):
+class TemplatedSteps(ComparesAsList, Sequence[Step]):
     """A checked member's steps: the template's states, notes and delivery around the connection's
     own segments.  A Step is made when first read: the checks that run on a member (those that
     fired in the template's first, and the reuse rules) mostly read the first one or two.  Reads
@@ -245,13 +246,6 @@ class TemplatedSteps(Sequence[Step]):
                     if made[k] is None:
                         made[k] = Step(segment, *self._around[k])
             yield self._step(i)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, (list, TemplatedSteps)):
-            return list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return repr(list(self))

@@ -27,7 +27,7 @@ from typing import IO, TYPE_CHECKING
 
 from ..replay.model import TemplatedTransitions, TransitionPattern
 from ..segments import flags_text
-from ..templated import report_pieces, shown_addresses
+from ..templated import by_source, report_pieces, shown_addresses
 from .atomic import ReportWriteError, write_atomically
 from .document import PatternTexts, connection_record, finding_record, plain_numbers
 from .fragments import CSV, prerendered
@@ -198,13 +198,7 @@ def _connection_rows(connections: Iterable["ConnectionReport"]) -> Iterator[str]
 def fragments_of(connections: Iterable["ConnectionReport"]) -> list[str] | None:
     """Each row's text after ``N,`` (reports/fragments.py); None if one needs pandas.  Templated
     blocks (pcapcheck.templated) are formatted a block at a time."""
-    blocks = getattr(connections, "blocks", None)
-    if blocks is None:
-        return _object_fragments(connections)
-    objects = _object_fragments(connections.objects)  # type: ignore[attr-defined]
-    if objects is None:
-        return None
-    return connections.merge(objects, [block_fragments(b) for b in blocks])  # type: ignore[attr-defined]
+    return by_source(connections, _object_fragments, block_fragments)
 
 
 def _object_fragments(connections: Iterable["ConnectionReport"]) -> list[str] | None:

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..replay.model import TemplatedTransitions, TransitionPattern
 from ..segments import flags_text
-from ..templated import report_pieces, shown_addresses
+from ..templated import by_source, report_pieces, shown_addresses
 from .atomic import write_atomically
 from .fragments import JSON, prerendered
 from .document import (
@@ -178,13 +178,7 @@ def _texts(connections: Iterable["ConnectionReport"]) -> Iterator[str]:
 def fragments_of(connections: Iterable["ConnectionReport"]) -> list[str] | None:
     """Each record's text after ``{"id":N,`` (reports/fragments.py); None if one needs json.dumps.
     Templated blocks (pcapcheck.templated) are formatted a block at a time."""
-    blocks = getattr(connections, "blocks", None)
-    if blocks is None:
-        return _object_fragments(connections)
-    objects = _object_fragments(connections.objects)  # type: ignore[attr-defined]
-    if objects is None:
-        return None
-    return connections.merge(objects, [block_fragments(b) for b in blocks])  # type: ignore[attr-defined]
+    return by_source(connections, _object_fragments, block_fragments)
 
 
 def _object_fragments(connections: Iterable["ConnectionReport"]) -> list[str] | None:
