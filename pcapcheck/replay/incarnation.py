@@ -10,7 +10,6 @@ The caller that sees the incarnations in order (analysis) applies it to the prev
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import NamedTuple
 
 from ..connections import Connection
@@ -54,16 +53,16 @@ def end_time_wait_by_new_incarnation(previous: Replay, new_connection: Connectio
                 )
             )
             previous.final_state[tw.endpoint] = State.CLOSED
-            tw = replace(tw, ended_time=syn.time, ended_by="new-syn")
+            tw = TimeWait(tw.endpoint, tw.entered_time, tw.entered_frame, tw.duration, syn.time, "new-syn", tw.restarted_time)
             changed = True
         waits.append(tw)
     if changed:
         previous.time_waits = waits
         previous.time_wait = waits[0] if waits else None
-    return end_half_open_by_new_incarnation(previous, new_connection) or changed
+    return end_half_open_by_new_incarnation(previous, new_connection, syn) or changed
 
 
-def end_half_open_by_new_incarnation(previous: Replay, new_connection: Connection) -> bool:
+def end_half_open_by_new_incarnation(previous: Replay, new_connection: Connection, syn: "_Syn | None" = None) -> bool:
     """§3.5.2 Figure 10: the previous incarnation was half-open when the new one's SYN came.
 
     The endpoint sending a SYN while the previous incarnation still held it synchronized (neither
@@ -72,8 +71,9 @@ def end_half_open_by_new_incarnation(previous: Replay, new_connection: Connectio
     RCV.NXT; the SYN-SENT endpoint answers that with <SEQ=SEG.ACK><CTL=RST> (§3.10.7.3), which
     resets the peer's old connection.  Both land in the new incarnation's rows, so only here can
     the previous replay learn its end.  Updates ``previous`` in place; returns whether it changed.
+    ``syn``: the new incarnation's first SYN, when the caller found it already.
     """
-    syn = _first_syn(new_connection)
+    syn = syn or _first_syn(new_connection)
     if syn is None:
         return False
     opener = syn.sender
