@@ -151,21 +151,18 @@ def _time_waits(replay: Replay) -> list[tuple[Side, float, int]]:
 def _safeguard(old: Connection, syn: _Opening, holder: Side, new: Connection) -> _Verdict:
     """RFC 6191 §2 (timestamps), else RFC 9293 §3.6.1 / RFC 1122 §4.2.2.13 (ISN above the old space)."""
     syn_sender = new.endpoint(syn.sender)
-    old_side = Side.CLIENT if old.client == syn_sender else Side.SERVER
-    mask = old.sender == (0 if old_side is Side.CLIENT else 1)
-    rows = old.rows  # read column by column: a masked copy of the wide rows costs more than the test
-    has_ts = rows["has_ts"][mask]
-    old_has_ts = bool(has_ts.any())
+    sent = _sent(old, 0 if old.client == syn_sender else 1)
+    old_has_ts = sent.last_ts is not None
     # Options cut by the snap length read as "no timestamp": the capture cannot tell which branch of
     # RFC 6191 applies, so neither a safeguard nor its absence is proven.
-    if (syn.truncated and syn.ts_val is None) or (not old_has_ts and bool(rows["truncated"][mask].any())):
+    if (syn.truncated and syn.ts_val is None) or (not old_has_ts and sent.truncated):
         return _Verdict(unknown=True)
     received = syn.sender is not holder  # RFC 6191 and the ISN rule are the receiver's (TIME-WAIT) test
-    new_isn, old_end = syn.isn, _old_end(old, mask)
+    new_isn, old_end = syn.isn, sent.end
     isn_above = old_end is not None and (_after(new_isn, old_end) or new_isn == old_end)
     isn_text = f"its ISN {new_isn} is {'' if isn_above else 'not '}above the old connection's last sequence number {old_end}"
     if syn.ts_val is not None and old_has_ts:
-        last_ts = int(rows["ts_val"][mask][has_ts][-1])
+        last_ts = sent.last_ts
         if _after(syn.ts_val, last_ts):
             return _Verdict(f"its TSval {syn.ts_val} is newer than the old connection's {last_ts} (RFC 6191)")
         if syn.ts_val == last_ts and received and isn_above:
@@ -181,13 +178,33 @@ def _safeguard(old: Connection, syn: _Opening, holder: Side, new: Connection) ->
     return _Verdict(unsafe="it carried no newer timestamp, the only safeguard for an endpoint reopening the tuple itself")
 
 
-def _old_end(old: Connection, mask) -> int | None:
-    """The largest sequence number the SYN's sender used in the old incarnation (None: it sent nothing)."""
-    if not mask.any():
-        return None
-    flags = old.rows["flags"][mask]
-    ends = old.seq[mask] + old.rows["payload_len"][mask].astype("int64") + ((flags & SYN) != 0) + ((flags & FIN) != 0)
-    return int(ends.max()) & _MASK
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """What the safeguards read of what one side sent in the old incarnation."""
+
+    end: int | None  # the largest sequence number it used (None: it sent nothing)
+    last_ts: int | None  # the TSval of its last segment with a timestamp (None: none had one)
+    truncated: bool  # the snap length cut one of its segments
+
+
+def _sent(old: Connection, side: int) -> _Sent:
+    # Lists, not numpy: an old incarnation has a handful of rows, where each numpy call costs more
+    # than the whole loop.
+    rows = old.rows
+    end = last_ts = None
+    truncated = False
+    for sender, seq, length, flags, has_ts, ts_val, cut in zip(
+        old.sender.tolist(), old.seq.tolist(), rows["payload_len"].tolist(), rows["flags"].tolist(),
+        rows["has_ts"].tolist(), rows["ts_val"].tolist(), rows["truncated"].tolist(),
+    ):  # fmt: skip
+        if sender != side:
+            continue
+        top = seq + length + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+        end = top if end is None or top > end else end
+        if has_ts:
+            last_ts = ts_val
+        truncated = truncated or cut
+    return _Sent(None if end is None else end & _MASK, last_ts, truncated)
 
 
 def _after(a: int, b: int) -> bool:
