@@ -24,9 +24,10 @@ from .partition import BUCKETS_PER_JOB, read_capture
 from .profiles import Profile
 from .replay import end_time_wait_by_new_incarnation, replay
 from .replay.memo import ReplayMemo, Template, memo_enabled, time_parameters
-from .replay.model import Replay, Step, TemplatedTransitions, Transition
+from .replay.incarnation import first_syn_row
+from .replay.model import PatternMove, Replay, Step, TemplatedTransitions, Transition, TransitionPattern
 from .segments import Side, flags_text
-from .templated import BlockKind, ConnectionReports, templated_block
+from .templated import BlockKind, ConnectionReports, TemplatedBlock, templated_block
 
 
 @dataclass(slots=True)
@@ -315,46 +316,104 @@ def analyze_table(
     stays columns of the table (pcapcheck.templated), formatted a block at a time by the writers.
     """
     templates = _memo_for(memo, capture, profile, config, catalogue)
-    analyst = _Analyst(capture, profile, config, catalogue, templates, steps)
+    analyst = _Analyst(capture, profile, config, catalogue, templates, steps, table=table)
     n = len(table)
     keys = templates.keys(table) if templates is not None else [None] * n
-    members: dict[int, tuple[Template, list[int]]] = {}  # by id of template
-    positions: list[int] = []  # of the reports made as objects
-    stop = n
     fast_template = templates.fast_template if templates is not None else None
     has_next = table.has_next.tolist()
+    stop = n
     try:
         for k, key in enumerate(keys):
             if key is not None and not has_next[k]:
                 template = fast_template(key)  # type: ignore[misc]
                 if template is not None:
-                    entry = members.get(id(template))
-                    if entry is None:
-                        entry = members[id(template)] = (template, [])
-                    entry[1].append(k)
+                    analyst.add_member(template, None, k)
+                    templates.hits += 1  # type: ignore[union-attr]
                     continue
-            positions.append(k)
             analyst.analyze(table.connection(k), key)
     except PcapcheckError as err:
         # As the object path stops: nothing from the connection that failed on.
         stop = k
         analyst.error = str(err)
-    blocks = []
-    for template, ks in members.values():
-        if stop < n:
-            ks = [k for k in ks if k < stop]
-        if ks:
-            blocks.append(templated_block(table, _block_kind(template), ks, template.indices, template.deadlines))
-            templates.hits += len(ks)  # type: ignore[union-attr]
-    reports = ConnectionReports(analyst.reports, np.asarray(positions[: len(analyst.reports)], dtype=np.int64), blocks)
+    analyst.finish()
+    blocks = [
+        block
+        for template, kind, ks, extra in analyst.members.values()
+        if (block := _block(table, template, kind, ks, extra, stop)) is not None
+    ]
+    order = np.argsort(np.asarray(analyst.positions, dtype=np.int64), kind="stable")
+    objects = [analyst.reports[i] for i in order.tolist()]
+    positions = np.asarray(analyst.positions, dtype=np.int64)[order]
+    reports = ConnectionReports(objects, positions, blocks)
     if analyst.error is not None:
         return ConnectionsAnalysis(reports, analyst.findings, analyst.error, analyst.missing_from)
     return ConnectionsAnalysis(reports, analyst.findings)
 
 
+def _block(
+    table: ConnectionTable, template: Template, kind: BlockKind, ks: list[int], extra: list[int], stop: int
+) -> TemplatedBlock | None:
+    """The block of ``template``'s members ``ks`` (with ``extra``: each one's next incarnation's SYN
+    row, whose time and frame its transitions read), in position order, those before ``stop``."""
+    order = sorted(range(len(ks)), key=ks.__getitem__)
+    kept = [i for i in order if ks[i] < stop]
+    if not kept:
+        return None
+    return templated_block(
+        table, kind, [ks[i] for i in kept], template.indices, template.deadlines,
+        [extra[i] for i in kept] if extra else None,
+    )  # fmt: skip
+
+
 def _block_kind(template: Template) -> BlockKind:
     client, server = template.final_state
     return BlockKind(template.pattern, client.value, server.value, template.close.value, template.vantage.value)
+
+
+def _ended_kind(template: Template, rep: Replay, ended_by: Connection) -> tuple[BlockKind, int] | None:
+    """A member's report after the next incarnation's SYN ended its TIME-WAIT, as a block kind of
+    its own, and the row of that SYN in ``ended_by``; None when the change is not only that.
+
+    end_time_wait_by_new_incarnation drops transitions (an expiry that never happened) and appends
+    ones at the SYN.  The kind's pattern keeps the template's moves that are still there, in order,
+    and reads the appended ones from two extra values, the SYN's time and frame, placed after the
+    template's times and after its frames (templated.templated_block's extra row).  Every move is
+    matched against this connection's own transitions, so the kind is exact for it.
+    """
+    transitions = rep.transitions
+    syn_row = first_syn_row(ended_by)
+    if type(transitions) is not TemplatedTransitions or syn_row is None:
+        return None
+    pattern, values = transitions.pattern, transitions.values
+    rows = ended_by.rows
+    syn_time, syn_frame = int(rows["ts_ns"][syn_row]) / 1e9, int(rows["frame"][syn_row])
+    segments = len(template.indices)
+
+    def moved(i: int) -> int:  # a value's place once the SYN's time and frame are inserted
+        return i if i < segments else i + 1 if i < 2 * segments else i + 2
+
+    made = [Transition(values[m.time_at], values[m.frame_at], *m[2:]) for m in pattern.moves]
+    moves: list[PatternMove] = []
+    j = 0
+    for t in transitions:
+        while j < len(made) and made[j] != t:
+            j += 1
+        if j < len(made):
+            m = pattern.moves[j]
+            moves.append(PatternMove(moved(m.time_at), moved(m.frame_at), *m[2:]))
+            j += 1
+        elif t.time == syn_time and t.frame == syn_frame and type(t.time) is float and type(t.frame) is int:
+            moves.append(PatternMove(segments, 2 * segments + 1, *t[2:]))
+        else:
+            return None
+    kind = BlockKind(
+        TransitionPattern(tuple(moves)),
+        rep.final_state[Side.CLIENT].value,
+        rep.final_state[Side.SERVER].value,
+        rep.close.value,
+        rep.vantage.value,
+    )
+    return kind, syn_row
 
 
 class _Analyst:
@@ -368,12 +427,22 @@ class _Analyst:
         catalogue: dict[str, RuleSpec],
         templates: ReplayMemo | None,
         steps: bool = True,
+        table: ConnectionTable | None = None,
     ):
         self.capture, self.profile, self.config, self.catalogue = capture, profile, config, catalogue
         self.templates = templates
         self.steps = steps  # keep the steps of connections with findings (the HTML ladder draws them)
-        self.reports: list[ConnectionReport] = []  # in id order
+        self.reports: list[ConnectionReport] = []  # in id order, unless kept as members (``table``)
+        self.positions: list[int] = []  # each report's id - 1
         self._report_of: dict[int, ConnectionReport] = {}  # by id: the previous incarnation's is updated
+        # With the rebuild's table, reports made from a template stay columns (pcapcheck.templated):
+        # by (id of template, BlockKind): the template, the kind, members' table indices, and for
+        # each the row of the SYN that ended its TIME-WAIT (empty when none did).
+        self.table = table
+        # (A template's own kind is keyed None: the most common key, found without hashing a kind.)
+        self.members: dict[tuple[int, BlockKind | None], tuple[Template, BlockKind, list[int], list[int]]] = {}
+        # By id: a member whose next incarnation may still change its report (its TIME-WAIT).
+        self.pending: dict[int, tuple[Connection, Replay, Template]] = {}
         self.findings: list[Finding] = []
         # The previous incarnation on each tuple: short-time-wait and time-wait-reuse compare the two.
         self.last_on_tuple: dict[tuple[Endpoint, Endpoint], tuple[Connection, Replay]] = {}
@@ -387,7 +456,48 @@ class _Analyst:
 
     def _keep(self, conn: Connection, report: ConnectionReport) -> None:
         self.reports.append(report)
+        self.positions.append(conn.id - 1)
         self._report_of[conn.id] = report
+
+    def add_member(self, template: Template, kind: BlockKind | None, k: int, extra_row: int | None = None) -> None:
+        """Table index ``k`` reported as a member of ``template``'s block (of ``kind``: by default
+        the template's own; ``extra_row``: the SYN its kind's extra transition reads)."""
+        entry = self.members.get((id(template), kind))
+        if entry is None:
+            made = _block_kind(template) if kind is None else kind
+            entry = self.members[(id(template), kind)] = (template, made, [], [])
+        entry[2].append(k)
+        if extra_row is not None:
+            entry[3].append(extra_row)
+
+    def _report_later(self, conn: Connection, rep: Replay, template: Template) -> None:
+        """Keep the connection as a member once nothing can change its report any more: at once
+        unless a later incarnation follows on its tuple (whose SYN may end its TIME-WAIT)."""
+        if self.table.has_next[conn.id - 1]:  # type: ignore[union-attr]
+            self.pending[conn.id] = (conn, rep, template)
+        else:
+            self.add_member(template, None, conn.id - 1)
+
+    def _settle(self, pending: tuple[Connection, Replay, Template], ended_by: Connection | None) -> None:
+        """A pending connection's report, now final: ``ended_by`` is the next incarnation when its
+        SYN changed the replay (ended a TIME-WAIT), else None."""
+        conn, rep, template = pending
+        k = conn.id - 1
+        if ended_by is None and type(rep.transitions) is TemplatedTransitions and rep.transitions.compact:
+            self.add_member(template, None, k)
+            return
+        ended = _ended_kind(template, rep, ended_by) if ended_by is not None else None
+        if ended is None:
+            self._keep(conn, connection_report(conn, rep, keep_steps=False))
+            return
+        kind, syn_row = ended
+        self.add_member(template, kind, k, int(self.table.starts[ended_by.id - 1]) + syn_row)  # type: ignore[union-attr]
+
+    def finish(self) -> None:
+        """Settle what is still pending (the run stopped before its next incarnation)."""
+        for pending in list(self.pending.values()):
+            self._settle(pending, None)
+        self.pending.clear()
 
     def analyze(self, conn: Connection, shape_key: tuple | None) -> None:
         templates = self.templates
@@ -397,7 +507,10 @@ class _Analyst:
             known = templates.replay(shape_key, conn)  # type: ignore[union-attr]
             if known is not None and not known.checked:
                 # A first incarnation: no previous one to update.
-                self._keep(conn, connection_report(conn, known.replay, keep_steps=False))
+                if self.table is not None:
+                    self._report_later(conn, known.replay, known.template)  # type: ignore[arg-type]
+                else:
+                    self._keep(conn, connection_report(conn, known.replay, keep_steps=False))
                 self.last_on_tuple[_tuple_key(conn)] = (conn, known.replay)
                 self.missing_from = conn.first_frame + 1
                 return
@@ -408,9 +521,14 @@ class _Analyst:
             rep = replay(conn, self.profile, capture_end=self.capture.last_time, order=order)
         key = _tuple_key(conn)
         previous = self.last_on_tuple.get(key)
-        if previous is not None and end_time_wait_by_new_incarnation(previous[1], conn):
-            # One replay cannot see the next incarnation: its SYN ended the old TIME-WAIT.
-            _update_time_wait(self._report_of[previous[0].id], previous[1])
+        if previous is not None:
+            # One replay cannot see the next incarnation: its SYN may end the old TIME-WAIT.
+            changed = end_time_wait_by_new_incarnation(previous[1], conn)
+            pending = self.pending.pop(previous[0].id, None)
+            if pending is not None:
+                self._settle(pending, conn if changed else None)
+            elif changed:
+                _update_time_wait(self._report_of[previous[0].id], previous[1])
         found = run_checks(
             conn,
             rep,
@@ -424,7 +542,10 @@ class _Analyst:
         self.findings.extend(found)
         if shape_key is not None and known is None:
             templates.learn(shape_key, conn, rep, frozenset(f.rule for f in found))  # type: ignore[union-attr]
-        self._keep(conn, connection_report(conn, rep, keep_steps=self.steps and bool(found)))
+        if self.table is not None and known is not None and not (self.steps and found):
+            self._report_later(conn, rep, known.template)  # type: ignore[arg-type]
+        else:
+            self._keep(conn, connection_report(conn, rep, keep_steps=self.steps and bool(found)))
         self.last_on_tuple[key] = (conn, _without_steps(rep))
         self.missing_from = conn.first_frame + 1
 

@@ -154,9 +154,12 @@ def templated_block(
     members: list[int],
     indices: tuple[int, ...],
     deadlines: tuple[tuple[int, float], ...],
+    extra_rows: list[int] | None = None,
 ) -> TemplatedBlock:
     """The block of ``members`` (table indices, ascending) of a template reading its connections'
-    segments ``indices``; ``deadlines``: (position in indices, offset) of each TIME-WAIT deadline."""
+    segments ``indices``; ``deadlines``: (position in indices, offset) of each TIME-WAIT deadline.
+    ``extra_rows``: per member one more table row (the SYN that ended its TIME-WAIT), whose time
+    and frame follow the segments' times and frames in the values (analysis._ended_kind)."""
     k = np.asarray(members, dtype=np.int64)
     starts, ends = table.starts[k], table.ends[k]
     ts_ns, frame = table.rows["ts_ns"], table.rows["frame"]
@@ -166,6 +169,9 @@ def templated_block(
         deadline_values = np.stack([times[:, i] + offset for i, offset in deadlines], axis=1)
     else:
         deadline_values = np.zeros((len(k), 0), dtype=np.float64)
+    if extra_rows is not None:
+        at = np.concatenate([at, np.asarray(extra_rows, dtype=np.int64)[:, None]], axis=1)
+        times = ts_ns[at] / 1e9
     version = table.version[k].tolist()
     address = table.address
     return TemplatedBlock(

@@ -108,11 +108,16 @@ class _Syn(NamedTuple):
     sender: Side
 
 
+def first_syn_row(conn: Connection) -> int | None:
+    """Row of the connection's first SYN without ACK: the one that ends the previous incarnation."""
+    return next((i for i, f in enumerate(conn.rows["flags"].tolist()) if f & SYN and not f & ACK), None)
+
+
 def _first_syn(conn: Connection) -> _Syn | None:
     """Time, frame and sender of the connection's first SYN without ACK (as its Segment has them:
     only these are read, and making the Segment costs more than the rest of the work here)."""
     rows = conn.rows
-    at = next((i for i, f in enumerate(rows["flags"].tolist()) if f & SYN and not f & ACK), None)
+    at = first_syn_row(conn)
     if at is None:
         return None
     sender = Side.CLIENT if int(conn.sender[at]) == 0 else Side.SERVER

@@ -344,6 +344,7 @@ class Known(NamedTuple):
     replay: Replay
     checked: bool  # the checks must run on it (it carries its steps); else they would find nothing
     fired: frozenset[str] = frozenset()  # the rules that found something in the template's first
+    template: "Template | None" = None  # what made it (analysis keeps such reports as columns)
 
 
 class ReplayMemo:
@@ -446,7 +447,7 @@ class ReplayMemo:
         checked: bool = template.checked  # type: ignore[union-attr]
         if checked:
             self.checked_hits += 1
-        return Known(template.instantiate(conn), checked, template.fired)  # type: ignore[union-attr]
+        return Known(template.instantiate(conn), checked, template.fired, template)  # type: ignore[union-attr, arg-type]
 
     def order_of(self, conn: Connection) -> list[tuple[int, int]] | None:
         """The event order ``replay`` computed for ``conn`` on a miss (None: it computed none)."""
