@@ -24,7 +24,7 @@ from .partition import BUCKETS_PER_JOB, read_capture
 from .profiles import Profile
 from .replay import end_time_wait_by_new_incarnation, replay
 from .replay.memo import ReplayMemo, Template, memo_enabled, time_parameters
-from .replay.incarnation import first_syn_row
+from .replay.incarnation import HALF_OPEN_STATES, first_syn_row
 from .replay.model import PatternMove, Replay, Step, TemplatedTransitions, Transition, TransitionPattern
 from .segments import Side, flags_text
 from .templated import BlockKind, ConnectionReports, TemplatedBlock, templated_block
@@ -443,6 +443,7 @@ class _Analyst:
         self.members: dict[tuple[int, BlockKind | None], tuple[Template, BlockKind, list[int], list[int]]] = {}
         # By id: a member whose next incarnation may still change its report (its TIME-WAIT).
         self.pending: dict[int, tuple[Connection, Replay, Template]] = {}
+        self._ended_kinds: dict[tuple[int, tuple[bool, ...]], BlockKind] = {}  # see _ended_kind
         self.findings: list[Finding] = []
         # The previous incarnation on each tuple: short-time-wait and time-wait-reuse compare the two.
         self.last_on_tuple: dict[tuple[Endpoint, Endpoint], tuple[Connection, Replay]] = {}
@@ -486,12 +487,30 @@ class _Analyst:
         if ended_by is None and type(rep.transitions) is TemplatedTransitions and rep.transitions.compact:
             self.add_member(template, None, k)
             return
-        ended = _ended_kind(template, rep, ended_by) if ended_by is not None else None
+        ended = self._ended_kind(template, rep, ended_by) if ended_by is not None else None
         if ended is None:
             self._keep(conn, connection_report(conn, rep, keep_steps=False))
             return
         kind, syn_row = ended
         self.add_member(template, kind, k, int(self.table.starts[ended_by.id - 1]) + syn_row)  # type: ignore[union-attr]
+
+    def _ended_kind(self, template: Template, rep: Replay, ended_by: Connection) -> tuple[BlockKind, int] | None:
+        """``_ended_kind``, made once per template and set of TIME-WAITs the SYN ended: given those,
+        end_time_wait_by_new_incarnation drops and appends the same moves for every member (the
+        expiries of the ended TIME-WAITs, a move at the SYN for each).  Not when an endpoint may
+        have been half-open: what that adds depends on the next incarnation's segments."""
+        if HALF_OPEN_STATES.intersection(template.final_state):
+            return _ended_kind(template, rep, ended_by)
+        key = (id(template), tuple(w.ended_by == "new-syn" for w in rep.time_waits))
+        kind = self._ended_kinds.get(key)
+        syn_row = first_syn_row(ended_by)
+        transitions = rep.transitions
+        if kind is None or syn_row is None or len(transitions) != len(kind.pattern.moves):
+            made = _ended_kind(template, rep, ended_by)
+            if made is not None and kind is None:
+                self._ended_kinds[key] = made[0]
+            return made
+        return kind, syn_row
 
     def finish(self) -> None:
         """Settle what is still pending (the run stopped before its next incarnation)."""

@@ -18,7 +18,7 @@ from .model import Close, Replay, State, TimeWait, Transition
 
 RFC_NEW_INCARNATION = "RFC 9293 §3.6.1; RFC 6191"
 RFC_HALF_OPEN = "RFC 9293 §3.5.2"
-_HALF_OPEN_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.FIN_WAIT_2})
+HALF_OPEN_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.FIN_WAIT_2})
 
 
 def end_time_wait_by_new_incarnation(previous: Replay, new_connection: Connection) -> bool:
@@ -77,7 +77,7 @@ def end_half_open_by_new_incarnation(previous: Replay, new_connection: Connectio
     if syn is None:
         return False
     opener = syn.sender
-    if previous.final_state.get(opener) not in _HALF_OPEN_STATES:
+    if previous.final_state.get(opener) not in HALF_OPEN_STATES:
         return False
     previous.transitions.append(
         Transition(
@@ -87,7 +87,7 @@ def end_half_open_by_new_incarnation(previous: Replay, new_connection: Connectio
     )
     previous.final_state[opener] = State.CLOSED
     peer = opener.peer
-    if previous.final_state.get(peer) in _HALF_OPEN_STATES:
+    if previous.final_state.get(peer) in HALF_OPEN_STATES:
         rst = _half_open_reset(new_connection, opener)
         if rst is not None:
             previous.transitions.append(
