@@ -185,7 +185,9 @@ class ConnectionStore(IteratedSequence):
         self.directory = directory
         self._keep_alive = keep_alive  # e.g. the TemporaryDirectory: removed once the store is gone
         self._first_frames: list[np.ndarray] = []  # per bucket, in the bucket's id order
-        self._closes: list[list[str]] = []  # per bucket, aligned with _first_frames
+        # Per bucket, aligned with _first_frames: how each connection closed, as codes into the names
+        # (a byte a connection: the store holds these for every connection of the run).
+        self._closes: list[tuple[np.ndarray, list[str]]] = []
         self._texts: list[tuple[str, ...]] = []  # per bucket, the kinds of text made ahead
         self._cut: int | None = None  # connections with a first frame at or after it are left out
         self._sorted: np.ndarray | None = None
@@ -194,21 +196,24 @@ class ConnectionStore(IteratedSequence):
         """Take in a bucket written with ``write_bucket`` (by this process or another)."""
         while len(self._first_frames) <= bucket:
             self._first_frames.append(np.zeros(0, dtype=np.int64))
-            self._closes.append([])
+            self._closes.append((np.zeros(0, dtype=np.uint8), []))
             self._texts.append(())
         self._first_frames[bucket] = written.first_frames
-        self._closes[bucket] = written.closes
+        names = sorted(set(written.closes))
+        code = {name: k for k, name in enumerate(names)}
+        self._closes[bucket] = (np.fromiter(map(code.__getitem__, written.closes), np.uint8, len(written.closes)), names)
         self._texts[bucket] = written.texts
         self._sorted = None
 
     def close_counts(self) -> Counter:
         """Connections by how they closed, without reading the reports back."""
         counts: Counter = Counter()
-        for frames, closes in zip(self._first_frames, self._closes):
-            if self._cut is None:
-                counts.update(closes)
-            else:
-                counts.update(c for f, c in zip(frames.tolist(), closes) if f < self._cut)
+        for frames, (codes, names) in zip(self._first_frames, self._closes):
+            if self._cut is not None:
+                codes = codes[frames < self._cut]
+            for name, n in zip(names, np.bincount(codes, minlength=len(names)).tolist()):
+                if n:
+                    counts[name] += n
         return counts
 
     def cut_at(self, frame: int | None) -> None:
