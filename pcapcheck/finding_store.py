@@ -152,45 +152,51 @@ class FindingStore(ComparesAsList, IteratedSequence):
                     counts[spilled.kind_table[code]] += n
         return counts
 
-    def _run_ids(self) -> list[list[int]]:
-        """Per bucket, the id in the run of each of its connections (index: id in the bucket), 0
-        for one cut.  As ConnectionStore numbers them: the rank of the first frame among all kept."""
+    def _numbers(self) -> list[np.ndarray]:
+        """Per bucket, in file order, the id in the run of each finding's connection, 0 for one
+        cut.  As ConnectionStore numbers them: the rank of the first frame among all kept.  Only
+        the findings' connections are numbered, as arrays: a list of every connection's id would
+        hold tens of bytes a connection for the whole merge."""
         joined = np.concatenate(self._first_frames) if self._first_frames else np.zeros(0, dtype=np.int64)
         if self._cut is not None:
             joined = joined[joined < self._cut]
         ranked = np.sort(joined)
-        ids = []
-        for frames in self._first_frames:
-            numbers = np.searchsorted(ranked, frames) + 1
+        del joined
+        out = []
+        for frames, spilled in zip(self._first_frames, self._spilled):
+            own = frames[spilled.connections.astype(np.int64) - 1]
+            numbers = np.searchsorted(ranked, own) + 1
             if self._cut is not None:
-                numbers[frames >= self._cut] = 0
-            ids.append([0, *numbers.tolist()])
-        return ids
+                numbers[own >= self._cut] = 0
+            out.append(numbers)
+        return out
 
     def __iter__(self) -> Iterator[Finding]:
-        run_ids = self._run_ids()
+        numbers = self._numbers()
         streams = [
-            self._read(bucket, run_ids[bucket])
+            self._read(bucket, numbers[bucket])
             for bucket, spilled in enumerate(self._spilled)
             if len(spilled.connections)
         ]
         return heapq.merge(*streams, key=_ORDER)
 
-    def _read(self, bucket: int, run_ids: list[int]) -> Iterator[Finding]:
+    def _read(self, bucket: int, numbers: np.ndarray) -> Iterator[Finding]:
         severity, side = _SEVERITY, _SIDE
         try:
             handle = open(_path(self.directory, bucket), "rb")
         except OSError as err:
             reason = err.strerror or err
             raise PcapcheckError(f"{self.directory}: cannot read the temporary findings file: {reason}") from None
+        at = 0
         with handle:
             while True:
                 try:
                     chunk = pickle.load(handle)
                 except EOFError:
                     return
-                for rule, level, local, endpoint, frame, time, message, rfc, quality in chunk:
-                    number = run_ids[local]
+                ids = numbers[at : at + len(chunk)].tolist()
+                at += len(chunk)
+                for number, (rule, level, _local, endpoint, frame, time, message, rfc, quality) in zip(ids, chunk):
                     if number:
                         yield Finding(rule, severity[level], number, side[endpoint], frame, time, message, rfc, quality)
 

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 CHUNK = 256
 # Reports whose text is made at once: a templated block costs its setup once per piece.
 TEXT_CHUNK = 2048
+# Places of the merge read from the bucket sequence at a time.
+MERGE_SLICE = 65536
 # Records of text per chunk on disk.  Writing a report merges every bucket, holding one chunk of
 # each (about 2 KB a record): small chunks keep that flat with hundreds of buckets.
 TEXT_RECORDS = 64
@@ -246,7 +248,10 @@ class ConnectionStore(IteratedSequence):
         ]
 
     def __len__(self) -> int:
-        return len(self._all_first_frames())
+        # Counted, not from the sorted frames: those would stay held (8 bytes a connection).
+        if self._cut is None:
+            return sum(len(f) for f in self._first_frames)
+        return sum(int(np.count_nonzero(f < self._cut)) for f in self._first_frames)
 
     def __iter__(self) -> Iterator["ConnectionReport"]:
         rebuild = _Rebuilder()
@@ -266,16 +271,25 @@ class ConnectionStore(IteratedSequence):
         return self._fragments(kind)
 
     def _fragments(self, kind: str) -> Iterator[tuple[int, str]]:
-        # Merged by first frame without a heap: the order of buckets is known from the frames.
+        # Merged by first frame without a heap: the order of buckets is known from the frames.  The
+        # bucket of each place is kept as two bytes and read a slice at a time: as a list it would
+        # hold tens of bytes a connection for the whole merge.
         frames = np.concatenate(self._first_frames) if self._first_frames else np.zeros(0, dtype=np.int64)
-        bucket_of = np.repeat(np.arange(len(self._first_frames)), [len(f) for f in self._first_frames])
+        bucket_of = np.repeat(
+            np.arange(len(self._first_frames), dtype=np.uint16), [len(f) for f in self._first_frames]
+        )
         order = np.argsort(frames, kind="stable")
         if self._cut is not None:
             order = order[frames[order] < self._cut]
-        streams = {b: self._read_texts(b, kind) for b in np.unique(bucket_of[order]).tolist()}
+        sequence = bucket_of[order]
+        del frames, bucket_of, order
+        streams = {b: self._read_texts(b, kind) for b in np.unique(sequence).tolist()}
         nexts = {b: stream.__next__ for b, stream in streams.items()}
-        for number, b in enumerate(bucket_of[order].tolist(), start=1):
-            yield number, nexts[b]()
+        number = 0
+        for start in range(0, len(sequence), MERGE_SLICE):
+            for b in sequence[start : start + MERGE_SLICE].tolist():
+                number += 1
+                yield number, nexts[b]()
 
     def _read_texts(self, bucket: int, kind: str) -> Iterator[str]:
         with open(_text_path(self.directory, bucket, kind), "rb") as handle:

@@ -53,6 +53,8 @@ FLOAT_FORMAT = "%.6f"
 LINE_END = os.linesep
 ROWS_PER_WRITE = 2000
 MAX_STATE_TEXTS = 4096
+# Block kinds whose prepared text is kept (a few KB each); a bucket uses a few hundred at most.
+BLOCK_FORMATS = 1024
 
 
 class _Unusual(Exception):
@@ -235,7 +237,7 @@ def block_fragments(block: "TemplatedBlock") -> list[str]:
     return [text % row for row in rows]
 
 
-@functools.lru_cache(maxsize=MAX_STATE_TEXTS)
+@functools.lru_cache(maxsize=BLOCK_FORMATS)
 def _block_format(kind: "BlockKind") -> tuple[str, list[int]] | None:
     """The %-format of a member's row after its id, and which TemplatedTransitions.values (by index:
     frames) fill its states column in order; None when that column would need quotes."""

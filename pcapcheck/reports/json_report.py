@@ -54,6 +54,8 @@ CHUNK_FINDINGS = 5000
 MAX_TAILS = 4096
 # Templates' "states" texts remembered (memo.py makes one per connection shape and timing class).
 MAX_PATTERNS = 4096
+# Block kinds whose prepared text is kept (a few KB each); a bucket uses a few hundred at most.
+BLOCK_FORMATS = 1024
 
 _float_repr = float.__repr__  # json's own float text: shortest repr, also for float subclasses
 _NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}  # json.dumps(allow_nan=True)
@@ -243,7 +245,7 @@ class _FloatTexts:
         return list(map(_float_repr, floats.tolist()))
 
 
-@functools.lru_cache(maxsize=MAX_PATTERNS)
+@functools.lru_cache(maxsize=BLOCK_FORMATS)
 def _block_format(kind: "BlockKind") -> tuple[str, list[int]] | None:
     """The %-format of a member's record after its id, and which TemplatedTransitions.values (by
     index) fill its "states" in order; None when a fixed text is not plain."""
