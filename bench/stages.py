@@ -53,7 +53,11 @@ def run_cut(cut: str, capture: str) -> dict:
         return {"connections": count}
     from pcapcheck.analysis import analyze
 
-    result = analyze([capture], load_config(None))
+    # As the CLI runs it without --html (no replay steps kept), and with the report text made where
+    # each bucket is analysed, as the "full" cut's JSON and CSV ask for.
+    from pcapcheck.reports.fragments import renderer_for
+
+    result = analyze([capture], load_config(None), steps=False, render=renderer_for(json=True, csv=True))
     return {"connections": len(result.connections), "findings": len(result.findings), "error": result.error}
 
 
