@@ -314,6 +314,9 @@ def analyze_table(
     A connection whose template takes the fast lane (no checks) and that no later incarnation
     follows on its tuple (nothing reads it again) is not made into an object at all: its report
     stays columns of the table (pcapcheck.templated), formatted a block at a time by the writers.
+    Any other connection whose replay a template made joins those columns too once its report is
+    final, unless its steps are kept (``steps`` and a finding): at once, or when the next
+    incarnation on its tuple has ended its TIME-WAIT (``_Analyst._settle``).
     """
     templates = _memo_for(memo, capture, profile, config, catalogue)
     analyst = _Analyst(capture, profile, config, catalogue, templates, steps, table=table)
@@ -370,9 +373,9 @@ def _block_kind(template: Template) -> BlockKind:
     return BlockKind(template.pattern, client.value, server.value, template.close.value, template.vantage.value)
 
 
-def _ended_kind(template: Template, rep: Replay, ended_by: Connection) -> tuple[BlockKind, int] | None:
-    """A member's report after the next incarnation's SYN ended its TIME-WAIT, as a block kind of
-    its own, and the row of that SYN in ``ended_by``; None when the change is not only that.
+def _matched_ended_kind(template: Template, rep: Replay, ended_by: Connection, syn_row: int) -> BlockKind | None:
+    """A member's report after the next incarnation's SYN (row ``syn_row`` of ``ended_by``) ended
+    its TIME-WAIT, as a block kind of its own; None when the change is not only that.
 
     end_time_wait_by_new_incarnation drops transitions (an expiry that never happened) and appends
     ones at the SYN.  The kind's pattern keeps the template's moves that are still there, in order,
@@ -381,8 +384,7 @@ def _ended_kind(template: Template, rep: Replay, ended_by: Connection) -> tuple[
     matched against this connection's own transitions, so the kind is exact for it.
     """
     transitions = rep.transitions
-    syn_row = first_syn_row(ended_by)
-    if type(transitions) is not TemplatedTransitions or syn_row is None:
+    if type(transitions) is not TemplatedTransitions:
         return None
     pattern, values = transitions.pattern, transitions.values
     rows = ended_by.rows
@@ -406,14 +408,13 @@ def _ended_kind(template: Template, rep: Replay, ended_by: Connection) -> tuple[
             moves.append(PatternMove(segments, 2 * segments + 1, *t[2:]))
         else:
             return None
-    kind = BlockKind(
+    return BlockKind(
         TransitionPattern(tuple(moves)),
         rep.final_state[Side.CLIENT].value,
         rep.final_state[Side.SERVER].value,
         rep.close.value,
         rep.vantage.value,
     )
-    return kind, syn_row
 
 
 class _Analyst:
@@ -495,21 +496,26 @@ class _Analyst:
         self.add_member(template, kind, k, int(self.table.starts[ended_by.id - 1]) + syn_row)  # type: ignore[union-attr]
 
     def _ended_kind(self, template: Template, rep: Replay, ended_by: Connection) -> tuple[BlockKind, int] | None:
-        """``_ended_kind``, made once per template and set of TIME-WAITs the SYN ended: given those,
-        end_time_wait_by_new_incarnation drops and appends the same moves for every member (the
-        expiries of the ended TIME-WAITs, a move at the SYN for each).  Not when an endpoint may
-        have been half-open: what that adds depends on the next incarnation's segments."""
+        """The block kind of a member whose TIME-WAIT ``ended_by``'s SYN ended, and that SYN's row
+        (``_matched_ended_kind``), made once per template and set of TIME-WAITs the SYN ended: given
+        those, end_time_wait_by_new_incarnation drops and appends the same moves for every member
+        (the expiries of the ended TIME-WAITs, a move at the SYN for each).  Not when an endpoint
+        may have been half-open: what that adds depends on the next incarnation's segments."""
+        syn_row = first_syn_row(ended_by)
+        if syn_row is None:
+            return None
         if HALF_OPEN_STATES.intersection(template.final_state):
-            return _ended_kind(template, rep, ended_by)
+            kind = _matched_ended_kind(template, rep, ended_by, syn_row)
+            return None if kind is None else (kind, syn_row)
         key = (id(template), tuple(w.ended_by == "new-syn" for w in rep.time_waits))
         kind = self._ended_kinds.get(key)
-        syn_row = first_syn_row(ended_by)
-        transitions = rep.transitions
-        if kind is None or syn_row is None or len(transitions) != len(kind.pattern.moves):
-            made = _ended_kind(template, rep, ended_by)
-            if made is not None and kind is None:
-                self._ended_kinds[key] = made[0]
-            return made
+        if kind is None or len(rep.transitions) != len(kind.pattern.moves):
+            matched = _matched_ended_kind(template, rep, ended_by, syn_row)
+            if matched is None:
+                return None
+            if kind is None:
+                self._ended_kinds[key] = matched
+            kind = matched
         return kind, syn_row
 
     def finish(self) -> None:

@@ -949,17 +949,20 @@ class ConnectionTable:
             name = self._names[(raw, version)] = address_text(raw, version)
         return name
 
+    def server(self, raw: bytes, version: int, port: int) -> Endpoint:
+        """One Endpoint per server: few servers serve many connections."""
+        server = self._servers.get((raw, version, port))
+        if server is None:
+            server = self._servers[(raw, version, port)] = Endpoint(self.address(raw, version), port)
+        return server
+
     def connection(self, k: int) -> Connection:
         a_k, b_k = int(self.starts[k]), int(self.ends[k])
         version = int(self.version[k])
-        s_key, s_port = self.server_key[k], int(self.server_port[k])
-        server = self._servers.get((s_key, version, s_port))
-        if server is None:
-            server = self._servers[(s_key, version, s_port)] = Endpoint(self.address(s_key, version), s_port)
         return Connection(
             k + 1,
             Endpoint(self.address(self.client_key[k], version), int(self.client_port[k])),
-            server,
+            self.server(self.server_key[k], version, int(self.server_port[k])),
             int(self.incarnation[k]),
             bool(self.inferred[k]),
             self.rows[a_k:b_k],
@@ -977,8 +980,7 @@ class ConnectionTable:
     def connections(self) -> Iterator[Connection]:
         """Every connection, in id order (faster than ``connection`` one by one)."""
         rows, sender, seq, ack = self.rows, self.sender, self.seq, self.ack
-        servers = self._servers
-        text = self.address
+        text, server_of = self.address, self.server
         per_connection = zip(
             self.starts.tolist(),
             self.ends.tolist(),
@@ -998,14 +1000,11 @@ class ConnectionTable:
         )
         for id_, (a_k, b_k, c_key, c_port, s_key, s_port, version, inc, inf, c_isn, s_isn, prev, seen, shape,
                   totals) in enumerate(per_connection, start=1):  # fmt: skip
-            server = servers.get((s_key, version, s_port))
-            if server is None:
-                server = servers[(s_key, version, s_port)] = Endpoint(text(s_key, version), s_port)
             # Positional, in field order: keyword arguments cost a measurable share of the loop.
             yield Connection(
                 id_,
                 Endpoint(text(c_key, version), c_port),
-                server,
+                server_of(s_key, version, s_port),
                 inc,
                 inf,
                 rows[a_k:b_k],

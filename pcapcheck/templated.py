@@ -1,14 +1,16 @@
-"""Connection reports held as columns: the members of a memo template that take the fast lane.
+"""Connection reports held as columns: the connections whose replay a memo template made.
 
 A capture of a test run is mostly connections of a few shapes (replay/shape.py).  The memo
 (replay/memo.py) gives every later connection of a shape its first one's replay; when that one
 found nothing and the connection is a first incarnation that no other follows on its tuple, nothing
 reads the connection again but the reports.  Such connections are never made into objects: their
 report values stay columns of the rebuild's table (``TemplatedBlock``, one per template), and the
-report writers format a whole block at a time.  ``ConnectionReports`` is the analysis' sequence of
-reports in id order, objects and blocks together; a report object is made for a block member only
-when something iterates the sequence (HTML, JUnit, SARIF), equal to the one the object path makes
-(tests/test_fastlane_equivalence.py).
+report writers format a whole block at a time.  The other connections a template served join such
+blocks once their report is final (analysis: after the checks, and after the next incarnation's SYN
+ended their TIME-WAIT, as a block kind of its own).  ``ConnectionReports`` is the analysis' sequence
+of reports in id order, objects and blocks together; a report object is made for a block member
+only when something iterates the sequence (HTML, JUnit, SARIF), equal to the one the object path
+makes (tests/test_fastlane_equivalence.py).
 """
 
 from __future__ import annotations
@@ -159,7 +161,7 @@ def templated_block(
     """The block of ``members`` (table indices, ascending) of a template reading its connections'
     segments ``indices``; ``deadlines``: (position in indices, offset) of each TIME-WAIT deadline.
     ``extra_rows``: per member one more table row (the SYN that ended its TIME-WAIT), whose time
-    and frame follow the segments' times and frames in the values (analysis._ended_kind)."""
+    and frame follow the segments' times and frames in the values (analysis._matched_ended_kind)."""
     k = np.asarray(members, dtype=np.int64)
     starts, ends = table.starts[k], table.ends[k]
     ts_ns, frame = table.rows["ts_ns"], table.rows["frame"]

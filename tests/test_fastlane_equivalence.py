@@ -250,7 +250,7 @@ def _both_ways(rows: np.ndarray, capture_end: float):
     by_objects = analyze_connections(iter(connections), memo=ReplayMemo(capture_end, parameters), **run)
     assert by_objects.reports == reference.reports and by_objects.findings == reference.findings
     # Without steps (the CLI without --html) every report made from a template is kept as columns,
-    # those whose TIME-WAIT the next incarnation ended too (analysis._ended_kind).
+    # those whose TIME-WAIT the next incarnation ended too (analysis._matched_ended_kind).
     lean = analyze_table(rebuild_table([rows]), memo=ReplayMemo(capture_end, parameters), steps=False, **run)
     assert list(lean.reports) == [replace(r, steps=None) for r in reference.reports]
     assert lean.findings == reference.findings
