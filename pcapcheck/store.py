@@ -15,8 +15,8 @@ from collections import Counter
 import os
 import pickle
 import struct
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass, field, fields, replace
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
@@ -191,6 +191,7 @@ class ConnectionStore(IteratedSequence):
         # (a byte a connection: the store holds these for every connection of the run).
         self._closes: list[tuple[np.ndarray, list[str]]] = []
         self._texts: list[tuple[str, ...]] = []  # per bucket, the kinds of text made ahead
+        self._chunks: list[tuple[np.ndarray, np.ndarray]] = []  # per bucket, where its chunks start
         self._cut: int | None = None  # connections with a first frame at or after it are left out
         self._sorted: np.ndarray | None = None
 
@@ -200,7 +201,9 @@ class ConnectionStore(IteratedSequence):
             self._first_frames.append(np.zeros(0, dtype=np.int64))
             self._closes.append((np.zeros(0, dtype=np.uint8), []))
             self._texts.append(())
+            self._chunks.append((np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)))
         self._first_frames[bucket] = written.first_frames
+        self._chunks[bucket] = (written.chunk_starts, written.chunk_offsets)
         names = sorted(set(written.closes))
         code = {name: k for k, name in enumerate(names)}
         self._closes[bucket] = (np.fromiter(map(code.__getitem__, written.closes), np.uint8, len(written.closes)), names)
@@ -262,6 +265,38 @@ class ConnectionStore(IteratedSequence):
                 return  # merged in order of first frame: every later one is cut too
             report.id = number
             yield report
+
+    def reports_of(self, ids: Collection[int]) -> dict[int, "ConnectionReport"]:
+        """The reports of connections ``ids`` (ids not held are left out), reading only the chunks
+        that hold them: the terminal's worst findings name a few connections of millions."""
+        wanted = sorted({n for n in ids if 1 <= n <= len(self)})
+        if not wanted:
+            return {}
+        frames = self._all_first_frames()[np.asarray(wanted, dtype=np.int64) - 1]
+        # Per bucket and chunk: (place in the bucket, id) of each wanted report.
+        places: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for bucket, held in enumerate(self._first_frames):
+            if not len(held):
+                continue
+            at = np.searchsorted(held, frames)
+            found = (at < len(held)) & (held[np.minimum(at, len(held) - 1)] == frames)
+            starts = self._chunks[bucket][0]
+            for place, number in zip(at[found].tolist(), np.asarray(wanted)[found].tolist()):
+                chunk = int(np.searchsorted(starts, place, side="right")) - 1
+                places.setdefault((bucket, chunk), []).append((place, number))
+        rebuild = _Rebuilder()
+        out: dict[int, ConnectionReport] = {}
+        for (bucket, chunk), wanted_here in sorted(places.items()):
+            starts, offsets = self._chunks[bucket]
+            with open(self._path(bucket), "rb") as handle:
+                handle.seek(int(offsets[chunk]))
+                read = pickle.load(handle)
+            reports = list(map(rebuild, read)) if type(read) is list else list(rebuild.piece(*read))
+            for place, number in wanted_here:
+                report = reports[place - int(starts[chunk])]
+                report.id = number
+                out[number] = report
+        return out
 
     def fragments(self, kind: str) -> Iterator[tuple[int, str]] | None:
         """(id, text) in id order for report text made ahead (``write_bucket``'s ``render``);
@@ -333,6 +368,9 @@ class Written:
     first_frames: np.ndarray  # int64, in the bucket's id order
     closes: list[str]  # how each connection closed, aligned
     texts: tuple[str, ...] = ()  # kinds of report text made ahead for every connection of the bucket
+    # Per pickled chunk of reports: the place of its first report in the bucket, its byte offset.
+    chunk_starts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    chunk_offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 # A renderer (reports/fragments.py) turns a bucket's reports into report text by kind, without ids.
@@ -352,10 +390,17 @@ def write_bucket(
         pieces = (reports[start : start + TEXT_CHUNK] for start in range(0, len(reports), TEXT_CHUNK))
     made_kinds: dict[str, bool] = {}  # kind -> made for every connection so far
     texts: dict[str, object] = {}
+    # Where each pickled chunk starts: its first report's place in the bucket, its byte offset.
+    chunk_starts: list[int] = []
+    chunk_offsets: list[int] = []
+    place = 0
     try:
         with open(_path(directory, bucket), "wb") as handle:
             for number, chunk in enumerate(pieces):
                 for part in report_pieces(chunk, CHUNK) or (chunk[k : k + CHUNK] for k in range(0, len(chunk), CHUNK)):
+                    chunk_starts.append(place)
+                    chunk_offsets.append(handle.tell())
+                    place += len(part)
                     pickle.dump(_stored(part), handle, protocol=pickle.HIGHEST_PROTOCOL)
                 for kind, made in (render(chunk) if render is not None else {}).items():
                     if made is None or not made_kinds.get(kind, number == 0):
@@ -376,7 +421,13 @@ def write_bucket(
     else:
         first_frames = np.fromiter((r.first_frame for r in reports), dtype=np.int64, count=len(reports))
         closes = [r.close for r in reports]
-    return Written(first_frames, closes, tuple(k for k, ok in made_kinds.items() if ok))
+    return Written(
+        first_frames,
+        closes,
+        tuple(k for k, ok in made_kinds.items() if ok),
+        np.asarray(chunk_starts, dtype=np.int64),
+        np.asarray(chunk_offsets, dtype=np.int64),
+    )
 
 
 # A chunk of report text on disk: (records, bytes of text), each record's length in characters

@@ -16,7 +16,7 @@ makes (tests/test_fastlane_equivalence.py).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -269,6 +269,25 @@ class ConnectionReports(IteratedSequence):
         for block in self.blocks:
             counts[block.kind.close] += len(block)
         return counts
+
+    def reports_of(self, ids: Collection[int]) -> dict[int, "ConnectionReport"]:
+        """The reports of connections ``ids`` held here, making only those of the blocks."""
+        out: dict[int, ConnectionReport] = {}
+        offset = self._offset()
+        for number in sorted(set(ids)):
+            position = number - 1
+            if not offset <= position < offset + self._length:
+                continue
+            at = int(np.searchsorted(self.object_positions, position))
+            if at < len(self.objects) and self.object_positions[at] == position:
+                out[number] = self.objects[at]
+                continue
+            for block in self.blocks:
+                at = int(np.searchsorted(block.positions, position))
+                if at < len(block) and block.positions[at] == position:
+                    out[number] = block.take(np.asarray([at])).reports()[0]
+                    break
+        return out
 
     def __iter__(self) -> Iterator["ConnectionReport"]:
         for piece in self.pieces(PIECE):

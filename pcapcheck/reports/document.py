@@ -121,6 +121,10 @@ def connections_by_id(connections: Iterable["ConnectionReport"], ids: Collection
     wanted = set(ids)
     if not wanted:
         return {}
+    # A ConnectionStore or templated.ConnectionReports reads or makes only the reports asked for.
+    lookup = getattr(connections, "reports_of", None)
+    if lookup is not None:
+        return lookup(wanted)
     return {c.id: c for c in connections if c.id in wanted}
 
 
