@@ -23,7 +23,7 @@ from .findings import Finding
 from .partition import BUCKETS_PER_JOB, read_capture
 from .profiles import Profile
 from .replay import end_time_wait_by_new_incarnation, replay
-from .replay.memo import ReplayMemo, Template, memo_enabled, time_parameters
+from .replay.memo import MAX_TEMPLATES, ReplayMemo, Template, memo_enabled, time_parameters
 from .replay.incarnation import HALF_OPEN_STATES, first_syn_row
 from .replay.model import PatternMove, Replay, Step, TemplatedTransitions, Transition, TransitionPattern
 from .segments import Side, flags_text
@@ -324,20 +324,30 @@ def analyze_table(
     keys = templates.keys(table) if templates is not None else [None] * n
     fast_template = templates.fast_template if templates is not None else None
     has_next = table.has_next.tolist()
+    previous = table.previous
+    # Templated reopened tuples as columns (pcapcheck.reopened): only without steps, which a
+    # connection with findings keeps for the HTML ladder.
+    lane = analyst.lane = templates is not None and not steps
     stop = n
     try:
         for k, key in enumerate(keys):
-            if key is not None and not has_next[k]:
-                template = fast_template(key)  # type: ignore[misc]
-                if template is not None:
-                    analyst.add_member(template, None, k)
-                    templates.hits += 1  # type: ignore[union-attr]
+            if key is not None:
+                if not has_next[k]:
+                    template = fast_template(key)  # type: ignore[misc]
+                    if template is not None:
+                        analyst.add_member(template, None, k)
+                        templates.hits += 1  # type: ignore[union-attr]
+                        continue
+                if lane and analyst.defer(k, key, previous[k]):
                     continue
+            if previous[k] is not None:
+                analyst.release(previous[k] - 1)
             analyst.analyze(table.connection(k), key)
     except PcapcheckError as err:
         # As the object path stops: nothing from the connection that failed on.
         stop = k
         analyst.error = str(err)
+    analyst.settle_deferred()
     analyst.finish()
     blocks = [
         block
@@ -444,7 +454,6 @@ class _Analyst:
         self.members: dict[tuple[int, BlockKind | None], tuple[Template, BlockKind, list[int], list[int]]] = {}
         # By id: a member whose next incarnation may still change its report (its TIME-WAIT).
         self.pending: dict[int, tuple[Connection, Replay, Template]] = {}
-        self._ended_kinds: dict[tuple[int, tuple[bool, ...]], BlockKind] = {}  # see _ended_kind
         self.findings: list[Finding] = []
         # The previous incarnation on each tuple: short-time-wait and time-wait-reuse compare the two.
         self.last_on_tuple: dict[tuple[Endpoint, Endpoint], tuple[Connection, Replay]] = {}
@@ -452,6 +461,12 @@ class _Analyst:
         # the last one finished (None: before any connection).
         self.missing_from: int | None = None
         self.error: str | None = None
+        # The column lane of reopened tuples (``defer``): by table index, the template of each
+        # connection it took, and whether its report is still owed (not made into objects since).
+        self.deferred: dict[int, Template] = {}
+        self.owed: set[int] = set()
+        self.pairs: list[tuple[int, int]] = []  # (earlier, later) table indices, both deferred
+        self.lane = False  # the column lane is on (analyze_table without steps)
 
     def key(self, conn: Connection) -> tuple | None:
         return self.templates.key(conn) if self.templates is not None else None
@@ -476,6 +491,12 @@ class _Analyst:
         """Keep the connection as a member once nothing can change its report any more: at once
         unless a later incarnation follows on its tuple (whose SYN may end its TIME-WAIT)."""
         if self.table.has_next[conn.id - 1]:  # type: ignore[union-attr]
+            if self.lane:
+                # Its replay is the template's, untouched: the column lane can take the pair it
+                # makes with the next incarnation (``defer``), or make it again (``release``).
+                self.deferred[conn.id - 1] = template
+                self.owed.add(conn.id - 1)
+                return
             self.pending[conn.id] = (conn, rep, template)
         else:
             self.add_member(template, None, conn.id - 1)
@@ -508,15 +529,145 @@ class _Analyst:
             kind = _matched_ended_kind(template, rep, ended_by, syn_row)
             return None if kind is None else (kind, syn_row)
         key = (id(template), tuple(w.ended_by == "new-syn" for w in rep.time_waits))
-        kind = self._ended_kinds.get(key)
+        kind = self._cached_kind(template, key[1])
         if kind is None or len(rep.transitions) != len(kind.pattern.moves):
             matched = _matched_ended_kind(template, rep, ended_by, syn_row)
             if matched is None:
                 return None
             if kind is None:
-                self._ended_kinds[key] = matched
+                cache = self.templates.ended_kinds  # type: ignore[union-attr]
+                if len(cache) >= MAX_TEMPLATES:
+                    cache.clear()  # it holds its templates: bounded as the memo's are
+                cache[key] = (template, matched)
             kind = matched
         return kind, syn_row
+
+    def defer(self, k: int, key: tuple, previous_id: int | None) -> bool:
+        """Take table index ``k`` into the column lane of reopened tuples (pcapcheck.reopened), if
+        its key has a template that needs no checks but the reuse rules: a first incarnation whose
+        template had no finding (a later one follows: its report waits for that one's SYN), or a
+        later incarnation whose previous one the lane took too and may not have been half-open
+        (end_half_open_by_new_incarnation reads the later one's segments)."""
+        templates = self.templates
+        template = templates.templates.get(key)  # type: ignore[union-attr]
+        if type(template) is not Template:
+            return False
+        if not key[2]:
+            if template.checked:
+                return False
+        else:
+            p = previous_id - 1 if previous_id is not None else None
+            if p not in self.owed or not template.fired <= READS_PREVIOUS:
+                return False
+            if HALF_OPEN_STATES.intersection(self.deferred[p].final_state):  # type: ignore[index]
+                return False
+            self.pairs.append((p, k))  # type: ignore[arg-type]
+            templates.checked_hits += 1  # type: ignore[union-attr]
+        templates.hits += 1  # type: ignore[union-attr]
+        self.deferred[k] = template
+        self.owed.add(k)
+        return True
+
+    def release(self, p: int) -> None:
+        """Make the deferred table index ``p`` into objects, as ``analyze`` would have left it,
+        before the object path analyses the incarnation after it."""
+        if p not in self.owed:
+            return
+        self.owed.discard(p)
+        template = self.deferred[p]
+        conn = self.table.connection(p)  # type: ignore[union-attr]
+        rep = template.instantiate(conn)
+        self.pending[conn.id] = (conn, rep, template)
+        self.last_on_tuple[_tuple_key(conn)] = (conn, _without_steps(rep) if template.checked else rep)
+
+    def _pair_on_objects(self, p: int, k: int) -> tuple[list[Finding], tuple[bool, ...] | None]:
+        """What ``analyze`` does for deferred ``k`` after deferred ``p``, on objects: the later
+        incarnation's SYN may end the earlier one's TIME-WAITs (its report is settled here, if
+        still owed), and the reuse rules run.  Returns the findings and which TIME-WAITs ended
+        (None: none).  The reference the column lane is held to."""
+        earlier, later = self.deferred[p], self.deferred[k]
+        table = self.table
+        conn_p = table.connection(p)  # type: ignore[union-attr]
+        rep_p = earlier.instantiate(conn_p)
+        previous = (conn_p, _without_steps(rep_p) if earlier.checked else rep_p)
+        conn_k = table.connection(k)  # type: ignore[union-attr]
+        changed = end_time_wait_by_new_incarnation(previous[1], conn_k)
+        if p in self.owed:
+            self.owed.discard(p)
+            self._settle((conn_p, previous[1], earlier), conn_k if changed else None)
+        found = run_checks(
+            conn_k,
+            later.instantiate(conn_k),
+            previous=previous,
+            capture_end=self.capture.last_time,
+            config=self.config,
+            catalogue=self.catalogue,
+            only=later.fired | READS_PREVIOUS,
+        )
+        ended = tuple(w.ended_by == "new-syn" for w in previous[1].time_waits)
+        return found, ended if changed else None
+
+    def settle_deferred(self) -> None:
+        """The column lane's pairs (pcapcheck.reopened), all at once: the reuse rules' findings
+        of each later incarnation and the report of each earlier one."""
+        from .checks import reuse_rules
+        from .reopened import ends_of, pair_columns
+
+        table = self.table
+        found: list[Finding] = []
+        if self.pairs:
+            ps = [p for p, _ in self.pairs]
+            ks = [k for _, k in self.pairs]
+            deferred = self.deferred
+            later = [deferred[k] for k in ks]
+            columns = pair_columns(table, ps, ks, [deferred[p] for p in ps], later)  # type: ignore[arg-type]
+            rules_for: dict[frozenset[str], Callable] = {}
+            for i, (p, k) in enumerate(self.pairs):
+                if columns.own[i]:
+                    found.extend(self._pair_on_objects(p, k)[0])
+                    continue
+                self.templates.column_pairs += 1  # type: ignore[union-attr]
+                reuse = columns.reuses[i]
+                if reuse is not None:
+                    only = later[i].fired | READS_PREVIOUS
+                    rules = rules_for.get(only)
+                    if rules is None:
+                        rules = rules_for[only] = reuse_rules(self.config, self.catalogue, only, self.capture.last_time)
+                    found.extend(rules(ends_of(table, k), reuse))  # type: ignore[arg-type]
+                if p in self.owed:
+                    self._settle_columns(p, k, columns.ended[i], columns.syn_rows[i])
+        if found:
+            # Each connection's findings come from one place: in connection order, as emitted.
+            self.findings.extend(found)
+            self.findings.sort(key=_by_connection)
+        for p in sorted(self.owed):
+            self.add_member(self.deferred[p], None, p)  # no later incarnation came in this run
+        self.owed.clear()
+        self.pairs.clear()
+
+    def _settle_columns(self, p: int, k: int, ended: tuple[bool, ...] | None, syn_row: int) -> None:
+        """``_settle`` of deferred ``p`` from the columns: a member of its template's own block
+        kind, or of the kind ``_ended_kind`` made for the TIME-WAITs ``k``'s SYN (table row
+        ``syn_row``) ended, made on objects for the first of each template and set of TIME-WAITs."""
+        earlier = self.deferred[p]
+        if ended is None:
+            self.owed.discard(p)
+            self.add_member(earlier, None, p)
+            return
+        kind = self._cached_kind(earlier, ended)
+        # As _ended_kind checks the kind it cached: end_time_wait_by_new_incarnation drops the
+        # expiry of each ended TIME-WAIT that was to expire and adds a move at the SYN for each.
+        expiring = sum(1 for e, w in zip(ended, earlier.time_waits) if e and w.ended_by == "expired")
+        if kind is None or len(kind.pattern.moves) != len(earlier.transitions) - expiring + sum(ended):
+            self._pair_on_objects(p, k)
+            return
+        self.owed.discard(p)
+        self.add_member(earlier, kind, p, syn_row)
+
+    def _cached_kind(self, template: Template, ended: tuple[bool, ...]) -> BlockKind | None:
+        """The block kind ``_ended_kind`` made for ``template`` and these ended TIME-WAITs, if any."""
+        entry = self.templates.ended_kinds.get((id(template), ended))  # type: ignore[union-attr]
+        return entry[1] if entry is not None and entry[0] is template else None  # type: ignore[return-value]
 
     def finish(self) -> None:
         """Settle what is still pending (the run stopped before its next incarnation)."""
@@ -551,7 +702,9 @@ class _Analyst:
             changed = end_time_wait_by_new_incarnation(previous[1], conn)
             pending = self.pending.pop(previous[0].id, None)
             if pending is not None:
-                self._settle(pending, conn if changed else None)
+                # As updated: a checked member's pending replay is not the one the checks read
+                # (_without_steps), whose TIME-WAITs and close the update replaced.
+                self._settle((pending[0], previous[1], pending[2]), conn if changed else None)
             elif changed:
                 _update_time_wait(self._report_of[previous[0].id], previous[1])
         found = run_checks(
@@ -573,6 +726,10 @@ class _Analyst:
             self._keep(conn, connection_report(conn, rep, keep_steps=self.steps and bool(found)))
         self.last_on_tuple[key] = (conn, _without_steps(rep))
         self.missing_from = conn.first_frame + 1
+
+
+def _by_connection(finding: Finding) -> int:
+    return finding.connection
 
 
 def _tuple_key(conn: Connection) -> tuple[Endpoint, Endpoint]:

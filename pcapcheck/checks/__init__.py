@@ -184,3 +184,40 @@ def run_checks(
         findings.extend(rule.check(ctx))
     findings.sort(key=lambda f: (f.frame, f.rule))
     return findings
+
+
+def reuse_rules(config, catalogue: Mapping[str, RuleSpec], only: frozenset[str], capture_end: float | None):
+    """``run_checks`` with ``only`` (rules that read the previous incarnation, which they read only
+    through checks.reuse.find_reuse) for a connection whose Reuse is known, resolved once for many
+    connections: ``rules(connection, reuse)`` gives the findings.  ``connection`` needs only an
+    ``id``, ``endpoint(side)`` and ``flags_seen`` (reopened.Ends)."""
+    plan = _plan(config, catalogue)
+    chosen = [rule for rule in plan.rules if rule.rule_id in only]
+    if not only <= READS_PREVIOUS:
+        raise ValueError(f"not only rules reading the previous incarnation: {sorted(only - READS_PREVIOUS)}")
+
+    def rules(conn, reuse) -> list[Finding]:
+        seen = conn.flags_seen
+        findings: list[Finding] = []
+        shared = {"reuse": reuse}
+        for rule in chosen:
+            if rule.needs & seen != rule.needs:
+                continue
+            ctx = CheckContext(
+                connection=conn,
+                replay=None,  # type: ignore[arg-type]
+                previous=None,
+                capture_end=capture_end,
+                params=dict(rule.params),
+                profile=plan.profile,
+                spec=rule.spec,
+                severity=rule.severity,
+                rule_params=plan.all_params,
+                shared=shared,
+            )
+            findings.extend(rule.check(ctx))
+        if len(findings) > 1:
+            findings.sort(key=lambda f: (f.frame, f.rule))
+        return findings
+
+    return rules

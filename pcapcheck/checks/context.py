@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..catalogue import RuleSpec
 from ..connections import Connection
@@ -21,6 +21,16 @@ from ..segments import Segment, Side
 # (Anomaly.endpoint of the latter: the side whose segments are missing).
 MIDSTREAM_KINDS = frozenset({ANOMALY_MIDSTREAM_START})
 ONE_DIRECTION_KINDS = frozenset({ANOMALY_ONE_DIRECTION_MISSING})
+
+
+class Located(Protocol):
+    """Where a finding is: a Segment, or what a rule keeps of one (reuse.SynAt)."""
+
+    @property
+    def frame(self) -> int: ...
+
+    @property
+    def time(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +61,7 @@ class CheckContext:
 
     def finding(
         self,
-        segment: Segment,
+        segment: "Located",
         endpoint: Side | None,
         message: str,
         *,

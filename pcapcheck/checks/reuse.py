@@ -9,21 +9,31 @@ reopens the tuple itself from TIME-WAIT (Linux tcp_tw_reuse) has only the timest
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..connections import Connection
 from ..replay.model import Replay, State, Step
-from ..segments import FIN, SYN, Segment, Side
+from ..segments import FIN, SYN, Side
 from .context import CheckContext
 
 _HALF = 1 << 31
 _MASK = 0xFFFFFFFF
 
 
+class SynAt(NamedTuple):
+    """Where the new incarnation opened: the SYN, or the SYN-ACK when the capture lost the SYN."""
+
+    sender: Side  # of that segment
+    frame: int
+    time: float
+
+
 @dataclass(frozen=True, slots=True)
 class Reuse:
     holder: Side  # the endpoint that held TIME-WAIT, as a side of the *new* connection
-    syn: Segment  # the new incarnation's first SYN; its SYN-ACK when the capture lost the SYN
+    syn: SynAt  # the new incarnation's first SYN; its SYN-ACK when the capture lost the SYN
     entered_time: float
     entered_frame: int
     elapsed: float  # from entering TIME-WAIT to the new SYN (to its SYN-ACK when the SYN was lost)
@@ -50,7 +60,7 @@ class Reuse:
 
 
 @dataclass(frozen=True, slots=True)
-class _Opening:
+class Opening:
     """What the safeguards read of the new incarnation's SYN."""
 
     sender: Side
@@ -59,7 +69,11 @@ class _Opening:
     truncated: bool
 
 
-def _opening(steps: list[Step]) -> tuple[Segment, _Opening, bool] | None:
+# The new incarnation's opening: where, what the safeguards read of it, whether the SYN was lost.
+Opened = tuple[SynAt, Opening, bool]
+
+
+def _opening(steps: list[Step]) -> Opened | None:
     """The new incarnation's SYN, or the SYN-ACK that opens it when the capture lost the SYN.
 
     A SYN-ACK acknowledges exactly the SYN's ISN + 1 (RFC 9293 §3.4; + its data under RFC 7413 Fast
@@ -67,44 +81,61 @@ def _opening(steps: list[Step]) -> tuple[Segment, _Opening, bool] | None:
     """
     syn = next((s.segment for s in steps if s.segment.syn and not s.segment.has_ack), None)
     if syn is not None:
-        return syn, _Opening(syn.sender, syn.seq & _MASK, syn.ts_val, syn.truncated), False
+        return SynAt(syn.sender, syn.frame, syn.time), Opening(syn.sender, syn.seq & _MASK, syn.ts_val, syn.truncated), False
     first = steps[0].segment if steps else None
     if first is None or not (first.syn and first.has_ack):
         return None
-    return first, _Opening(first.sender.peer, (first.ack - 1) & _MASK, first.ts_ecr, first.truncated), True
+    at = SynAt(first.sender, first.frame, first.time)
+    return at, Opening(first.sender.peer, (first.ack - 1) & _MASK, first.ts_ecr, first.truncated), True
 
 
 def find_reuse(ctx: CheckContext) -> Reuse | None:
     """short-time-wait and time-wait-reuse both ask about the same connection: the answer depends on
     the connection, its replay and the previous incarnation only (not on params), so it is worked
-    out once per connection (``ctx.shared``)."""
-    if ctx.previous is None:
-        return None
-    if "reuse" not in ctx.shared:
-        ctx.shared["reuse"] = _find_reuse(ctx)
-    return ctx.shared["reuse"]
+    out once per connection (``ctx.shared``; analysis' column lane puts it there itself)."""
+    shared = ctx.shared
+    if "reuse" not in shared:
+        shared["reuse"] = None if ctx.previous is None else _find_reuse(ctx)
+    return shared["reuse"]
 
 
 def _find_reuse(ctx: CheckContext) -> Reuse | None:
-    old_conn, old_replay = ctx.previous
+    old_conn, old_replay = ctx.previous  # type: ignore[misc]
     conn = ctx.connection
     opened = _opening(ctx.steps)
     if opened is None:
         return None
+
+    def holders() -> Iterator[tuple[Side, float, int]]:
+        for old_side, entered_time, entered_frame in _time_waits(old_replay):
+            holder_endpoint = old_conn.endpoint(old_side)
+            if holder_endpoint == conn.client:
+                yield Side.CLIENT, entered_time, entered_frame
+            elif holder_endpoint == conn.server:
+                yield Side.SERVER, entered_time, entered_frame
+
+    def sent_by(sender: Side) -> Sent:
+        return _sent(old_conn, 0 if old_conn.client == conn.endpoint(sender) else 1)
+
+    return reuse_from(holders(), opened, lambda holder: _accepted(ctx, holder), sent_by)
+
+
+def reuse_from(
+    holders: Iterable[tuple[Side, float, int]],
+    opened: Opened,
+    accepted: Callable[[Side], bool],
+    sent_by: Callable[[Side], "Sent"],
+) -> Reuse | None:
+    """The reuse, given the old incarnation's TIME-WAITs in order (each as its holder's side in the
+    new connection, when it entered, at which frame), the new opening, whether a holder accepted
+    the SYN, and what the SYN's sender sent in the old incarnation (by its side in the new one)."""
     syn, opening, syn_lost = opened
     # After a simultaneous close both ends held TIME-WAIT: the one taking part in the new incarnation counts.
-    for old_side, entered_time, entered_frame in _time_waits(old_replay):
-        holder_endpoint = old_conn.endpoint(old_side)
-        if holder_endpoint == conn.client:
-            holder = Side.CLIENT
-        elif holder_endpoint == conn.server:
-            holder = Side.SERVER
-        else:
-            continue
-        if opening.sender is not holder and not _accepted(ctx, holder):
+    for holder, entered_time, entered_frame in holders:
+        if opening.sender is not holder and not accepted(holder):
             continue
         elapsed = syn.time - entered_time
-        verdict = _safeguard(old_conn, opening, holder, conn)
+        verdict = _safeguard(sent_by(opening.sender), opening, holder)
         return Reuse(
             holder,
             syn,
@@ -148,10 +179,9 @@ def _time_waits(replay: Replay) -> list[tuple[Side, float, int]]:
     return [(t.endpoint, t.time, t.frame) for t in replay.transitions if t.to_state is State.TIME_WAIT]
 
 
-def _safeguard(old: Connection, syn: _Opening, holder: Side, new: Connection) -> _Verdict:
-    """RFC 6191 §2 (timestamps), else RFC 9293 §3.6.1 / RFC 1122 §4.2.2.13 (ISN above the old space)."""
-    syn_sender = new.endpoint(syn.sender)
-    sent = _sent(old, 0 if old.client == syn_sender else 1)
+def _safeguard(sent: "Sent", syn: Opening, holder: Side) -> _Verdict:
+    """RFC 6191 §2 (timestamps), else RFC 9293 §3.6.1 / RFC 1122 §4.2.2.13 (ISN above the old space);
+    ``sent``: what the SYN's sender sent in the old incarnation."""
     old_has_ts = sent.last_ts is not None
     # Options cut by the snap length read as "no timestamp": the capture cannot tell which branch of
     # RFC 6191 applies, so neither a safeguard nor its absence is proven.
@@ -179,7 +209,7 @@ def _safeguard(old: Connection, syn: _Opening, holder: Side, new: Connection) ->
 
 
 @dataclass(frozen=True, slots=True)
-class _Sent:
+class Sent:
     """What the safeguards read of what one side sent in the old incarnation."""
 
     end: int | None  # the largest sequence number it used (None: it sent nothing)
@@ -187,7 +217,7 @@ class _Sent:
     truncated: bool  # the snap length cut one of its segments
 
 
-def _sent(old: Connection, side: int) -> _Sent:
+def _sent(old: Connection, side: int) -> Sent:
     # Lists, not numpy: an old incarnation has a handful of rows, where each numpy call costs more
     # than the whole loop.
     rows = old.rows
@@ -204,7 +234,7 @@ def _sent(old: Connection, side: int) -> _Sent:
         if has_ts:
             last_ts = ts_val
         truncated = truncated or cut
-    return _Sent(None if end is None else end & _MASK, last_ts, truncated)
+    return Sent(None if end is None else end & _MASK, last_ts, truncated)
 
 
 def _after(a: int, b: int) -> bool:

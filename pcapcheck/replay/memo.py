@@ -350,7 +350,7 @@ class Known(NamedTuple):
 class ReplayMemo:
     """Templates for one analysis run.  ``hits``: connections instantiated from a template (of
     them ``checked_hits`` in the checked lane, ``ordered_hits`` after computing their event
-    order); ``seen``: connections looked up."""
+    order); ``seen``: connections looked up; ``column_pairs``: see analysis."""
 
     def __init__(self, capture_end: float | None, parameters: tuple[float, ...]):
         self.capture_end = capture_end
@@ -364,6 +364,11 @@ class ReplayMemo:
         self.checked_hits = 0
         self.ordered_hits = 0
         self.seen = 0
+        self.column_pairs = 0  # pairs of incarnations analysis' column lane answered (pcapcheck.reopened)
+        # For analysis: by (id of template, which TIME-WAITs ended), the template (alive as long as
+        # the entry: ids are not reused) and the block kind of a member whose TIME-WAITs the next
+        # incarnation's SYN ended; shared by the buckets of a run, as the templates are.
+        self.ended_kinds: dict[tuple[int, tuple[bool, ...]], tuple["Template", object]] = {}
 
     def key(self, conn: Connection, shape: bytes | None = None) -> tuple | None:
         """The connection's full key, or None when it must take the reference path.  ``shape``:
