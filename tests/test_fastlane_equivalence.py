@@ -378,3 +378,26 @@ def test_every_rule_that_reads_the_previous_incarnation_runs_on_every_member():
         ):
             assert module.RULE in READS_PREVIOUS, module.RULE
     assert READS_PREVIOUS == {"short-time-wait", "time-wait-reuse"}
+
+
+def test_keys_forgotten_past_their_bound_find_their_templates_again_by_event_order(monkeypatch):
+    import pcapcheck.replay.memo as memo_module
+
+    # One structure at several paces: a key per pace and gap pattern, one template for them all.
+    script = [(0, "S", 0), (1, "SA", 0), (0, "A", 0), (0, "PA", 100), (1, "A", 0), (1, "PA", 300),
+              (0, "A", 0), (0, "FA", 0), (1, "A", 0), (1, "FA", 0), (0, "A", 0)]  # fmt: skip
+    variant = {"window": 64240, "wscale": 7, "ts": True, "isn": 1000}
+    paces = [0.00002, 0.00005, 0.0001, 0.0003]
+    conversations = [
+        _conversation(
+            script, dict(variant, gaps=[paces[k % 4]] * len(script), start=0.01 * k, port=41000 + k), 1_700_000_000.0
+        )
+        for k in range(40)
+    ]
+    rows = _capture_rows(conversations)
+    monkeypatch.setattr(memo_module, "MAX_KEYS", 2)
+    fast, reference, memo = _both_ways(rows, int(rows["ts_ns"].max()) / 1e9 + 10.0)
+    assert fast.reports == reference.reports and fast.findings == reference.findings
+    # Keys are forgotten every two, templates are not: they are found again without a replay.
+    assert memo.held <= 4, memo.held
+    assert memo.hits >= 30 and memo.ordered_hits >= 10, (memo.hits, memo.ordered_hits)

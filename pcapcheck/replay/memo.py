@@ -336,6 +336,10 @@ def template_of(
 
 # Templates held at once (a checked one carries its steps: a few KB).
 MAX_TEMPLATES = 4096
+# Keys held at once (a key is a connection's shape, a few hundred bytes).  Keys are many more than
+# templates (a template serves every key with its structure and endpoint orders: the timing
+# details differ), and a forgotten key is found again from its event order, without a replay.
+MAX_KEYS = 32768
 
 
 class Known(NamedTuple):
@@ -359,6 +363,7 @@ class ReplayMemo:
         self.templates: dict[tuple, object] = {}  # by key: a Template, or _UNTEMPLATED
         # By structure, time bits and each endpoint's own event order: the templates seen so far.
         self.by_endpoint_orders: dict[tuple, list[Template]] = {}
+        self.held = 0  # templates in by_endpoint_orders
         self._pending: dict[int, tuple[tuple, list[tuple[int, int]]]] = {}  # id -> until learn
         self.hits = 0
         self.checked_hits = 0
@@ -444,7 +449,7 @@ class ReplayMemo:
                 self._pending[conn.id] = (orders_key, order)
                 return None
             # The key fixes the final event order (shape.py), so it fixes this choice too.
-            self.templates[key] = template
+            self._remember(key, template)
             self.ordered_hits += 1
         if template is _UNTEMPLATED:
             return None
@@ -465,16 +470,23 @@ class ReplayMemo:
         pending = self._pending.pop(conn.id, None)
         if key in self.templates or pending is None:
             return
-        if len(self.templates) >= MAX_TEMPLATES:
+        if self.held >= MAX_TEMPLATES:
             # Bounded memory on captures of millions of connections: start learning afresh.
             self.templates.clear()
             self.by_endpoint_orders.clear()
+            self.held = 0
         orders_key, order = pending
         later = key[2]
         template = template_of(conn, rep, order, checked=bool(fired) or later, fired=frozenset(fired))
-        self.templates[key] = _UNTEMPLATED if template is None else template
+        self._remember(key, _UNTEMPLATED if template is None else template)
         if template is not None:
             self.by_endpoint_orders.setdefault(orders_key, []).append(template)
+            self.held += 1
+
+    def _remember(self, key: tuple, template: object) -> None:
+        if len(self.templates) >= MAX_KEYS:
+            self.templates.clear()  # the templates stay: ``replay`` finds them again by event order
+        self.templates[key] = template
 
 
 def _event_order(conn: Connection) -> list[tuple[int, int]]:
