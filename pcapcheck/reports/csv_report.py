@@ -161,9 +161,25 @@ def _finding_row(f: "Finding") -> str:
         raise _Unusual
     endpoint = f.endpoint.value if f.endpoint is not None else None
     return (
-        f"{csv_text(f.rule)},{csv_text(f.severity.value)},{connection},{csv_text(endpoint)},{frame},"
-        f"{csv_float(f.time)},{csv_text(f.message)},{csv_text(f.rfc)},{csv_bool(f.capture_quality)}{LINE_END}"
+        f"{_csv_repeated(f.rule)},{_csv_repeated(f.severity.value)},{connection},{_csv_repeated(endpoint)},{frame},"
+        f"{csv_float(f.time)},{csv_text(f.message)},{_csv_repeated(f.rfc)},{csv_bool(f.capture_quality)}{LINE_END}"
     )
+
+
+def _csv_repeated(value: str | None) -> str:
+    """``csv_text`` of a value most rows repeat (a rule, a severity, an RFC reference)."""
+    try:
+        return _repeated_texts[value]  # type: ignore[index]
+    except (KeyError, TypeError):  # TypeError: unhashable, which csv_text refuses too
+        made = csv_text(value)
+        if len(_repeated_texts) < MAX_REPEATED:
+            _repeated_texts[value] = made  # type: ignore[index]
+        return made
+
+
+# Texts of repeated values remembered (rules, severities and references are a few dozen).
+MAX_REPEATED = 1024
+_repeated_texts: dict[str | None, str] = {}
 
 
 def _write_rows(handle: IO[str], columns: list[str], rows: Iterable[str]) -> None:

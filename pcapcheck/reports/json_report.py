@@ -293,16 +293,34 @@ def _write_list(handle: IO[str], texts: Iterable[str], chunk: int) -> None:
 
 
 def _finding_texts(findings: Iterable["Finding"]) -> Iterator[str]:
-    # Findings are few next to connections: json.dumps them in batches, read once in order (a
-    # large capture's findings are a sequence on disk, pcapcheck.finding_store).
-    batch: list[dict] = []
+    # Read once in order (a large capture's findings are a sequence on disk, pcapcheck.finding_store),
+    # written in batches.
+    batch: list[str] = []
     for finding in findings:
-        batch.append(finding_record(finding))
+        try:
+            batch.append(_finding_text(finding))
+        except (_Unusual, TypeError, AttributeError):
+            batch.append(json.dumps(finding_record(finding), **DUMPS_OPTIONS))
         if len(batch) == CHUNK_FINDINGS:
-            yield json.dumps(batch, **DUMPS_OPTIONS)[1:-1]
+            yield ",".join(batch)
             batch.clear()
     if batch:
-        yield json.dumps(batch, **DUMPS_OPTIONS)[1:-1]
+        yield ",".join(batch)
+
+
+def _finding_text(f: "Finding") -> str:
+    """A finding's record as json.dumps writes it, for the usual types of its fields."""
+    connection, frame, time, quality = f.connection, f.frame, f.time, f.capture_quality
+    if not (type(connection) is type(frame) is int and type(time) is float and type(quality) is bool):
+        raise _Unusual
+    if not math.isfinite(time):
+        raise _Unusual
+    endpoint = "null" if f.endpoint is None else _json_str(f.endpoint.value)
+    return (
+        f'{{"rule":{_json_str(f.rule)},"severity":{_json_str(f.severity.value)},"connection":{connection},'
+        f'"endpoint":{endpoint},"frame":{frame},"time":{float.__repr__(time)},"message":{_json_str(f.message)},'
+        f'"rfc":{_json_str(f.rfc)},"capture_quality":{"true" if quality else "false"}}}'
+    )
 
 
 def write_document(result: "AnalysisResult", handle: IO[str]) -> None:
