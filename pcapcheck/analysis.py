@@ -316,7 +316,10 @@ def analyze_table(
     stays columns of the table (pcapcheck.templated), formatted a block at a time by the writers.
     Any other connection whose replay a template made joins those columns too once its report is
     final, unless its steps are kept (``steps`` and a finding): at once, or when the next
-    incarnation on its tuple has ended its TIME-WAIT (``_Analyst._settle``).
+    incarnation on its tuple has ended its TIME-WAIT (``_Analyst._settle``).  Without steps, a
+    templated incarnation followed by a templated one is not made into objects either: the pair is
+    read from the table's rows (``_Analyst.defer``, pcapcheck.reopened) once every connection has
+    been through (``_Analyst.settle_deferred``).
     """
     templates = _memo_for(memo, capture, profile, config, catalogue)
     analyst = _Analyst(capture, profile, config, catalogue, templates, steps, table=table)
@@ -659,7 +662,7 @@ class _Analyst:
         # expiry of each ended TIME-WAIT that was to expire and adds a move at the SYN for each.
         expiring = sum(1 for e, w in zip(ended, earlier.time_waits) if e and w.ended_by == "expired")
         if kind is None or len(kind.pattern.moves) != len(earlier.transitions) - expiring + sum(ended):
-            self._pair_on_objects(p, k)
+            self._pair_on_objects(p, k)  # settles p (its findings: the columns gave them already)
             return
         self.owed.discard(p)
         self.add_member(earlier, kind, p, syn_row)

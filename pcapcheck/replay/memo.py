@@ -335,11 +335,11 @@ def template_of(
 
 
 # Templates held at once (a checked one carries its steps: a few KB).
-MAX_TEMPLATES = 4096
+MAX_TEMPLATES = 2048
 # Keys held at once (a key is a connection's shape, a few hundred bytes).  Keys are many more than
 # templates (a template serves every key with its structure and endpoint orders: the timing
 # details differ), and a forgotten key is found again from its event order, without a replay.
-MAX_KEYS = 32768
+MAX_KEYS = 8192
 
 
 class Known(NamedTuple):
