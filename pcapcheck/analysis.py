@@ -331,10 +331,17 @@ def analyze_table(
     # Templated reopened tuples as columns (pcapcheck.reopened): only without steps, which a
     # connection with findings keeps for the HTML ladder.
     lane = analyst.lane = templates is not None and not steps
+    known = templates.templates if templates is not None else {}
     stop = n
     try:
         for k, key in enumerate(keys):
+            conn = None
             if key is not None:
+                if lane and key not in known:
+                    # A key not seen yet may have a template already: found by the connection's
+                    # event order, as the object path would find it, it can serve the lanes.
+                    conn = table.connection(k)
+                    templates.resolve(key, conn)  # type: ignore[union-attr]
                 if not has_next[k]:
                     template = fast_template(key)  # type: ignore[misc]
                     if template is not None:
@@ -345,7 +352,7 @@ def analyze_table(
                     continue
             if previous[k] is not None:
                 analyst.release(previous[k] - 1)
-            analyst.analyze(table.connection(k), key)
+            analyst.analyze(conn if conn is not None else table.connection(k), key)
     except PcapcheckError as err:
         # As the object path stops: nothing from the connection that failed on.
         stop = k
@@ -561,6 +568,11 @@ class _Analyst:
         else:
             p = previous_id - 1 if previous_id is not None else None
             if p not in self.owed or not template.fired <= READS_PREVIOUS:
+                return False
+            table = self.table
+            if table.version[p] != table.version[k]:  # type: ignore[union-attr]
+                # One tuple to the rebuild (IPv4 and IPv4-mapped IPv6 share their 16 bytes), two
+                # to the object path, which links incarnations by endpoint text: left to it.
                 return False
             if HALF_OPEN_STATES.intersection(self.deferred[p].final_state):  # type: ignore[index]
                 return False

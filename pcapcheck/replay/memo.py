@@ -364,7 +364,8 @@ class ReplayMemo:
         # By structure, time bits and each endpoint's own event order: the templates seen so far.
         self.by_endpoint_orders: dict[tuple, list[Template]] = {}
         self.held = 0  # templates in by_endpoint_orders
-        self._pending: dict[int, tuple[tuple, list[tuple[int, int]]]] = {}  # id -> until learn
+        # By id, until ``learn``: the connection (ids repeat across buckets), its orders key, its order.
+        self._pending: dict[int, tuple[Connection, tuple, list[tuple[int, int]]]] = {}
         self.hits = 0
         self.checked_hits = 0
         self.ordered_hits = 0
@@ -437,21 +438,32 @@ class ReplayMemo:
             return None
         return template  # type: ignore[return-value]
 
+    def resolve(self, key: tuple, conn: Connection) -> object | None:
+        """The template of ``key`` (or the mark of a key left untemplated); for a key not seen yet,
+        the template found by the connection's event order.  None: none yet (``replay`` gives None:
+        the connection takes the reference path, with ``order_of``, then ``learn``)."""
+        template = self.templates.get(key)
+        if template is not None:
+            return template
+        pending = self._pending.get(conn.id)
+        if pending is not None and pending[0] is conn:
+            return None  # looked for already
+        order = _event_order(conn)
+        orders_key = _endpoint_orders_key(key, conn, order)
+        template = next((t for t in self.by_endpoint_orders.get(orders_key, ()) if t.interleaves_as(order)), None)
+        if template is None:
+            self._pending[conn.id] = (conn, orders_key, order)
+            return None
+        # The key fixes the final event order (shape.py), so it fixes this choice too.
+        self._remember(key, template)
+        self.ordered_hits += 1
+        return template
+
     def replay(self, key: tuple, conn: Connection) -> Known | None:
         """The connection's replay from a template, or None: replay (with ``order_of``) and check
         it, then ``learn``."""
-        template = self.templates.get(key)
-        if template is None:
-            order = _event_order(conn)
-            orders_key = _endpoint_orders_key(key, conn, order)
-            template = next((t for t in self.by_endpoint_orders.get(orders_key, ()) if t.interleaves_as(order)), None)
-            if template is None:
-                self._pending[conn.id] = (orders_key, order)
-                return None
-            # The key fixes the final event order (shape.py), so it fixes this choice too.
-            self._remember(key, template)
-            self.ordered_hits += 1
-        if template is _UNTEMPLATED:
+        template = self.resolve(key, conn)
+        if template is None or template is _UNTEMPLATED:
             return None
         self.hits += 1
         checked: bool = template.checked  # type: ignore[union-attr]
@@ -462,20 +474,20 @@ class ReplayMemo:
     def order_of(self, conn: Connection) -> list[tuple[int, int]] | None:
         """The event order ``replay`` computed for ``conn`` on a miss (None: it computed none)."""
         pending = self._pending.get(conn.id)
-        return None if pending is None else pending[1]
+        return None if pending is None or pending[0] is not conn else pending[2]
 
     def learn(self, key: tuple, conn: Connection, rep: Replay, fired: frozenset[str]) -> None:
         """Remember what the reference path made of the first connection of ``key``; ``fired``: the
         rules its checks found something with."""
         pending = self._pending.pop(conn.id, None)
-        if key in self.templates or pending is None:
+        if key in self.templates or pending is None or pending[0] is not conn:
             return
         if self.held >= MAX_TEMPLATES:
             # Bounded memory on captures of millions of connections: start learning afresh.
             self.templates.clear()
             self.by_endpoint_orders.clear()
             self.held = 0
-        orders_key, order = pending
+        _, orders_key, order = pending
         later = key[2]
         template = template_of(conn, rep, order, checked=bool(fired) or later, fired=frozenset(fired))
         self._remember(key, _UNTEMPLATED if template is None else template)
