@@ -401,3 +401,31 @@ def test_keys_forgotten_past_their_bound_find_their_templates_again_by_event_ord
     # Keys are forgotten every two, templates are not: they are found again without a replay.
     assert memo.held <= 4, memo.held
     assert memo.hits >= 30 and memo.ordered_hits >= 10, (memo.hits, memo.ordered_hits)
+
+
+def test_templates_past_their_bound_keep_those_in_use_and_give_the_reference(monkeypatch):
+    import pcapcheck.replay.memo as memo_module
+
+    # Three structures (graceful, server-first, abort) at a few paces, interleaved: with room for
+    # two templates the memo must forget some while it goes, and stay right.
+    scripts_used = [
+        [(0, "S", 0), (1, "SA", 0), (0, "A", 0), (0, "PA", 100), (1, "A", 0), (0, "FA", 0), (1, "A", 0),
+         (1, "FA", 0), (0, "A", 0)],
+        [(0, "S", 0), (1, "SA", 0), (0, "A", 0), (0, "PA", 100), (1, "PA", 300), (1, "FA", 0), (0, "A", 0),
+         (0, "FA", 0), (1, "A", 0)],
+        [(0, "S", 0), (1, "SA", 0), (0, "A", 0), (0, "PA", 100), (1, "PA", 300), (0, "RA", 0)],
+    ]  # fmt: skip
+    variant = {"window": 64240, "wscale": 7, "ts": True, "isn": 1000}
+    conversations = []
+    for k in range(48):
+        script = scripts_used[k % 3 if k < 24 else (k // 8) % 3]
+        gaps = [(0.00002, 0.0001)[k % 2]] * len(script)
+        conversations.append(
+            _conversation(script, dict(variant, gaps=gaps, start=0.01 * k, port=41000 + k), 1_700_000_000.0)
+        )
+    rows = _capture_rows(conversations)
+    monkeypatch.setattr(memo_module, "MAX_TEMPLATES", 2)
+    fast, reference, memo = _both_ways(rows, int(rows["ts_ns"].max()) / 1e9 + 10.0)
+    assert fast.reports == reference.reports and fast.findings == reference.findings
+    assert memo.held <= 3, memo.held
+    assert memo.hits >= 10, memo.hits  # templates still serve, between the forgetting

@@ -335,11 +335,11 @@ def template_of(
 
 
 # Templates held at once (a checked one carries its steps: a few KB).
-MAX_TEMPLATES = 2048
+MAX_TEMPLATES = 4096
 # Keys held at once (a key is a connection's shape, a few hundred bytes).  Keys are many more than
 # templates (a template serves every key with its structure and endpoint orders: the timing
 # details differ), and a forgotten key is found again from its event order, without a replay.
-MAX_KEYS = 8192
+MAX_KEYS = 16384
 
 
 class Known(NamedTuple):
@@ -364,6 +364,7 @@ class ReplayMemo:
         # By structure, time bits and each endpoint's own event order: the templates seen so far.
         self.by_endpoint_orders: dict[tuple, list[Template]] = {}
         self.held = 0  # templates in by_endpoint_orders
+        self._served: set[int] = set()  # ids of the templates that served a new key since the last sweep
         # By id, until ``learn``: the connection (ids repeat across buckets), its orders key, its order.
         self._pending: dict[int, tuple[Connection, tuple, list[tuple[int, int]]]] = {}
         self.hits = 0
@@ -456,6 +457,7 @@ class ReplayMemo:
             return None
         # The key fixes the final event order (shape.py), so it fixes this choice too.
         self._remember(key, template)
+        self._served.add(id(template))
         self.ordered_hits += 1
         return template
 
@@ -483,10 +485,7 @@ class ReplayMemo:
         if key in self.templates or pending is None or pending[0] is not conn:
             return
         if self.held >= MAX_TEMPLATES:
-            # Bounded memory on captures of millions of connections: start learning afresh.
-            self.templates.clear()
-            self.by_endpoint_orders.clear()
-            self.held = 0
+            self._sweep()  # bounded memory on captures of millions of connections
         _, orders_key, order = pending
         later = key[2]
         template = template_of(conn, rep, order, checked=bool(fired) or later, fired=frozenset(fired))
@@ -494,6 +493,26 @@ class ReplayMemo:
         if template is not None:
             self.by_endpoint_orders.setdefault(orders_key, []).append(template)
             self.held += 1
+            self._served.add(id(template))
+
+    def _sweep(self) -> None:
+        """Forget the templates no longer in use: those no held key names and that served no new
+        key since the last sweep; all of them when most are in use (learning afresh)."""
+        live = {id(t) for t in self.templates.values()} | self._served
+        self._served.clear()
+        kept = 0
+        for orders_key, held in list(self.by_endpoint_orders.items()):
+            still = [t for t in held if id(t) in live]
+            if still:
+                self.by_endpoint_orders[orders_key] = still
+                kept += len(still)
+            else:
+                del self.by_endpoint_orders[orders_key]
+        if kept > MAX_TEMPLATES // 2:
+            self.templates.clear()
+            self.by_endpoint_orders.clear()
+            kept = 0
+        self.held = kept
 
     def _remember(self, key: tuple, template: object) -> None:
         if len(self.templates) >= MAX_KEYS:
