@@ -14,8 +14,8 @@ numpy operations over all of them, and hands the values to the functions the obj
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -106,7 +106,6 @@ def pair_columns(
     tuple, made from templates earlier[i] and later[i]."""
     P, K = np.asarray(ps, dtype=np.int64), np.asarray(ks, dtype=np.int64)
     old, new = _Ranges(table, P), _Ranges(table, K)
-    n = len(P)
 
     # The later incarnation's opening (checks.reuse._opening): its first SYN without ACK, else a
     # SYN-ACK in its first row that answers a SYN the capture lost.
