@@ -589,27 +589,37 @@ class _Analyst:
         if p not in self.owed:
             return
         self.owed.discard(p)
+        conn, rep, previous = self._objects_of(p)
+        self.pending[conn.id] = (conn, rep, self.deferred[p])
+        self.last_on_tuple[_tuple_key(conn)] = (conn, previous)
+
+    def _objects_of(self, p: int) -> tuple[Connection, Replay, Replay]:
+        """Deferred table index ``p`` as ``analyze`` makes it: its connection, its replay (the
+        template's), and that replay as the next incarnation's checks read it."""
         template = self.deferred[p]
         conn = self.table.connection(p)  # type: ignore[union-attr]
         rep = template.instantiate(conn)
-        self.pending[conn.id] = (conn, rep, template)
-        self.last_on_tuple[_tuple_key(conn)] = (conn, _without_steps(rep) if template.checked else rep)
+        return conn, rep, _without_steps(rep) if template.checked else rep
+
+    def _earlier_on_objects(self, p: int, k: int) -> tuple[tuple[Connection, Replay], Connection, bool]:
+        """Deferred ``p`` on objects with the SYN of ``k`` (the incarnation after it) applied, and
+        ``p`` settled if its report is still owed: (previous as ``k``'s checks read it, ``k``'s
+        connection, whether the SYN changed ``p``'s replay)."""
+        conn_p, _, previous = self._objects_of(p)
+        conn_k = self.table.connection(k)  # type: ignore[union-attr]
+        changed = end_time_wait_by_new_incarnation(previous, conn_k)
+        if p in self.owed:
+            self.owed.discard(p)
+            self._settle((conn_p, previous, self.deferred[p]), conn_k if changed else None)
+        return (conn_p, previous), conn_k, changed
 
     def _pair_on_objects(self, p: int, k: int) -> tuple[list[Finding], tuple[bool, ...] | None]:
         """What ``analyze`` does for deferred ``k`` after deferred ``p``, on objects: the later
         incarnation's SYN may end the earlier one's TIME-WAITs (its report is settled here, if
         still owed), and the reuse rules run.  Returns the findings and which TIME-WAITs ended
         (None: none).  The reference the column lane is held to."""
-        earlier, later = self.deferred[p], self.deferred[k]
-        table = self.table
-        conn_p = table.connection(p)  # type: ignore[union-attr]
-        rep_p = earlier.instantiate(conn_p)
-        previous = (conn_p, _without_steps(rep_p) if earlier.checked else rep_p)
-        conn_k = table.connection(k)  # type: ignore[union-attr]
-        changed = end_time_wait_by_new_incarnation(previous[1], conn_k)
-        if p in self.owed:
-            self.owed.discard(p)
-            self._settle((conn_p, previous[1], earlier), conn_k if changed else None)
+        later = self.deferred[k]
+        previous, conn_k, changed = self._earlier_on_objects(p, k)
         found = run_checks(
             conn_k,
             later.instantiate(conn_k),
@@ -674,7 +684,7 @@ class _Analyst:
         # expiry of each ended TIME-WAIT that was to expire and adds a move at the SYN for each.
         expiring = sum(1 for e, w in zip(ended, earlier.time_waits) if e and w.ended_by == "expired")
         if kind is None or len(kind.pattern.moves) != len(earlier.transitions) - expiring + sum(ended):
-            self._pair_on_objects(p, k)  # settles p (its findings: the columns gave them already)
+            self._earlier_on_objects(p, k)  # settles p, making the kind (k's findings: from the columns)
             return
         self.owed.discard(p)
         self.add_member(earlier, kind, p, syn_row)

@@ -956,13 +956,19 @@ class ConnectionTable:
             server = self._servers[(raw, version, port)] = Endpoint(self.address(raw, version), port)
         return server
 
-    def connection(self, k: int) -> Connection:
-        a_k, b_k = int(self.starts[k]), int(self.ends[k])
+    def endpoints(self, k: int) -> tuple[Endpoint, Endpoint]:
+        """Connection ``k``'s client and server."""
         version = int(self.version[k])
-        return Connection(
-            k + 1,
+        return (
             Endpoint(self.address(self.client_key[k], version), int(self.client_port[k])),
             self.server(self.server_key[k], version, int(self.server_port[k])),
+        )
+
+    def connection(self, k: int) -> Connection:
+        a_k, b_k = int(self.starts[k]), int(self.ends[k])
+        return Connection(
+            k + 1,
+            *self.endpoints(k),
             int(self.incarnation[k]),
             bool(self.inferred[k]),
             self.rows[a_k:b_k],

@@ -58,13 +58,7 @@ class Ends:
 
 
 def ends_of(table: ConnectionTable, k: int) -> Ends:
-    version = int(table.version[k])
-    return Ends(
-        k + 1,
-        Endpoint(table.address(table.client_key[k], version), int(table.client_port[k])),
-        table.server(table.server_key[k], version, int(table.server_port[k])),
-        int(table.flags_seen[k]),
-    )
+    return Ends(k + 1, *table.endpoints(k), int(table.flags_seen[k]))
 
 
 class _Ranges:

@@ -290,8 +290,7 @@ class ConnectionStore(IteratedSequence):
             starts, offsets = self._chunks[bucket]
             with open(self._path(bucket), "rb") as handle:
                 handle.seek(int(offsets[chunk]))
-                read = pickle.load(handle)
-            reports = list(map(rebuild, read)) if type(read) is list else list(rebuild.piece(*read))
+                reports = list(_reports_in(pickle.load(handle), rebuild))
             for place, number in wanted_here:
                 report = reports[place - int(starts[chunk])]
                 report.id = number
@@ -344,13 +343,17 @@ class ConnectionStore(IteratedSequence):
                     chunk = pickle.load(handle)
                 except EOFError:
                     return
-                if type(chunk) is list:
-                    yield from map(rebuild, chunk)
-                else:
-                    yield from rebuild.piece(*chunk)
+                yield from _reports_in(chunk, rebuild)
 
     def _path(self, bucket: int) -> str:
         return _path(self.directory, bucket)
+
+
+def _reports_in(chunk: object, rebuild: _Rebuilder) -> Iterator["ConnectionReport"]:
+    """The reports of a chunk ``_stored`` pickled, in order."""
+    if type(chunk) is list:
+        return map(rebuild, chunk)
+    return rebuild.piece(*chunk)  # type: ignore[misc]
 
 
 def _path(directory: str, bucket: int) -> str:

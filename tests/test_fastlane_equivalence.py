@@ -45,10 +45,11 @@ def _json_text(paths: list[str], config, tmp_path: Path, monkeypatch, memo: bool
 
 
 def _analysed(
-    paths: list[str], config, tmp_path: Path, monkeypatch, memo: bool, memos: list | None = None
+    paths: list[str], config, tmp_path: Path, monkeypatch, memo: bool, memos: list | None = None, steps: bool = True
 ) -> tuple[str, list]:
     """The JSON report, and every connection's report as iterating the result makes it (a templated
-    block's members are made then: pcapcheck.templated), steps included."""
+    block's members are made then: pcapcheck.templated), steps included unless ``steps`` is False
+    (the CLI without --html)."""
     monkeypatch.setenv(ENV_SWITCH, "1" if memo else "0")
     if memos is not None:
         made = analysis._memo_for
@@ -59,8 +60,8 @@ def _analysed(
             return memo_made
 
         monkeypatch.setattr(analysis, "_memo_for", recording)
-    out = tmp_path / f"memo-{int(memo)}.json"
-    result = analyze(paths, config)
+    out = tmp_path / f"memo-{int(memo)}{'' if steps else '-lean'}.json"
+    result = analyze(paths, config, steps=steps)
     write_json(result, out)
     monkeypatch.undo()
     return out.read_text(), list(result.connections)
@@ -102,17 +103,25 @@ def test_bench_capture_same_json_and_the_memo_templates_most_connections(tmp_pat
     assert reports == reports_without
 
 
-@pytest.mark.skipif(
+needs_1m_slice = pytest.mark.skipif(
     not BENCH_1M.exists() or shutil.which("tcpdump") is None,
     reason="bench/work/1m.pcap not generated (bench/README.md), or no tcpdump to cut a slice of it",
 )
-def test_reused_tuples_of_the_1m_capture_take_the_checked_lane(tmp_path, monkeypatch):
-    # One port range of the whole capture: every incarnation on those tuples, at ~1/20 of the cost.
+
+
+def ports_of_1m(tmp_path: Path) -> Path:
+    """One port range of the 1M bench capture: every incarnation on those tuples, at ~1/20 of the cost."""
     part = tmp_path / "ports.pcap"
     subprocess.run(
         ["tcpdump", "-r", str(BENCH_1M), "-w", str(part), "tcp portrange 40000-42999"],
         check=True, capture_output=True,
     )  # fmt: skip
+    return part
+
+
+@needs_1m_slice
+def test_reused_tuples_of_the_1m_capture_take_the_checked_lane(tmp_path, monkeypatch):
+    part = ports_of_1m(tmp_path)
     config = load_config(None)
     memos: list = []
     with_memo, reports = _analysed([str(part)], config, tmp_path, monkeypatch, memo=True, memos=memos)

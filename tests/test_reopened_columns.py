@@ -10,15 +10,13 @@ lane (the CLI without --html) must give the reference's reports and findings.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pcapcheck.analysis import _without_steps, analyze, analyze_connections, analyze_table
+from pcapcheck.analysis import _without_steps, analyze_connections, analyze_table
 from pcapcheck.capture import CaptureInfo
 from pcapcheck.checks.context import CheckContext
 from pcapcheck.checks.reuse import find_reuse
@@ -28,13 +26,15 @@ from pcapcheck.reopened import pair_columns
 from pcapcheck.replay import end_time_wait_by_new_incarnation
 from pcapcheck.replay.incarnation import HALF_OPEN_STATES
 from pcapcheck.replay.memo import ReplayMemo, Template, time_parameters
-from pcapcheck.reports.json_report import write_json
 from pcapcheck.segments import ACK, SYN
 from tests.test_fastlane_equivalence import (
-    BENCH_1M,
+    _analysed,
     _capture_rows,
     _conversation,
+    _distinct,
     _run_settings,
+    needs_1m_slice,
+    ports_of_1m,
     reopenings,
     run_options,
     scripts,
@@ -166,37 +166,16 @@ def test_reopened_tuples_of_one_structure_are_answered_by_the_columns(script, re
         assert {f.rule for f in reference.findings} & {"time-wait-reuse", "short-time-wait"}
 
 
-@pytest.mark.skipif(
-    not BENCH_1M.exists() or shutil.which("tcpdump") is None,
-    reason="bench/work/1m.pcap not generated (bench/README.md), or no tcpdump to cut a slice of it",
-)
+@needs_1m_slice
 def test_the_reused_tuples_of_the_1m_capture_take_the_column_lane(tmp_path, monkeypatch):
-    import pcapcheck.analysis as analysis
-    from pcapcheck.replay.memo import ENV_SWITCH
-
-    part = tmp_path / "ports.pcap"
-    subprocess.run(
-        ["tcpdump", "-r", str(BENCH_1M), "-w", str(part), "tcp portrange 40000-42999"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    part = ports_of_1m(tmp_path)
     config = load_config(None)
     memos: list = []
-    made = analysis._memo_for
-
-    def recording(*args, **kwargs):
-        memo = made(*args, **kwargs)
-        memos.append(memo)
-        return memo
-
-    monkeypatch.setattr(analysis, "_memo_for", recording)
-    write_json(analyze([str(part)], config, steps=False), tmp_path / "lean.json")
-    monkeypatch.undo()
-    lean = (tmp_path / "lean.json").read_text()
-    monkeypatch.setenv(ENV_SWITCH, "0")
-    write_json(analyze([str(part)], config), tmp_path / "reference.json")
-    assert lean == (tmp_path / "reference.json").read_text()
+    lean, _ = _analysed([str(part)], config, tmp_path, monkeypatch, memo=True, memos=memos, steps=False)
+    reference, _ = _analysed([str(part)], config, tmp_path, monkeypatch, memo=False)
+    assert lean == reference
     reopened = len(re.findall(r'"incarnation": ?[2-9]', lean))
-    (memo,) = {id(m): m for m in memos if m is not None}.values()
+    (memo,) = _distinct(memos)
     assert memo.column_pairs >= 0.5 * reopened, (memo.column_pairs, reopened)
 
 

@@ -16,7 +16,7 @@ unchanged), not once per connection.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,15 +163,28 @@ def run_checks(
     """Every enabled rule (or those of them in ``only``) over one connection, in frame order;
     severities as configured."""
     plan = _plan(config, catalogue)
+    rules = plan.rules if only is None else [rule for rule in plan.rules if rule.rule_id in only]
+    return _findings(plan, rules, conn, replay, previous, capture_end, {})
+
+
+def _findings(
+    plan: _Plan,
+    rules: Sequence[_RulePlan],
+    conn: Connection,
+    replay: Replay | None,
+    previous: tuple[Connection, Replay] | None,
+    capture_end: float | None,
+    shared: dict[str, Any],
+) -> list[Finding]:
+    """``rules`` over one connection, in frame order; ``shared``: what they derive alike."""
     seen = conn.flags_seen  # the OR of every segment's flags, as the steps would give
     findings: list[Finding] = []
-    shared: dict[str, Any] = {}
-    for rule in plan.rules:
-        if rule.needs & seen != rule.needs or (only is not None and rule.rule_id not in only):
+    for rule in rules:
+        if rule.needs & seen != rule.needs:
             continue  # e.g. a RST rule on a connection without RST: nothing to find
         ctx = CheckContext(
             connection=conn,
-            replay=replay,
+            replay=replay,  # type: ignore[arg-type]
             previous=previous,
             capture_end=capture_end,
             params=dict(rule.params),
@@ -197,27 +210,6 @@ def reuse_rules(config, catalogue: Mapping[str, RuleSpec], only: frozenset[str],
         raise ValueError(f"not only rules reading the previous incarnation: {sorted(only - READS_PREVIOUS)}")
 
     def rules(conn, reuse) -> list[Finding]:
-        seen = conn.flags_seen
-        findings: list[Finding] = []
-        shared = {"reuse": reuse}
-        for rule in chosen:
-            if rule.needs & seen != rule.needs:
-                continue
-            ctx = CheckContext(
-                connection=conn,
-                replay=None,  # type: ignore[arg-type]
-                previous=None,
-                capture_end=capture_end,
-                params=dict(rule.params),
-                profile=plan.profile,
-                spec=rule.spec,
-                severity=rule.severity,
-                rule_params=plan.all_params,
-                shared=shared,
-            )
-            findings.extend(rule.check(ctx))
-        if len(findings) > 1:
-            findings.sort(key=lambda f: (f.frame, f.rule))
-        return findings
+        return _findings(plan, chosen, conn, None, None, capture_end, {"reuse": reuse})
 
     return rules

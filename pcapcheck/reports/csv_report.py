@@ -166,20 +166,17 @@ def _finding_row(f: "Finding") -> str:
     )
 
 
-def _csv_repeated(value: str | None) -> str:
-    """``csv_text`` of a value most rows repeat (a rule, a severity, an RFC reference)."""
-    try:
-        return _repeated_texts[value]  # type: ignore[index]
-    except (KeyError, TypeError):  # TypeError: unhashable, which csv_text refuses too
-        made = csv_text(value)
-        if len(_repeated_texts) < MAX_REPEATED:
-            _repeated_texts[value] = made  # type: ignore[index]
-        return made
-
-
 # Texts of repeated values remembered (rules, severities and references are a few dozen).
 MAX_REPEATED = 1024
-_repeated_texts: dict[str | None, str] = {}
+
+
+# typed: a str subclass equal to a remembered str still meets csv_text's refusal (pandas writes
+# str() of it, which may differ).
+@functools.lru_cache(maxsize=MAX_REPEATED, typed=True)
+def _csv_repeated(value: str | None) -> str:
+    """``csv_text`` of a value most rows repeat (a rule, a severity, an RFC reference); an
+    unhashable value raises TypeError, which sends the writer to pandas as csv_text would."""
+    return csv_text(value)
 
 
 def _write_rows(handle: IO[str], columns: list[str], rows: Iterable[str]) -> None:
