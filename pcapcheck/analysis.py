@@ -139,6 +139,7 @@ def analyze(
     jobs: int = 1,
     render: Callable | None = None,
     steps: bool = True,
+    all_reports: bool = True,
 ) -> AnalysisResult:
     """Run every stage over ``paths``.
 
@@ -154,14 +155,20 @@ def analyze(
 
     ``steps`` False: reports keep no replay steps (only the HTML ladder draws them; the CLI asks
     for them when it writes HTML).  Everything else is the same.
+
+    ``all_reports`` False: a partitioned capture keeps on disk only the reports of connections with
+    findings (``result.connections`` then gives those by id, ``document.connections_by_id``, and
+    cannot be iterated), for a caller that reads no others: the terminal, SARIF, the baseline, and
+    the JSON and CSV from ``render``'s text.  The HTML and JUnit reports read every connection.
     """
     catalogue = load_catalogue(config.extra_rule_dirs)
     config.validate(catalogue)
     profile = config.profile_for_run()
     with _fewer_gc_passes():
         return _analyze(
-            paths, config, catalogue, profile, reader=reader, progress=progress, jobs=jobs, render=render, steps=steps
-        )
+            paths, config, catalogue, profile, reader=reader, progress=progress, jobs=jobs, render=render,
+            steps=steps, all_reports=all_reports,
+        )  # fmt: skip
 
 
 @contextmanager
@@ -187,6 +194,7 @@ def _analyze(
     jobs: int,
     render: Callable | None = None,
     steps: bool = True,
+    all_reports: bool = True,
 ) -> AnalysisResult:
     shards = 1
     if jobs != 1:
@@ -223,7 +231,10 @@ def _analyze(
         # The store reads its files while the reports are written: the directory lives as long
         # as the result (TemporaryDirectory removes it when collected).
         store = ConnectionStore(held.workdir.name, keep_alive=held.workdir)
-        settings = dict(capture=info, profile=profile, config=config, catalogue=catalogue, render=render, steps=steps)
+        settings = dict(
+            capture=info, profile=profile, config=config, catalogue=catalogue, render=render, steps=steps,
+            all_reports=all_reports,
+        )  # fmt: skip
         if shards > 1:
             from .shard import analyze_in_processes
 

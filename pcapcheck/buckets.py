@@ -75,7 +75,10 @@ def analyze_bucket(
     memo: ReplayMemo | None = None,
     render: Render | None = None,
     steps: bool = True,
+    all_reports: bool = True,
 ) -> BucketOutcome:
+    """One bucket analysed, its reports and findings written to ``directory``.  ``all_reports``
+    False: only the reports of connections with findings stay readable (analysis.analyze)."""
     table = bucket_table(partition.rows(bucket), listener_rows)
     if table is None:
         outcome = ConnectionsAnalysis([], [])
@@ -84,7 +87,8 @@ def analyze_bucket(
             table, capture=capture, profile=profile, config=config, catalogue=catalogue, memo=memo, steps=steps
         )
     del table
-    written = write_bucket(directory, bucket, outcome.reports, render)
+    keep = None if all_reports else [f.connection - 1 for f in outcome.findings]  # ids within the bucket
+    written = write_bucket(directory, bucket, outcome.reports, render, keep)
     findings = write_findings(directory, bucket, outcome.findings)
     return BucketOutcome(bucket, written, findings, outcome.error, outcome.error_frame)
 
@@ -100,6 +104,7 @@ def analyze_bucket_range(
     catalogue: dict[str, RuleSpec],
     render: Render | None = None,
     steps: bool = True,
+    all_reports: bool = True,
 ) -> list[BucketOutcome]:
     """``buckets`` of the partition, one after the other in this process, reports to ``directory``."""
     listener_rows = partition.listener_rows()
@@ -108,7 +113,7 @@ def analyze_bucket_range(
         analyze_bucket(
             partition, bucket, listener_rows, directory,
             capture=capture, profile=profile, config=config, catalogue=catalogue, memo=memo, render=render,
-            steps=steps,
+            steps=steps, all_reports=all_reports,
         )  # fmt: skip
         for bucket in buckets
     ]

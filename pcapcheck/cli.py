@@ -154,6 +154,10 @@ def analyze(
             parallel["render"] = render  # a large capture's report text is made as its buckets are
         if html_path is None:
             parallel["steps"] = False  # only the HTML ladder draws a connection's replay steps
+        if html_path is None and junit_path is None:
+            # Nothing lists every connection: the JSON and CSV come from the text ``render`` makes,
+            # the other reports read the connections with findings, by id.
+            parallel["all_reports"] = False
         if not quiet and sys.stderr.isatty():
             from .reports.terminal import progress_reader
 

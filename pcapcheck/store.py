@@ -17,7 +17,7 @@ import pickle
 import struct
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -192,6 +192,7 @@ class ConnectionStore(IteratedSequence):
         self._closes: list[tuple[np.ndarray, list[str]]] = []
         self._texts: list[tuple[str, ...]] = []  # per bucket, the kinds of text made ahead
         self._chunks: list[tuple[np.ndarray, np.ndarray]] = []  # per bucket, where its chunks start
+        self._kept: list[np.ndarray | None] = []  # per bucket, the places of its reports stored (None: all)
         self._cut: int | None = None  # connections with a first frame at or after it are left out
         self._sorted: np.ndarray | None = None
 
@@ -202,8 +203,10 @@ class ConnectionStore(IteratedSequence):
             self._closes.append((np.zeros(0, dtype=np.uint8), []))
             self._texts.append(())
             self._chunks.append((np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)))
+            self._kept.append(None)
         self._first_frames[bucket] = written.first_frames
         self._chunks[bucket] = (written.chunk_starts, written.chunk_offsets)
+        self._kept[bucket] = written.kept
         names = sorted(set(written.closes))
         code = {name: k for k, name in enumerate(names)}
         self._closes[bucket] = (np.fromiter(map(code.__getitem__, written.closes), np.uint8, len(written.closes)), names)
@@ -273,17 +276,23 @@ class ConnectionStore(IteratedSequence):
         if not wanted:
             return {}
         frames = self._all_first_frames()[np.asarray(wanted, dtype=np.int64) - 1]
-        # Per bucket and chunk: (place in the bucket, id) of each wanted report.
+        # Per bucket and chunk: (index among the bucket's stored reports, id) of each wanted report.
         places: dict[tuple[int, int], list[tuple[int, int]]] = {}
         for bucket, held in enumerate(self._first_frames):
             if not len(held):
                 continue
             at = np.searchsorted(held, frames)
             found = (at < len(held)) & (held[np.minimum(at, len(held) - 1)] == frames)
+            at, numbers = at[found], np.asarray(wanted)[found]
+            kept = self._kept[bucket]
+            if kept is not None:  # only some stored: the others are not held
+                index = np.searchsorted(kept, at)
+                stored = (index < len(kept)) & (kept[np.minimum(index, len(kept) - 1)] == at)
+                at, numbers = index[stored], numbers[stored]
             starts = self._chunks[bucket][0]
-            for place, number in zip(at[found].tolist(), np.asarray(wanted)[found].tolist()):
-                chunk = int(np.searchsorted(starts, place, side="right")) - 1
-                places.setdefault((bucket, chunk), []).append((place, number))
+            for index, number in zip(at.tolist(), numbers.tolist()):
+                chunk = int(np.searchsorted(starts, index, side="right")) - 1
+                places.setdefault((bucket, chunk), []).append((index, number))
         rebuild = _Rebuilder()
         out: dict[int, ConnectionReport] = {}
         for (bucket, chunk), wanted_here in sorted(places.items()):
@@ -291,8 +300,8 @@ class ConnectionStore(IteratedSequence):
             with open(self._path(bucket), "rb") as handle:
                 handle.seek(int(offsets[chunk]))
                 reports = list(_reports_in(pickle.load(handle), rebuild))
-            for place, number in wanted_here:
-                report = reports[place - int(starts[chunk])]
+            for index, number in wanted_here:
+                report = reports[index - int(starts[chunk])]
                 report.id = number
                 out[number] = report
         return out
@@ -337,6 +346,11 @@ class ConnectionStore(IteratedSequence):
                 yield from (text[a:b] for a, b in zip([0, *ends], ends))
 
     def _read(self, bucket: int, rebuild: "_Rebuilder") -> Iterator["ConnectionReport"]:
+        if self._kept[bucket] is not None:
+            # The run said nothing would list every connection (analysis.analyze's all_reports).
+            raise PcapcheckError(
+                "internal error: a report needs every connection, but this run kept only those with findings"
+            )
         with open(self._path(bucket), "rb") as handle:
             while True:
                 try:
@@ -371,9 +385,12 @@ class Written:
     first_frames: np.ndarray  # int64, in the bucket's id order
     closes: list[str]  # how each connection closed, aligned
     texts: tuple[str, ...] = ()  # kinds of report text made ahead for every connection of the bucket
-    # Per pickled chunk of reports: the place of its first report in the bucket, its byte offset.
+    # Per pickled chunk of reports: the index of its first report among those stored (the place in
+    # the bucket when all were), its byte offset.
     chunk_starts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     chunk_offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # The places of the reports stored, when only some were (``write_bucket``'s ``keep``).
+    kept: np.ndarray | None = None
 
 
 # A renderer (reports/fragments.py) turns a bucket's reports into report text by kind, without ids.
@@ -381,44 +398,40 @@ Render = Callable[[Sequence["ConnectionReport"]], dict[str, "list[str] | None"]]
 
 
 def write_bucket(
-    directory: str, bucket: int, reports: Sequence["ConnectionReport"], render: Render | None = None
+    directory: str,
+    bucket: int,
+    reports: Sequence["ConnectionReport"],
+    render: Render | None = None,
+    keep: Collection[int] | None = None,
 ) -> Written:
     """Spill one bucket's reports (in its id order: a list, or a templated.ConnectionReports) to
     ``directory``, with text ``render`` makes (a chunk at a time: the text of a whole bucket is
-    tens of MB)."""
-    from .templated import report_pieces
+    tens of MB).
 
-    pieces = report_pieces(reports, TEXT_CHUNK)
-    if pieces is None:
-        pieces = (reports[start : start + TEXT_CHUNK] for start in range(0, len(reports), TEXT_CHUNK))
-    made_kinds: dict[str, bool] = {}  # kind -> made for every connection so far
-    texts: dict[str, object] = {}
-    # Where each pickled chunk starts: its first report's place in the bucket, its byte offset.
+    ``keep``: the places (0-based, in the bucket's id order) of the only reports anything will read,
+    by id (``ConnectionStore.reports_of``: the terminal, SARIF and the baseline read those of
+    connections with findings); None: every report, which can then be iterated too.  Honoured only
+    when ``render`` made every kind of text for the whole bucket: else a writer formats these
+    reports itself, reading them all.  Pickling every report costs a run about a tenth of its time.
+    """
+    made_kinds = _write_texts_of(directory, bucket, reports, render)
+    kept = None
+    if keep is not None and all(made_kinds.values()):
+        kept = np.unique(np.asarray([p for p in keep if 0 <= p < len(reports)], dtype=np.int64))
+    stored = reports if kept is None else _reports_at(reports, kept)
+    # Where each pickled chunk starts: its first report's index among those stored, its byte offset.
     chunk_starts: list[int] = []
     chunk_offsets: list[int] = []
     place = 0
     try:
         with open(_path(directory, bucket), "wb") as handle:
-            for number, chunk in enumerate(pieces):
-                for part in report_pieces(chunk, CHUNK) or (chunk[k : k + CHUNK] for k in range(0, len(chunk), CHUNK)):
-                    chunk_starts.append(place)
-                    chunk_offsets.append(handle.tell())
-                    place += len(part)
-                    pickle.dump(_stored(part), handle, protocol=pickle.HIGHEST_PROTOCOL)
-                for kind, made in (render(chunk) if render is not None else {}).items():
-                    if made is None or not made_kinds.get(kind, number == 0):
-                        made_kinds[kind] = False  # one odd report: the writer formats the whole kind
-                        continue
-                    made_kinds[kind] = True
-                    if kind not in texts:
-                        texts[kind] = open(_text_path(directory, bucket, kind), "wb")
-                    for k in range(0, len(made), TEXT_RECORDS):
-                        _write_texts(texts[kind], made[k : k + TEXT_RECORDS])
+            for part in _chunks(stored, CHUNK):
+                chunk_starts.append(place)
+                chunk_offsets.append(handle.tell())
+                place += len(part)
+                pickle.dump(_stored(part), handle, protocol=pickle.HIGHEST_PROTOCOL)
     except OSError as err:
         raise PcapcheckError(f"{directory}: cannot write the temporary report file: {err.strerror or err}") from None
-    finally:
-        for text_handle in texts.values():
-            text_handle.close()
     if hasattr(reports, "first_frames"):
         first_frames, closes = reports.first_frames(), reports.closes()  # type: ignore[attr-defined]
     else:
@@ -430,7 +443,62 @@ def write_bucket(
         tuple(k for k, ok in made_kinds.items() if ok),
         np.asarray(chunk_starts, dtype=np.int64),
         np.asarray(chunk_offsets, dtype=np.int64),
+        kept,
     )
+
+
+def _write_texts_of(
+    directory: str, bucket: int, reports: Sequence["ConnectionReport"], render: Render | None
+) -> dict[str, bool]:
+    """The text ``render`` makes of the reports, to the bucket's text files; per kind, whether it
+    was made for every report."""
+    if render is None:
+        return {}
+    made_kinds: dict[str, bool] = {}  # kind -> made for every connection so far
+    texts: dict[str, object] = {}
+    try:
+        for number, chunk in enumerate(_chunks(reports, TEXT_CHUNK)):
+            for kind, made in render(chunk).items():
+                if made is None or not made_kinds.get(kind, number == 0):
+                    made_kinds[kind] = False  # one odd report: the writer formats the whole kind
+                    continue
+                made_kinds[kind] = True
+                if kind not in texts:
+                    texts[kind] = open(_text_path(directory, bucket, kind), "wb")
+                for k in range(0, len(made), TEXT_RECORDS):
+                    _write_texts(texts[kind], made[k : k + TEXT_RECORDS])
+    except OSError as err:
+        raise PcapcheckError(f"{directory}: cannot write the temporary report file: {err.strerror or err}") from None
+    finally:
+        for text_handle in texts.values():
+            text_handle.close()
+    return made_kinds
+
+
+def _chunks(reports: Sequence["ConnectionReport"], size: int) -> Iterator[Sequence["ConnectionReport"]]:
+    from .templated import report_pieces
+
+    pieces = report_pieces(reports, size)
+    return pieces if pieces is not None else (reports[k : k + size] for k in range(0, len(reports), size))
+
+
+def _reports_at(reports: Sequence["ConnectionReport"], places: np.ndarray) -> list["ConnectionReport"]:
+    """The reports at ``places`` (sorted), as objects; a templated block's are made only for them."""
+    blocks = getattr(reports, "blocks", None)
+    if blocks is None:
+        return [reports[p] for p in places.tolist()]
+    wanted = np.zeros(len(reports), dtype=bool)  # by place
+    wanted[places] = True
+    positions = reports.object_positions  # type: ignore[attr-defined]
+    objects = reports.objects  # type: ignore[attr-defined]
+    made = [(int(positions[i]), objects[i]) for i in np.flatnonzero(wanted[positions]).tolist()]
+    for block in blocks:
+        rows = np.flatnonzero(wanted[block.positions])
+        if len(rows):
+            taken = block.take(rows)
+            made.extend(zip(taken.positions.tolist(), taken.reports()))
+    made.sort(key=itemgetter(0))
+    return [report for _, report in made]
 
 
 # A chunk of report text on disk: (records, bytes of text), each record's length in characters
