@@ -9,6 +9,7 @@ in id order, slicing; nothing holds all reports at once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import heapq
 from collections import Counter
@@ -35,8 +36,8 @@ if TYPE_CHECKING:
 CHUNK = 256
 # Reports whose text is made at once: a templated block costs its setup once per piece.
 TEXT_CHUNK = 2048
-# Places of the merge read from the bucket sequence at a time.
-MERGE_SLICE = 65536
+# Records of text merged at a time (a few MB of JSON).
+MERGE_SLICE = 2048
 # Records of text per chunk on disk.  Writing a report merges every bucket, holding one chunk of
 # each (about 2 KB a record): small chunks keep that flat with hundreds of buckets.
 TEXT_RECORDS = 64
@@ -309,14 +310,39 @@ class ConnectionStore(IteratedSequence):
     def fragments(self, kind: str) -> Iterator[tuple[int, str]] | None:
         """(id, text) in id order for report text made ahead (``write_bucket``'s ``render``);
         None unless every bucket holding a connection has that kind."""
+        merged = self._merged(kind)
+        if merged is None:
+            return None
+        return (
+            (number, text.decode("utf-8"))
+            for first, texts in merged
+            for number, text in enumerate(texts, start=first)
+        )
+
+    def joined_fragments(self, kind: str, prefix: bytes, separator: bytes) -> Iterator[bytes] | None:
+        """``fragments`` as the writers put them in a file: each record ``prefix % id`` and its text,
+        joined by ``separator``, as UTF-8 in blocks of MERGE_SLICE records (the blocks to be joined
+        by ``separator`` too).  Bytes all the way from the buckets' files: the report of a large
+        capture is hundreds of MB, and decoding it only to encode it again costs a tenth of the
+        writing."""
+        merged = self._merged(kind)
+        if merged is None:
+            return None
+        return (
+            separator.join([prefix % number + text for number, text in enumerate(texts, start=first)])
+            for first, texts in merged
+        )
+
+    def _merged(self, kind: str) -> Iterator[tuple[int, list[bytes]]] | None:
         if any(kind not in made for frames, made in zip(self._first_frames, self._texts) if len(frames)):
             return None
-        return self._fragments(kind)
+        return self._merge(kind)
 
-    def _fragments(self, kind: str) -> Iterator[tuple[int, str]]:
+    def _merge(self, kind: str) -> Iterator[tuple[int, list[bytes]]]:
+        """(first id, the records' text in id order) per slice of MERGE_SLICE records."""
         # Merged by first frame without a heap: the order of buckets is known from the frames.  The
-        # bucket of each place is kept as two bytes and read a slice at a time: as a list it would
-        # hold tens of bytes a connection for the whole merge.
+        # bucket of each place is kept as two bytes: as a list it would hold tens of bytes a
+        # connection for the whole merge.
         frames = np.concatenate(self._first_frames) if self._first_frames else np.zeros(0, dtype=np.int64)
         bucket_of = np.repeat(
             np.arange(len(self._first_frames), dtype=np.uint16), [len(f) for f in self._first_frames]
@@ -326,24 +352,23 @@ class ConnectionStore(IteratedSequence):
             order = order[frames[order] < self._cut]
         sequence = bucket_of[order]
         del frames, bucket_of, order
-        streams = {b: self._read_texts(b, kind) for b in np.unique(sequence).tolist()}
-        nexts = {b: stream.__next__ for b, stream in streams.items()}
-        number = 0
-        for start in range(0, len(sequence), MERGE_SLICE):
-            for b in sequence[start : start + MERGE_SLICE].tolist():
-                number += 1
-                yield number, nexts[b]()
-
-    def _read_texts(self, bucket: int, kind: str) -> Iterator[str]:
-        with open(_text_path(self.directory, bucket, kind), "rb") as handle:
-            while True:
-                head = handle.read(_TEXT_HEAD.size)
-                if not head:
-                    return
-                count, size = _TEXT_HEAD.unpack(head)
-                ends = np.cumsum(np.frombuffer(handle.read(4 * count), dtype="<u4"), dtype=np.int64).tolist()
-                text = handle.read(size).decode("utf-8")
-                yield from (text[a:b] for a, b in zip([0, *ends], ends))
+        with contextlib.ExitStack() as files:
+            records = {
+                b: _Records(files.enter_context(open(_text_path(self.directory, b, kind), "rb")))
+                for b in np.unique(sequence).tolist()
+            }
+            for start in range(0, len(sequence), MERGE_SLICE):
+                part = sequence[start : start + MERGE_SLICE]
+                # A bucket's records in the slice are the next ones of its file: taken at once, then
+                # put in the slice's order (the k-th of the pool goes to place order[k]).
+                counts = np.bincount(part)
+                pool: list[bytes] = []
+                for b in np.flatnonzero(counts).tolist():
+                    pool += records[b].take(int(counts[b]))
+                order = np.argsort(part, kind="stable")
+                pool_at = np.empty(len(part), dtype=np.int64)
+                pool_at[order] = np.arange(len(part))
+                yield start + 1, [pool[k] for k in pool_at.tolist()]
 
     def _read(self, bucket: int, rebuild: "_Rebuilder") -> Iterator["ConnectionReport"]:
         if self._kept[bucket] is not None:
@@ -501,18 +526,48 @@ def _reports_at(reports: Sequence["ConnectionReport"], places: np.ndarray) -> li
     return [report for _, report in made]
 
 
-# A chunk of report text on disk: (records, bytes of text), each record's length in characters
-# (uint32), then the records' text as UTF-8.  One encode and one decode per chunk: pickling a list
-# of strings costs several times that (it encodes string by string).
+# A chunk of report text on disk: (records, bytes of text), each record's length in bytes
+# (uint32), then the records' text as UTF-8.
 _TEXT_HEAD = struct.Struct("<II")
 
 
 def _write_texts(handle, texts: list[str]) -> None:
-    data = "".join(texts).encode("utf-8")
-    lengths = np.fromiter(map(len, texts), dtype="<u4", count=len(texts))
-    handle.write(_TEXT_HEAD.pack(len(texts), len(data)))
+    encoded = [text.encode("utf-8") for text in texts]
+    data = b"".join(encoded)
+    lengths = np.fromiter(map(len, encoded), dtype="<u4", count=len(encoded))
+    handle.write(_TEXT_HEAD.pack(len(encoded), len(data)))
     handle.write(lengths.tobytes())
     handle.write(data)
+
+
+class _Records:
+    """A bucket's text file (``_write_texts``), read in order, a given number of records at a time."""
+
+    def __init__(self, handle):
+        self._handle = handle
+        self._held: list[bytes] = []
+        self._at = 0
+
+    def take(self, count: int) -> list[bytes]:
+        out: list[bytes] = []
+        while count:
+            if self._at == len(self._held):
+                self._load()
+            got = self._held[self._at : self._at + count]
+            self._at += len(got)
+            count -= len(got)
+            out += got
+        return out
+
+    def _load(self) -> None:
+        head = self._handle.read(_TEXT_HEAD.size)
+        if len(head) < _TEXT_HEAD.size:
+            raise PcapcheckError(f"{self._handle.name}: the temporary report text ended early")
+        count, size = _TEXT_HEAD.unpack(head)
+        ends = np.cumsum(np.frombuffer(self._handle.read(4 * count), dtype="<u4"), dtype=np.int64).tolist()
+        data = self._handle.read(size)
+        self._held = [data[a:b] for a, b in zip([0, *ends], ends)]
+        self._at = 0
 
 
 def _stored(chunk: Sequence["ConnectionReport"]) -> object:

@@ -30,7 +30,7 @@ from ..segments import flags_text
 from ..templated import by_source, report_pieces, shown_addresses
 from .atomic import ReportWriteError, write_atomically
 from .document import PatternTexts, connection_record, finding_record, plain_numbers
-from .fragments import CSV, prerendered
+from .fragments import CSV, prerendered, write_blocks
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -191,10 +191,12 @@ def _write_rows(handle: IO[str], columns: list[str], rows: Iterable[str]) -> Non
 
 
 def _fast_connections(result: "AnalysisResult", handle: IO[str]) -> None:
-    rows = prerendered(result.connections, CSV)
-    if rows is None:
-        rows = _connection_rows(result.connections)
-    _write_rows(handle, CONNECTION_COLUMNS, rows)
+    blocks = prerendered(result.connections, CSV)
+    if blocks is None:
+        _write_rows(handle, CONNECTION_COLUMNS, _connection_rows(result.connections))
+    else:
+        handle.write(_csv_line(CONNECTION_COLUMNS))
+        write_blocks(handle, blocks, CSV)
 
 
 def _connection_rows(connections: Iterable["ConnectionReport"]) -> Iterator[str]:

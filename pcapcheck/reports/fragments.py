@@ -10,16 +10,17 @@ renderer, and the store keeps whatever text it makes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..analysis import ConnectionReport
 
 JSON = "json"
 CSV = "csv"
-# What goes in front of a fragment: the connection's id, then the fragment.
-ID_PREFIX = {JSON: '{"id":%d,', CSV: "%d,"}
+# What goes in front of a fragment: the connection's id, then the fragment; what goes between records.
+ID_PREFIX = {JSON: b'{"id":%d,', CSV: b"%d,"}
+SEPARATOR = {JSON: b",", CSV: b""}  # a CSV row ends with its line end
 
 
 class Renderer:
@@ -45,12 +46,28 @@ def renderer_for(*, json: bool, csv: bool) -> Renderer | None:
     return Renderer(kinds) if kinds else None
 
 
-def prerendered(connections: object, kind: str) -> Iterator[str] | None:
-    """The connections' texts (id in front) from fragments a partitioned run made, if it made them
-    for every bucket; None otherwise (the writer formats the reports)."""
-    fragments = getattr(connections, "fragments", None)
-    made = fragments(kind) if fragments is not None else None
-    if made is None:
+def prerendered(connections: object, kind: str) -> Iterator[bytes] | None:
+    """The connections' records (id in front), as UTF-8 in blocks to be written one after the other
+    (JSON's joined by commas within and, by ``write_blocks``, between blocks), from text a
+    partitioned run made; None unless it made them for every bucket (the writer formats the
+    reports)."""
+    joined = getattr(connections, "joined_fragments", None)
+    if joined is None:
         return None
-    prefix = ID_PREFIX[kind]
-    return (prefix % number + text for number, text in made)
+    return joined(kind, ID_PREFIX[kind], SEPARATOR[kind])
+
+
+def write_blocks(handle: IO[str], blocks: Iterable[bytes], kind: str) -> None:
+    """``prerendered``'s blocks into a text file (UTF-8), joined as the kind's records are."""
+    separator = SEPARATOR[kind]
+    raw = getattr(handle, "buffer", None)
+    if raw is None:  # a text-only handle (io.StringIO)
+        handle.write(separator.join(blocks).decode("utf-8"))
+        return
+    handle.flush()  # what the text layer holds goes first
+    first = True
+    for block in blocks:
+        if not first and separator:
+            raw.write(separator)
+        raw.write(block)
+        first = False

@@ -27,7 +27,7 @@ from ..replay.model import TemplatedTransitions, TransitionPattern
 from ..segments import flags_text
 from ..templated import by_source, report_pieces, shown_addresses
 from .atomic import write_atomically
-from .fragments import JSON, prerendered
+from .fragments import JSON, prerendered, write_blocks
 from .document import (
     PatternTexts,
     build_document,
@@ -329,8 +329,13 @@ def write_document(result: "AnalysisResult", handle: IO[str]) -> None:
     head = json.dumps(document_head(result), **DUMPS_OPTIONS)
     tail = json.dumps(document_tail(result), **DUMPS_OPTIONS)
     handle.write(head[:-1] + ',"connections":')
-    texts = prerendered(result.connections, JSON) or connection_texts(result.connections)
-    _write_list(handle, texts, CHUNK_CONNECTIONS)
+    blocks = prerendered(result.connections, JSON)
+    if blocks is None:
+        _write_list(handle, connection_texts(result.connections), CHUNK_CONNECTIONS)
+    else:
+        handle.write("[")
+        write_blocks(handle, blocks, JSON)
+        handle.write("]")
     handle.write(',"findings":')
     _write_list(handle, _finding_texts(result.findings), 1)
     handle.write("," + tail[1:] + "\n")
