@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 from ..findings import Finding
 from ..replay.model import NOTE_RST_OUT_OF_WINDOW, State
-from ..segments import RST
+from ..segments import FIN, RST
 from .context import CheckContext, data_after_close, sent_data_before, started_midstream
 
 RULE = "abortive-close"
@@ -29,16 +29,15 @@ _OPEN_STATES = (State.ESTABLISHED, State.CLOSE_WAIT)
 
 
 def check(ctx: CheckContext) -> Iterator[Finding]:
-    midstream = started_midstream(ctx.connection, ctx.replay)
-    for i, step in enumerate(ctx.steps):
+    steps = ctx.steps
+    fins = ctx.steps_with(FIN)
+    midstream = None
+    for i in ctx.steps_with(RST):
+        step = steps[i]
         rst = step.segment
-        if not rst.rst:
-            continue
         if NOTE_RST_OUT_OF_WINDOW in step.notes:
             continue
-        fin_at = next(
-            (k for k in range(i) if ctx.steps[k].segment.sender is rst.sender and ctx.steps[k].segment.fin), None
-        )
+        fin_at = next((k for k in fins if k < i and steps[k].segment.sender is rst.sender), None)
         if fin_at is not None:
             data = data_after_close(ctx.steps, rst.sender, fin_at, i)
             if data is not None:
@@ -54,6 +53,8 @@ def check(ctx: CheckContext) -> Iterator[Finding]:
             continue
         if step.sender_before not in _OPEN_STATES:
             continue
+        if midstream is None:
+            midstream = started_midstream(ctx.connection, ctx.replay)
         if midstream and not sent_data_before(ctx.steps, rst.sender, i):
             continue  # it may have sent its FIN before the capture began
         state = "CLOSE-WAIT" if step.sender_before is State.CLOSE_WAIT else "ESTABLISHED"

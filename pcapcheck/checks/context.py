@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
+
 from ..catalogue import RuleSpec
 from ..connections import Connection
 from ..findings import Finding, Severity
@@ -58,6 +60,15 @@ class CheckContext:
     @property
     def steps(self) -> list[Step]:
         return self.replay.steps
+
+    def steps_with(self, flag: int) -> list[int]:
+        """Positions of the steps whose segment carries ``flag`` (segments.SYN, FIN or RST), in
+        order.  Read from the connection's columns when the steps are its segments in order (a
+        templated replay makes a Step only when it is read), else from the steps."""
+        steps = self.steps
+        if len(steps) == self.connection.packets:
+            return np.flatnonzero(self.connection.rows["flags"] & flag).tolist()
+        return [i for i, step in enumerate(steps) if step.segment.flags & flag]
 
     def finding(
         self,
