@@ -164,7 +164,7 @@ def analyze(
     catalogue = load_catalogue(config.extra_rule_dirs)
     config.validate(catalogue)
     profile = config.profile_for_run()
-    with _fewer_gc_passes():
+    with _without_cycle_collection():
         return _analyze(
             paths, config, catalogue, profile, reader=reader, progress=progress, jobs=jobs, render=render,
             steps=steps, all_reports=all_reports,
@@ -172,15 +172,18 @@ def analyze(
 
 
 @contextmanager
-def _fewer_gc_passes():
-    """The run allocates millions of short-lived, acyclic objects (segments, steps): with the default
-    thresholds the cyclic collector re-scans the live ones over and over (~10% of the run)."""
-    old = gc.get_threshold()
-    gc.set_threshold(200_000, 50, 50)
+def _without_cycle_collection():
+    """The run allocates millions of short-lived, acyclic objects (segments, steps): the cyclic
+    collector's passes re-scan the live ones over and over, for almost nothing to collect (3,057
+    objects in cycles after a 1M-packet capture).  Off while analysing: 3% of the run; the
+    reference counts free everything else as before."""
+    enabled = gc.isenabled()
+    gc.disable()
     try:
         yield
     finally:
-        gc.set_threshold(*old)
+        if enabled:
+            gc.enable()
 
 
 def _analyze(
