@@ -287,6 +287,8 @@ class ConnectionStore(IteratedSequence):
             at, numbers = at[found], np.asarray(wanted)[found]
             kept = self._kept[bucket]
             if kept is not None:  # only some stored: the others are not held
+                if not len(kept):
+                    continue
                 index = np.searchsorted(kept, at)
                 stored = (index < len(kept)) & (kept[np.minimum(index, len(kept) - 1)] == at)
                 at, numbers = index[stored], numbers[stored]

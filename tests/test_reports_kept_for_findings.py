@@ -14,7 +14,6 @@ import pytest
 from rich.console import Console
 
 import pcapcheck.analysis
-import pcapcheck.partition as partition
 import pcapcheck.store as store
 from pcapcheck.analysis import analyze
 from pcapcheck.cli import app
@@ -23,6 +22,7 @@ from pcapcheck.reports import write_reports
 from pcapcheck.reports.fragments import renderer_for
 from pcapcheck.reports.terminal import print_summary
 from tests.samples_support import all_samples, config_for
+from tests.test_report_lookup import small_chunks  # noqa: F401  a fixture: findings in many chunks and buckets
 from tests.test_reports_sample import sample_result
 
 # Samples with findings and more than one connection, the first of them with a quiet connection.
@@ -30,15 +30,6 @@ SAMPLES = sorted(
     (s for s in all_samples() if s.findings and len(s.connections) > 1),
     key=lambda s: len(s.connections) == len({f.connection for f in s.findings}),
 )[:10]
-
-
-@pytest.fixture
-def small_buckets(monkeypatch):
-    """Buckets of a few segments, chunks of two reports: findings fall in many chunks and buckets."""
-    monkeypatch.setattr(partition, "IN_MEMORY_SEGMENTS", 3)
-    monkeypatch.setattr(partition, "SEGMENTS_PER_BUCKET", 4)
-    monkeypatch.setattr(store, "CHUNK", 2)
-    monkeypatch.setattr(store, "TEXT_CHUNK", 3)
 
 
 def run(sample, all_reports: bool, jobs: int = 1):
@@ -60,7 +51,7 @@ def written(result, out) -> dict[str, str]:
 
 @pytest.mark.parametrize("jobs", [1, 2])
 @pytest.mark.parametrize("sample", SAMPLES, ids=[s.name for s in SAMPLES])
-def test_its_json_csv_sarif_and_summary_are_the_full_runs(tmp_path, small_buckets, sample, jobs):
+def test_its_json_csv_sarif_and_summary_are_the_full_runs(tmp_path, small_chunks, sample, jobs):
     (tmp_path / "full").mkdir()
     (tmp_path / "kept").mkdir()
     full = written(run(sample, all_reports=True, jobs=jobs), tmp_path / "full")
@@ -69,7 +60,7 @@ def test_its_json_csv_sarif_and_summary_are_the_full_runs(tmp_path, small_bucket
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=[s.name for s in SAMPLES])
-def test_it_holds_the_reports_of_connections_with_findings_as_the_full_run_has_them(small_buckets, sample):
+def test_it_holds_the_reports_of_connections_with_findings_as_the_full_run_has_them(small_chunks, sample):
     full, kept = run(sample, all_reports=True), run(sample, all_reports=False)
     assert type(kept.connections).__name__ == "ConnectionStore"
     named = {f.connection for f in kept.findings}
@@ -77,14 +68,14 @@ def test_it_holds_the_reports_of_connections_with_findings_as_the_full_run_has_t
     assert kept.connections.reports_of(named) == {c.id: c for c in full.connections if c.id in named}
 
 
-def test_it_does_not_hold_the_others(small_buckets):
+def test_it_does_not_hold_the_others(small_chunks):
     kept = run(SAMPLES[0], all_reports=False)
     quiet = set(range(1, len(kept.connections) + 1)) - {f.connection for f in kept.findings}
     assert quiet
     assert kept.connections.reports_of(quiet) == {}
 
 
-def test_listing_every_connection_of_it_is_an_error_not_a_short_list(small_buckets):
+def test_listing_every_connection_of_it_is_an_error_not_a_short_list(small_chunks):
     kept = run(SAMPLES[0], all_reports=False)
     with pytest.raises(PcapcheckError, match="kept only those with findings"):
         list(kept.connections)
