@@ -309,22 +309,11 @@ class ConnectionStore(IteratedSequence):
                 out[number] = report
         return out
 
-    def fragments(self, kind: str) -> Iterator[tuple[int, str]] | None:
-        """(id, text) in id order for report text made ahead (``write_bucket``'s ``render``);
-        None unless every bucket holding a connection has that kind."""
-        merged = self._merged(kind)
-        if merged is None:
-            return None
-        return (
-            (number, text.decode("utf-8"))
-            for first, texts in merged
-            for number, text in enumerate(texts, start=first)
-        )
-
     def joined_fragments(self, kind: str, prefix: bytes, separator: bytes) -> Iterator[bytes] | None:
-        """``fragments`` as the writers put them in a file: each record ``prefix % id`` and its text,
-        joined by ``separator``, as UTF-8 in blocks of MERGE_SLICE records (the blocks to be joined
-        by ``separator`` too).  Bytes all the way from the buckets' files: the report of a large
+        """The report text made ahead (``write_bucket``'s ``render``) as the writers put it in a
+        file, in id order: each record ``prefix % id`` and its text, joined by ``separator``, as
+        UTF-8 in blocks of MERGE_SLICE records (the blocks to be joined by ``separator`` too); None
+        unless every bucket holding a connection has that kind.  Bytes all the way from the buckets' files: the report of a large
         capture is hundreds of MB, and decoding it only to encode it again costs a tenth of the
         writing."""
         merged = self._merged(kind)
@@ -452,11 +441,13 @@ def write_bucket(
     place = 0
     try:
         with open(_path(directory, bucket), "wb") as handle:
-            for part in _chunks(stored, CHUNK):
-                chunk_starts.append(place)
-                chunk_offsets.append(handle.tell())
-                place += len(part)
-                pickle.dump(_stored(part), handle, protocol=pickle.HIGHEST_PROTOCOL)
+            # Pieces of pieces: cutting a ConnectionReports looks at every block it holds.
+            for piece in _chunks(stored, TEXT_CHUNK):
+                for part in _chunks(piece, CHUNK):
+                    chunk_starts.append(place)
+                    chunk_offsets.append(handle.tell())
+                    place += len(part)
+                    pickle.dump(_stored(part), handle, protocol=pickle.HIGHEST_PROTOCOL)
     except OSError as err:
         raise PcapcheckError(f"{directory}: cannot write the temporary report file: {err.strerror or err}") from None
     if hasattr(reports, "first_frames"):
