@@ -89,7 +89,8 @@ def analyze_bucket(
     del table
     keep = None if all_reports else [f.connection - 1 for f in outcome.findings]  # ids within the bucket
     written = write_bucket(directory, bucket, outcome.reports, render, keep)
-    findings = write_findings(directory, bucket, outcome.findings)
+    # The renderer (reports.fragments.Renderer) makes the findings' text too.
+    findings = write_findings(directory, bucket, outcome.findings, getattr(render, "findings", None))
     return BucketOutcome(bucket, written, findings, outcome.error, outcome.error_frame)
 
 

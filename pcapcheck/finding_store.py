@@ -21,6 +21,11 @@ emission order; two such findings are of one connection, hence of one bucket.
 * Leaving out the findings of cut connections keeps the order of the others.
 
 ``len()`` and the counts (``kind_counts``) never read the files.
+
+A finding's JSON record and CSV row are made where its bucket is analysed (``write_findings``'s
+``render``; in parallel under ``--jobs``), all but its connection's number and what precedes it (the
+rule and severity, which the kind of finding fixes); ``joined_texts`` then writes them in the run's
+order without reading a finding back.
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ import heapq
 import os
 import pickle
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from operator import attrgetter
 
 import numpy as np
@@ -39,10 +44,13 @@ from .errors import PcapcheckError
 from .findings import Finding, Severity
 from .segments import Side
 from .sequences import ComparesAsList, IteratedSequence
+from .text_records import interleave, write_records
 
 # Findings pickled together.  A merge holds one chunk per bucket, and every bucket stays open to
 # the end of it (buckets interleave in time): small chunks keep hundreds of buckets to a few MB.
 CHUNK = 64
+# Records of text per chunk on disk: as for connections (pcapcheck.store), a merge holds one per bucket.
+TEXT_RECORDS = 64
 
 # What counting needs of a finding: (rule, severity value, capture_quality).
 Kind = tuple[str, str, bool]
@@ -61,15 +69,27 @@ class SpilledFindings:
     connections: np.ndarray  # int32, ids in the bucket (1..)
     kinds: np.ndarray  # uint16, index into kind_table
     kind_table: tuple[Kind, ...]
+    frames: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # each finding's
+    texts: tuple[str, ...] = ()  # kinds of report text made for every finding (``write_findings``)
 
     @classmethod
     def empty(cls) -> "SpilledFindings":
         return cls(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.uint16), ())
 
 
-def write_findings(directory: str, bucket: int, findings: list[Finding]) -> SpilledFindings:
+# Makes the findings' report text by kind ("json", "csv"): each finding's text after its
+# connection's number, None for a kind it cannot make (a value of an odd type: the writer then
+# formats the findings itself).  Handed in by the CLI (reports.fragments): analysis does not import
+# the reports.
+FindingRender = Callable[[Sequence[Finding]], dict[str, "list[str] | None"]]
+
+
+def write_findings(
+    directory: str, bucket: int, findings: list[Finding], render: FindingRender | None = None
+) -> SpilledFindings:
     """Spill one bucket's findings (connection = the id in the bucket, in the order the checks
-    emitted them) to ``directory``, sorted as the module docstring says."""
+    emitted them) to ``directory``, sorted as the module docstring says, with the text ``render``
+    makes of them."""
     if not findings:
         return SpilledFindings.empty()
     ordered = sorted(findings, key=_ORDER)  # stable: emission order among equals
@@ -78,14 +98,33 @@ def write_findings(directory: str, bucket: int, findings: list[Finding]) -> Spil
     for i, f in enumerate(ordered):
         kinds[i] = table.setdefault((f.rule, f.severity.value, f.capture_quality), len(table))
     connections = np.fromiter((f.connection for f in ordered), dtype=np.int32, count=len(ordered))
+    frames = np.fromiter((f.frame for f in ordered), dtype=np.int64, count=len(ordered))
+    made: list[str] = []
     try:
         with open(_path(directory, bucket), "wb") as handle:
             for start in range(0, len(ordered), CHUNK):
                 chunk = [_values(f) for f in ordered[start : start + CHUNK]]
                 pickle.dump(chunk, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        for kind, texts in (render(ordered) if render is not None else {}).items():
+            if texts is None:
+                continue
+            with open(_text_path(directory, bucket, kind), "wb") as handle:
+                for start in range(0, len(texts), TEXT_RECORDS):
+                    write_records(handle, texts[start : start + TEXT_RECORDS])
+            made.append(kind)
     except OSError as err:
         raise PcapcheckError(f"{directory}: cannot write the temporary findings file: {err.strerror or err}") from None
-    return SpilledFindings(connections, kinds, tuple(table))
+    return SpilledFindings(connections, kinds, tuple(table), frames, tuple(made))
+
+
+@dataclass(frozen=True, slots=True)
+class _RunOrder:
+    """The findings in the run's order: each one's bucket, connection number and head."""
+
+    buckets: np.ndarray  # uint16
+    numbers: np.ndarray  # int64, the connection's id in the run
+    head_codes: np.ndarray  # int64, index into heads
+    heads: list[tuple[str, str]]  # (rule, severity value)
 
 
 def _values(f: Finding) -> tuple:
@@ -96,6 +135,10 @@ def _values(f: Finding) -> tuple:
 
 def _path(directory: str, bucket: int) -> str:
     return os.path.join(directory, f"findings-{bucket:04d}.pkl")
+
+
+def _text_path(directory: str, bucket: int, kind: str) -> str:
+    return os.path.join(directory, f"findings-{kind}-{bucket:04d}.txt")
 
 
 class FindingStore(ComparesAsList, IteratedSequence):
@@ -179,6 +222,61 @@ class FindingStore(ComparesAsList, IteratedSequence):
             if len(spilled.connections)
         ]
         return heapq.merge(*streams, key=_ORDER)
+
+    def joined_texts(
+        self, kind: str, head_of: Callable[[str, str], bytes], separator: bytes
+    ) -> Iterator[bytes] | None:
+        """The findings' text of ``kind`` made ahead (``write_findings``' ``render``) as a writer
+        puts it in a file, in the run's order: each record ``head_of(rule, severity)``, its
+        connection's number and its text, joined by ``separator``, as UTF-8 in blocks (to be
+        joined by ``separator`` too); None unless every bucket with findings has that kind, and
+        when an error cut the run short of findings it made (the writer reads the findings)."""
+        if any(kind not in s.texts for s in self._spilled if len(s.connections)):
+            return None
+        numbers = self._numbers()
+        # A bucket's text is read in file order, where the findings of connections the cut left
+        # out lie among the others: rare (a damaged capture), so left to the reading path.
+        if any(not n.all() for n in numbers):
+            return None
+        return self._joined(kind, head_of, separator, numbers)
+
+    def _joined(
+        self, kind: str, head_of: Callable[[str, str], bytes], separator: bytes, numbers: list[np.ndarray]
+    ) -> Iterator[bytes]:
+        order = self._run_order(numbers)
+        heads = [head_of(rule, level) for rule, level in order.heads]
+        for start, texts in interleave(order.buckets, lambda b: _text_path(self.directory, b, kind)):
+            end = start + len(texts)
+            yield separator.join([
+                heads[h] + b"%d" % n + text
+                for h, n, text in zip(order.head_codes[start:end].tolist(), order.numbers[start:end].tolist(), texts)
+            ])  # fmt: skip
+
+    def _run_order(self, numbers: list[np.ndarray]) -> "_RunOrder":
+        """The findings, numbered (``_numbers``, none cut), in the run's order (the module
+        docstring's (frame, connection, rule))."""
+        rank_of = {rule: r for r, rule in enumerate(sorted({k[0] for s in self._spilled for k in s.kind_table}))}
+        head_index: dict[tuple[str, str], int] = {}
+        buckets, frames, numbered, ranks, head_codes = [], [], [], [], []
+        for bucket, (spilled, bucket_numbers) in enumerate(zip(self._spilled, numbers)):
+            codes = spilled.kinds
+            table = spilled.kind_table
+            rank = np.asarray([rank_of[rule] for rule, _, _ in table], dtype=np.int64)
+            head = np.asarray([head_index.setdefault(k[:2], len(head_index)) for k in table], dtype=np.int64)
+            buckets.append(np.full(len(codes), bucket, dtype=np.uint16))
+            frames.append(spilled.frames)
+            numbered.append(bucket_numbers)
+            ranks.append(rank[codes])
+            head_codes.append(head[codes])
+        if not buckets:
+            empty = np.zeros(0, dtype=np.int64)
+            return _RunOrder(empty.astype(np.uint16), empty, empty, [])
+        # Stable: findings equal in (frame, connection, rule) are of one bucket, in its file order.
+        order = np.lexsort((np.concatenate(ranks), np.concatenate(numbered), np.concatenate(frames)))
+        return _RunOrder(
+            np.concatenate(buckets)[order], np.concatenate(numbered)[order], np.concatenate(head_codes)[order],
+            list(head_index),
+        )  # fmt: skip
 
     def _read(self, bucket: int, numbers: np.ndarray) -> Iterator[Finding]:
         severity, side = _SEVERITY, _SIDE

@@ -9,13 +9,11 @@ in id order, slicing; nothing holds all reports at once.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import heapq
 from collections import Counter
 import os
 import pickle
-import struct
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from operator import attrgetter, itemgetter
@@ -25,6 +23,7 @@ import numpy as np
 
 from .errors import PcapcheckError
 from .sequences import ComparesAsList, IteratedSequence
+from .text_records import interleave, write_records
 
 if TYPE_CHECKING:
     from .analysis import ConnectionReport
@@ -36,8 +35,6 @@ if TYPE_CHECKING:
 CHUNK = 256
 # Reports whose text is made at once: a templated block costs its setup once per piece.
 TEXT_CHUNK = 2048
-# Records of text merged at a time (a few MB of JSON).
-MERGE_SLICE = 2048
 # Records of text per chunk on disk.  Writing a report merges every bucket, holding one chunk of
 # each (about 2 KB a record): small chunks keep that flat with hundreds of buckets.
 TEXT_RECORDS = 64
@@ -312,25 +309,17 @@ class ConnectionStore(IteratedSequence):
     def joined_fragments(self, kind: str, prefix: bytes, separator: bytes) -> Iterator[bytes] | None:
         """The report text made ahead (``write_bucket``'s ``render``) as the writers put it in a
         file, in id order: each record ``prefix % id`` and its text, joined by ``separator``, as
-        UTF-8 in blocks of MERGE_SLICE records (the blocks to be joined by ``separator`` too); None
-        unless every bucket holding a connection has that kind.  Bytes all the way from the buckets' files: the report of a large
-        capture is hundreds of MB, and decoding it only to encode it again costs a tenth of the
-        writing."""
-        merged = self._merged(kind)
-        if merged is None:
-            return None
-        return (
-            separator.join([prefix % number + text for number, text in enumerate(texts, start=first)])
-            for first, texts in merged
-        )
-
-    def _merged(self, kind: str) -> Iterator[tuple[int, list[bytes]]] | None:
+        UTF-8 in blocks of text_records.MERGE_SLICE records (the blocks to be joined by
+        ``separator`` too); None unless every bucket holding a connection has that kind."""
         if any(kind not in made for frames, made in zip(self._first_frames, self._texts) if len(frames)):
             return None
-        return self._merge(kind)
+        return (
+            separator.join([prefix % number + text for number, text in enumerate(texts, start=start + 1)])
+            for start, texts in interleave(self._sequence(), functools.partial(_text_path, self.directory, kind=kind))
+        )
 
-    def _merge(self, kind: str) -> Iterator[tuple[int, list[bytes]]]:
-        """(first id, the records' text in id order) per slice of MERGE_SLICE records."""
+    def _sequence(self) -> np.ndarray:
+        """The bucket of each connection kept, in id order."""
         # Merged by first frame without a heap: the order of buckets is known from the frames.  The
         # bucket of each place is kept as two bytes: as a list it would hold tens of bytes a
         # connection for the whole merge.
@@ -341,25 +330,7 @@ class ConnectionStore(IteratedSequence):
         order = np.argsort(frames, kind="stable")
         if self._cut is not None:
             order = order[frames[order] < self._cut]
-        sequence = bucket_of[order]
-        del frames, bucket_of, order
-        with contextlib.ExitStack() as files:
-            records = {
-                b: _Records(files.enter_context(open(_text_path(self.directory, b, kind), "rb")))
-                for b in np.unique(sequence).tolist()
-            }
-            for start in range(0, len(sequence), MERGE_SLICE):
-                part = sequence[start : start + MERGE_SLICE]
-                # A bucket's records in the slice are the next ones of its file: taken at once, then
-                # put in the slice's order (the k-th of the pool goes to place order[k]).
-                counts = np.bincount(part)
-                pool: list[bytes] = []
-                for b in np.flatnonzero(counts).tolist():
-                    pool += records[b].take(int(counts[b]))
-                order = np.argsort(part, kind="stable")
-                pool_at = np.empty(len(part), dtype=np.int64)
-                pool_at[order] = np.arange(len(part))
-                yield start + 1, [pool[k] for k in pool_at.tolist()]
+        return bucket_of[order]
 
     def _read(self, bucket: int, rebuild: "_Rebuilder") -> Iterator["ConnectionReport"]:
         if self._kept[bucket] is not None:
@@ -484,7 +455,7 @@ def _write_texts_of(
                 if kind not in texts:
                     texts[kind] = open(_text_path(directory, bucket, kind), "wb")
                 for k in range(0, len(made), TEXT_RECORDS):
-                    _write_texts(texts[kind], made[k : k + TEXT_RECORDS])
+                    write_records(texts[kind], made[k : k + TEXT_RECORDS])
     except OSError as err:
         raise PcapcheckError(f"{directory}: cannot write the temporary report file: {err.strerror or err}") from None
     finally:
@@ -517,50 +488,6 @@ def _reports_at(reports: Sequence["ConnectionReport"], places: np.ndarray) -> li
             made.extend(zip(taken.positions.tolist(), taken.reports()))
     made.sort(key=itemgetter(0))
     return [report for _, report in made]
-
-
-# A chunk of report text on disk: (records, bytes of text), each record's length in bytes
-# (uint32), then the records' text as UTF-8.
-_TEXT_HEAD = struct.Struct("<II")
-
-
-def _write_texts(handle, texts: list[str]) -> None:
-    encoded = [text.encode("utf-8") for text in texts]
-    data = b"".join(encoded)
-    lengths = np.fromiter(map(len, encoded), dtype="<u4", count=len(encoded))
-    handle.write(_TEXT_HEAD.pack(len(encoded), len(data)))
-    handle.write(lengths.tobytes())
-    handle.write(data)
-
-
-class _Records:
-    """A bucket's text file (``_write_texts``), read in order, a given number of records at a time."""
-
-    def __init__(self, handle):
-        self._handle = handle
-        self._held: list[bytes] = []
-        self._at = 0
-
-    def take(self, count: int) -> list[bytes]:
-        out: list[bytes] = []
-        while count:
-            if self._at == len(self._held):
-                self._load()
-            got = self._held[self._at : self._at + count]
-            self._at += len(got)
-            count -= len(got)
-            out += got
-        return out
-
-    def _load(self) -> None:
-        head = self._handle.read(_TEXT_HEAD.size)
-        if len(head) < _TEXT_HEAD.size:
-            raise PcapcheckError(f"{self._handle.name}: the temporary report text ended early")
-        count, size = _TEXT_HEAD.unpack(head)
-        ends = np.cumsum(np.frombuffer(self._handle.read(4 * count), dtype="<u4"), dtype=np.int64).tolist()
-        data = self._handle.read(size)
-        self._held = [data[a:b] for a, b in zip([0, *ends], ends)]
-        self._at = 0
 
 
 def _stored(chunk: Sequence["ConnectionReport"]) -> object:

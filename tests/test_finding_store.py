@@ -7,8 +7,10 @@ written by the process that analysed the bucket.
 
 from __future__ import annotations
 
+import io
 import random
 from collections import Counter
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -23,6 +25,8 @@ from pcapcheck.errors import PcapcheckError
 from pcapcheck.finding_store import FindingStore, SpilledFindings, write_findings
 from pcapcheck.findings import Finding, Severity
 from pcapcheck.partition import read_capture
+from pcapcheck.reports import csv_report, json_report
+from pcapcheck.reports.fragments import renderer_for
 from pcapcheck.reports.document import kind_counts, rule_counts, rule_totals, severity_counts, worst_first
 from pcapcheck.reports.gate import failing, failing_count
 from pcapcheck.segments import Side
@@ -71,12 +75,29 @@ def expected_order(connections: ConnectionStore, buckets, cut: int | None) -> li
     return run
 
 
-def stored(tmp_path, buckets, cut: int | None) -> FindingStore:
+def stored(tmp_path, buckets, cut: int | None, render=None) -> FindingStore:
     store = FindingStore(str(tmp_path))
     for b, (first, findings) in enumerate(buckets):
-        store.add(b, first, write_findings(str(tmp_path), b, list(findings)))
+        store.add(b, first, write_findings(str(tmp_path), b, list(findings), render))
     store.cut_at(cut)
     return store
+
+
+def made_ahead(store: FindingStore) -> dict[str, str | None]:
+    """The findings' JSON list items and CSV rows as a writer puts them from the text made ahead."""
+    out: dict[str, str | None] = {}
+    for kind, head, separator in (("json", json_report.finding_head, b","), ("csv", csv_report.finding_head, b"")):
+        blocks = store.joined_texts(kind, head, separator)
+        out[kind] = None if blocks is None else separator.join(blocks).decode("utf-8")
+    return out
+
+
+def formatted(findings: list[Finding]) -> dict[str, str]:
+    """What the writers make of the findings when they read them back."""
+    return {
+        "json": ",".join(json_report._finding_text(f) for f in findings),
+        "csv": "".join(csv_report._finding_row(f) for f in findings),
+    }
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -92,6 +113,62 @@ def test_sorted_buckets_merged_read_back_in_the_order_one_run_makes(tmp_path, se
         assert list(store) == expected
         assert len(store) == len(expected)
         assert store.kind_counts() == Counter((f.rule, f.severity.value, f.capture_quality) for f in expected)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_text_made_ahead_is_written_in_the_order_one_run_makes(tmp_path, seed):
+    buckets = synthetic_buckets(seed)
+    connections = ConnectionStore(str(tmp_path))
+    for b, (first, _) in enumerate(buckets):
+        connections.adopt(b, Written(first, ["graceful"] * len(first)))
+    all_first = sorted(int(f) for first, _ in buckets for f in first)
+    for cut in (None, -1, all_first[len(all_first) // 2]):
+        expected = expected_order(connections, buckets, cut)
+        store = stored(tmp_path, buckets, cut, renderer_for(json=True, csv=True).findings)
+        if cut is None or len(expected) == sum(len(f) for _, f in buckets):
+            assert made_ahead(store) == formatted(expected)
+        else:  # the cut left findings out of the bucket files: the writers read the rest back
+            assert made_ahead(store) == {"json": None, "csv": None}
+
+
+def test_text_is_served_only_when_every_bucket_with_findings_made_it(tmp_path):
+    buckets = synthetic_buckets(5)
+    assert sum(1 for _, findings in buckets if findings) >= 2
+    json_only = renderer_for(json=True, csv=False).findings
+    store = FindingStore(str(tmp_path))
+    for b, (first, findings) in enumerate(buckets):
+        store.add(b, first, write_findings(str(tmp_path), b, findings, json_only))
+    assert made_ahead(store)["csv"] is None and made_ahead(store)["json"] == formatted(list(store))["json"]
+    # One bucket with findings and no text: neither kind is served.
+    store = FindingStore(str(tmp_path))
+    for b, (first, findings) in enumerate(buckets):
+        render = None if findings and b == next(i for i, (_, f) in enumerate(buckets) if f) else json_only
+        store.add(b, first, write_findings(str(tmp_path), b, findings, render))
+    assert made_ahead(store) == {"json": None, "csv": None}
+
+
+def test_a_finding_of_an_odd_type_leaves_its_bucket_to_the_writer(tmp_path):
+    odd = Finding("abortive-close", Severity.WARNING, 1, Side.CLIENT, np.int64(3), 0.1, "m")  # frame: numpy int
+    spilled = write_findings(str(tmp_path), 0, [odd], renderer_for(json=True, csv=True).findings)
+    assert spilled.texts == ()
+
+
+def test_reports_written_from_text_made_ahead_read_no_finding_back(tmp_path, monkeypatch):
+    buckets = synthetic_buckets(9)
+    connections = ConnectionStore(str(tmp_path))
+    for b, (first, _) in enumerate(buckets):
+        connections.adopt(b, Written(first, ["graceful"] * len(first)))
+    store = stored(tmp_path, buckets, None, renderer_for(json=True, csv=True).findings)
+    expected = formatted(list(store))
+
+    def no_reading(*_args):
+        raise AssertionError("a finding was read back")
+
+    monkeypatch.setattr(FindingStore, "_read", no_reading)
+    result = SimpleNamespace(findings=store)
+    handle = io.StringIO()
+    csv_report._fast_findings(result, handle)
+    assert handle.getvalue() == csv_report._csv_line(csv_report.FINDING_COLUMNS) + expected["csv"]
 
 
 def test_the_synthetic_findings_do_tie_so_the_order_test_can_fail():

@@ -157,13 +157,13 @@ def test_an_error_before_any_connection_keeps_nothing(tmp_path):
 # --- report text made ahead, where each bucket is analysed ------------------------------------------
 
 
-def reports_written(tmp_path, name, paths, config=None, **kw) -> tuple[str, str]:
+def reports_written(tmp_path, name, paths, config=None, **kw) -> tuple[str, str, str]:
     from pcapcheck.reports import write_reports
 
     result = analyze([str(p) for p in paths], config or load_config(None), **kw)
     out = tmp_path / name
     write_reports(result, json_path=out.with_suffix(".json"), csv_dir=out)
-    return out.with_suffix(".json").read_text(), (out / "connections.csv").read_text()
+    return tuple(p.read_text() for p in (out.with_suffix(".json"), out / "connections.csv", out / "findings.csv"))
 
 
 @pytest.mark.parametrize("jobs", [1, 2])

@@ -30,7 +30,7 @@ from ..segments import flags_text
 from ..templated import by_source, report_pieces, shown_addresses
 from .atomic import ReportWriteError, write_atomically
 from .document import PatternTexts, connection_record, finding_record, plain_numbers
-from .fragments import CSV, prerendered, write_blocks
+from .fragments import CSV, prerendered, prerendered_findings, write_blocks
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -156,14 +156,38 @@ def _connection_row(conn: "ConnectionReport", states: _StatesText) -> str:
 
 
 def _finding_row(f: "Finding") -> str:
-    connection, frame = f.connection, f.frame
-    if not type(connection) is type(frame) is int:
+    if type(f.connection) is not int:
+        raise _Unusual
+    return _finding_head(f.rule, f.severity.value) + str(f.connection) + _finding_tail(f)
+
+
+def _finding_head(rule: str, severity: str) -> str:
+    return f"{_csv_repeated(rule)},{_csv_repeated(severity)},"
+
+
+def finding_head(rule: str, severity: str) -> bytes:
+    """A finding's row up to its connection's number, as UTF-8: its rule and severity fix it."""
+    return _finding_head(rule, severity).encode("utf-8")
+
+
+def _finding_tail(f: "Finding") -> str:
+    """A finding's row after its connection's number."""
+    if type(f.frame) is not int:
         raise _Unusual
     endpoint = f.endpoint.value if f.endpoint is not None else None
     return (
-        f"{_csv_repeated(f.rule)},{_csv_repeated(f.severity.value)},{connection},{_csv_repeated(endpoint)},{frame},"
-        f"{csv_float(f.time)},{csv_text(f.message)},{_csv_repeated(f.rfc)},{csv_bool(f.capture_quality)}{LINE_END}"
+        f",{_csv_repeated(endpoint)},{f.frame},{csv_float(f.time)},{csv_text(f.message)},{_csv_repeated(f.rfc)},"
+        f"{csv_bool(f.capture_quality)}{LINE_END}"
     )
+
+
+def finding_tails(findings: Iterable["Finding"]) -> list[str] | None:
+    """Each finding's row after its connection's number (reports/fragments.py); None if one needs
+    pandas."""
+    try:
+        return [_finding_tail(f) for f in findings]
+    except (_Unusual, TypeError, AttributeError):
+        return None
 
 
 # Texts of repeated values remembered (rules, severities and references are a few dozen).
@@ -277,7 +301,12 @@ def _csv_flags(flags: int) -> str:
 
 
 def _fast_findings(result: "AnalysisResult", handle: IO[str]) -> None:
-    _write_rows(handle, FINDING_COLUMNS, (_finding_row(f) for f in result.findings))
+    blocks = prerendered_findings(result.findings, CSV, finding_head)
+    if blocks is None:
+        _write_rows(handle, FINDING_COLUMNS, (_finding_row(f) for f in result.findings))
+    else:
+        handle.write(_csv_line(FINDING_COLUMNS))
+        write_blocks(handle, blocks, CSV)
 
 
 def states_text(states: list[dict]) -> str:

@@ -1,4 +1,5 @@
-"""Report text made ahead: each connection's JSON record and CSV row, without its id.
+"""Report text made ahead: each connection's JSON record and CSV row, without its id; each
+finding's, without its connection's number and what comes before it.
 
 A partitioned run (pcapcheck.partition) spills its connections bucket by bucket, numbered within
 the bucket; their ids in the run are known only when every bucket is done.  Everything else in a
@@ -10,11 +11,12 @@ renderer, and the store keeps whatever text it makes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..analysis import ConnectionReport
+    from ..findings import Finding
 
 JSON = "json"
 CSV = "csv"
@@ -40,6 +42,18 @@ class Renderer:
             out[CSV] = csv_report.fragments_of(reports)
         return out
 
+    def findings(self, findings: Sequence["Finding"]) -> dict[str, list[str] | None]:
+        """Per kind, each of one bucket's findings' text after its connection's number
+        (pcapcheck.finding_store); None as for reports."""
+        from . import csv_report, json_report
+
+        out: dict[str, list[str] | None] = {}
+        if JSON in self.kinds:
+            out[JSON] = json_report.finding_tails(findings)
+        if CSV in self.kinds:
+            out[CSV] = csv_report.finding_tails(findings)
+        return out
+
 
 def renderer_for(*, json: bool, csv: bool) -> Renderer | None:
     kinds = [kind for kind, wanted in ((JSON, json), (CSV, csv)) if wanted]
@@ -55,6 +69,18 @@ def prerendered(connections: object, kind: str) -> Iterator[bytes] | None:
     if joined is None:
         return None
     return joined(kind, ID_PREFIX[kind], SEPARATOR[kind])
+
+
+def prerendered_findings(
+    findings: object, kind: str, head_of: Callable[[str, str], bytes]
+) -> Iterator[bytes] | None:
+    """The findings' records, each ``head_of(rule, severity)``, its connection's number and the
+    text a partitioned run made, in blocks as ``prerendered``'s; None unless it made them for every
+    bucket."""
+    joined = getattr(findings, "joined_texts", None)
+    if joined is None:
+        return None
+    return joined(kind, head_of, SEPARATOR[kind])
 
 
 def write_blocks(handle: IO[str], blocks: Iterable[bytes], kind: str) -> None:

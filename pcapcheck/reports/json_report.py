@@ -27,7 +27,7 @@ from ..replay.model import TemplatedTransitions, TransitionPattern
 from ..segments import flags_text
 from ..templated import by_source, report_pieces, shown_addresses
 from .atomic import write_atomically
-from .fragments import JSON, prerendered, write_blocks
+from .fragments import JSON, prerendered, prerendered_findings, write_blocks
 from .document import (
     PatternTexts,
     build_document,
@@ -312,17 +312,52 @@ def _finding_texts(findings: Iterable["Finding"]) -> Iterator[str]:
 
 def _finding_text(f: "Finding") -> str:
     """A finding's record as json.dumps writes it, for the usual types of its fields."""
-    connection, frame, time, quality = f.connection, f.frame, f.time, f.capture_quality
-    if not (type(connection) is type(frame) is int and type(time) is float and type(quality) is bool):
+    if type(f.connection) is not int:
+        raise _Unusual
+    return _finding_head(f.rule, f.severity.value) + str(f.connection) + _finding_tail(f)
+
+
+# Texts of values most findings repeat (rules, severities, endpoints, references: a few dozen).
+MAX_REPEATED = 1024
+
+
+@functools.lru_cache(maxsize=MAX_REPEATED, typed=True)
+def _finding_head(rule: str, severity: str) -> str:
+    return f'{{"rule":{_json_str(rule)},"severity":{_json_str(severity)},"connection":'
+
+
+def finding_head(rule: str, severity: str) -> bytes:
+    """A finding's record up to its connection's number, as UTF-8: its rule and severity fix it."""
+    return _finding_head(rule, severity).encode("utf-8")
+
+
+@functools.lru_cache(maxsize=MAX_REPEATED, typed=True)
+def _repeated(value: str) -> str:
+    """``_json_str`` of a value most findings repeat (an endpoint, an RFC reference)."""
+    return _json_str(value)
+
+
+def _finding_tail(f: "Finding") -> str:
+    """A finding's record after its connection's number."""
+    frame, time, quality = f.frame, f.time, f.capture_quality
+    if not (type(frame) is int and type(time) is float and type(quality) is bool):
         raise _Unusual
     if not math.isfinite(time):
         raise _Unusual
-    endpoint = "null" if f.endpoint is None else _json_str(f.endpoint.value)
+    endpoint = "null" if f.endpoint is None else _repeated(f.endpoint.value)
     return (
-        f'{{"rule":{_json_str(f.rule)},"severity":{_json_str(f.severity.value)},"connection":{connection},'
-        f'"endpoint":{endpoint},"frame":{frame},"time":{float.__repr__(time)},"message":{_json_str(f.message)},'
-        f'"rfc":{_json_str(f.rfc)},"capture_quality":{"true" if quality else "false"}}}'
+        f',"endpoint":{endpoint},"frame":{frame},"time":{float.__repr__(time)},"message":{_json_str(f.message)},'
+        f'"rfc":{_repeated(f.rfc)},"capture_quality":{"true" if quality else "false"}}}'
     )
+
+
+def finding_tails(findings: Iterable["Finding"]) -> list[str] | None:
+    """Each finding's record after its connection's number (reports/fragments.py); None if one
+    needs json.dumps."""
+    try:
+        return [_finding_tail(f) for f in findings]
+    except (_Unusual, TypeError, AttributeError):
+        return None
 
 
 def write_document(result: "AnalysisResult", handle: IO[str]) -> None:
@@ -337,7 +372,13 @@ def write_document(result: "AnalysisResult", handle: IO[str]) -> None:
         write_blocks(handle, blocks, JSON)
         handle.write("]")
     handle.write(',"findings":')
-    _write_list(handle, _finding_texts(result.findings), 1)
+    finding_blocks = prerendered_findings(result.findings, JSON, finding_head)
+    if finding_blocks is None:
+        _write_list(handle, _finding_texts(result.findings), 1)
+    else:
+        handle.write("[")
+        write_blocks(handle, finding_blocks, JSON)
+        handle.write("]")
     handle.write("," + tail[1:] + "\n")
 
 

@@ -1,0 +1,92 @@
+"""Report text spilled by a partitioned run, as length-prefixed UTF-8 records, and merged back.
+
+A bucket's connections and findings are numbered within the bucket; their numbers in the run are
+known only when every bucket is done.  So a bucket writes the text of each record without its
+number (``write_records``), and writing a report interleaves the buckets' records in the run's
+order (``interleave``), bytes all the way: the report of a large capture is hundreds of MB, and
+decoding it only to encode it again would cost a tenth of the writing.
+
+On disk, a chunk is (records, bytes of text), each record's length in bytes (uint32), then the
+records' text as UTF-8.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from .errors import PcapcheckError
+
+# Records taken from the buckets at a time while interleaving (a few MB of JSON).
+MERGE_SLICE = 2048
+
+_HEAD = struct.Struct("<II")
+
+
+def write_records(handle, texts: list[str]) -> None:
+    """One chunk of records."""
+    encoded = [text.encode("utf-8") for text in texts]
+    data = b"".join(encoded)
+    lengths = np.fromiter(map(len, encoded), dtype="<u4", count=len(encoded))
+    handle.write(_HEAD.pack(len(encoded), len(data)))
+    handle.write(lengths.tobytes())
+    handle.write(data)
+
+
+class RecordReader:
+    """A file of ``write_records`` chunks, read in order, a given number of records at a time."""
+
+    def __init__(self, handle):
+        self._handle = handle
+        self._held: list[bytes] = []
+        self._at = 0
+
+    def take(self, count: int) -> list[bytes]:
+        out: list[bytes] = []
+        while count:
+            if self._at == len(self._held):
+                self._load()
+            got = self._held[self._at : self._at + count]
+            self._at += len(got)
+            count -= len(got)
+            out += got
+        return out
+
+    def _load(self) -> None:
+        head = self._handle.read(_HEAD.size)
+        if len(head) < _HEAD.size:
+            raise PcapcheckError(f"{self._handle.name}: the temporary report text ended early")
+        count, size = _HEAD.unpack(head)
+        ends = np.cumsum(np.frombuffer(self._handle.read(4 * count), dtype="<u4"), dtype=np.int64).tolist()
+        data = self._handle.read(size)
+        self._held = [data[a:b] for a, b in zip([0, *ends], ends)]
+        self._at = 0
+
+
+def interleave(sequence: np.ndarray, path_of: Callable[[int], str]) -> Iterator[tuple[int, list[bytes]]]:
+    """The records of several files in the order ``sequence`` gives (the file of each place: the
+    k-th place naming file b takes b's next record), as (first place, records) per slice of
+    MERGE_SLICE places."""
+    with contextlib.ExitStack() as files:
+        readers: dict[int, RecordReader] = {}
+        for b in np.unique(sequence).tolist():
+            try:
+                handle = open(path_of(b), "rb")
+            except OSError as err:
+                raise PcapcheckError(f"{path_of(b)}: cannot read the temporary report text: {err.strerror or err}") from None
+            readers[b] = RecordReader(files.enter_context(handle))
+        for start in range(0, len(sequence), MERGE_SLICE):
+            part = sequence[start : start + MERGE_SLICE]
+            # A file's records in the slice are its next ones: taken at once, then put in the
+            # slice's order (the k-th of the pool goes to place order[k]).
+            counts = np.bincount(part)
+            pool: list[bytes] = []
+            for b in np.flatnonzero(counts).tolist():
+                pool += readers[b].take(int(counts[b]))
+            order = np.argsort(part, kind="stable")
+            pool_at = np.empty(len(part), dtype=np.int64)
+            pool_at[order] = np.arange(len(part))
+            yield start, [pool[k] for k in pool_at.tolist()]
