@@ -140,6 +140,7 @@ def analyze(
     render: Callable | None = None,
     steps: bool = True,
     all_reports: bool = True,
+    by_id: bool = True,
 ) -> AnalysisResult:
     """Run every stage over ``paths``.
 
@@ -160,6 +161,8 @@ def analyze(
     findings (``result.connections`` then gives those by id, ``document.connections_by_id``, and
     cannot be iterated), for a caller that reads no others: the terminal, SARIF, the baseline, and
     the JSON and CSV from ``render``'s text.  The HTML and JUnit reports read every connection.
+    ``by_id`` False as well: nothing looks connections up by id either (the CLI under --quiet with
+    no SARIF and no baseline), so a partitioned capture keeps no report once its text is made.
     """
     catalogue = load_catalogue(config.extra_rule_dirs)
     config.validate(catalogue)
@@ -167,7 +170,7 @@ def analyze(
     with _without_cycle_collection():
         return _analyze(
             paths, config, catalogue, profile, reader=reader, progress=progress, jobs=jobs, render=render,
-            steps=steps, all_reports=all_reports,
+            steps=steps, all_reports=all_reports, by_id=by_id,
         )  # fmt: skip
 
 
@@ -198,6 +201,7 @@ def _analyze(
     render: Callable | None = None,
     steps: bool = True,
     all_reports: bool = True,
+    by_id: bool = True,
 ) -> AnalysisResult:
     shards = 1
     if jobs != 1:
@@ -236,8 +240,10 @@ def _analyze(
         store = ConnectionStore(held.workdir.name, keep_alive=held.workdir)
         settings = dict(
             capture=info, profile=profile, config=config, catalogue=catalogue, render=render, steps=steps,
-            all_reports=all_reports,
+            all_reports=all_reports, by_id=by_id,
         )  # fmt: skip
+        if not (all_reports or by_id):
+            store.forbid_lookups()
         if shards > 1:
             from .shard import analyze_in_processes
 

@@ -76,9 +76,11 @@ def analyze_bucket(
     render: Render | None = None,
     steps: bool = True,
     all_reports: bool = True,
+    by_id: bool = True,
 ) -> BucketOutcome:
     """One bucket analysed, its reports and findings written to ``directory``.  ``all_reports``
-    False: only the reports of connections with findings stay readable (analysis.analyze)."""
+    False: only the reports of connections with findings stay readable, and with ``by_id`` False
+    none (analysis.analyze)."""
     table = bucket_table(partition.rows(bucket), listener_rows)
     if table is None:
         outcome = ConnectionsAnalysis([], [])
@@ -87,7 +89,7 @@ def analyze_bucket(
             table, capture=capture, profile=profile, config=config, catalogue=catalogue, memo=memo, steps=steps
         )
     del table
-    keep = None if all_reports else [f.connection - 1 for f in outcome.findings]  # ids within the bucket
+    keep = None if all_reports else [f.connection - 1 for f in outcome.findings] if by_id else []  # ids within the bucket
     written = write_bucket(directory, bucket, outcome.reports, render, keep)
     # The renderer (reports.fragments.Renderer) makes the findings' text too.
     findings = write_findings(directory, bucket, outcome.findings, getattr(render, "findings", None))
@@ -106,6 +108,7 @@ def analyze_bucket_range(
     render: Render | None = None,
     steps: bool = True,
     all_reports: bool = True,
+    by_id: bool = True,
 ) -> list[BucketOutcome]:
     """``buckets`` of the partition, one after the other in this process, reports to ``directory``."""
     listener_rows = partition.listener_rows()
@@ -114,7 +117,7 @@ def analyze_bucket_range(
         analyze_bucket(
             partition, bucket, listener_rows, directory,
             capture=capture, profile=profile, config=config, catalogue=catalogue, memo=memo, render=render,
-            steps=steps, all_reports=all_reports,
+            steps=steps, all_reports=all_reports, by_id=by_id,
         )  # fmt: skip
         for bucket in buckets
     ]

@@ -158,6 +158,8 @@ def analyze(
             # Nothing lists every connection: the JSON and CSV come from the text ``render`` makes,
             # the other reports read the connections with findings, by id.
             parallel["all_reports"] = False
+            if quiet and sarif_path is None and baseline is None and write_baseline is None:
+                parallel["by_id"] = False  # nor does anything look one up: no summary, SARIF or baseline
         if not quiet and sys.stderr.isatty():
             from .reports.terminal import progress_reader
 

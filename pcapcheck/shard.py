@@ -66,6 +66,7 @@ class ShardTask:
     render: Callable | None = None  # report text made by the workers (reports.fragments)
     steps: bool = True  # reports keep replay steps (analysis.analyze)
     all_reports: bool = True  # every report stays readable, not only those with findings (analysis.analyze)
+    by_id: bool = True  # those with findings stay readable by id (analysis.analyze)
 
 
 def analyze_shard(task: ShardTask, shard: int) -> list[BucketOutcome]:
@@ -73,7 +74,7 @@ def analyze_shard(task: ShardTask, shard: int) -> list[BucketOutcome]:
     return analyze_bucket_range(
         task.partition, range(shard, task.partition.buckets, task.shards), task.directory,
         capture=task.capture, profile=task.profile, config=task.config, catalogue=task.catalogue, render=task.render,
-        steps=task.steps, all_reports=task.all_reports,
+        steps=task.steps, all_reports=task.all_reports, by_id=task.by_id,
     )  # fmt: skip
 
 
@@ -107,11 +108,12 @@ def analyze_in_processes(
     render: Callable | None = None,
     steps: bool = True,
     all_reports: bool = True,
+    by_id: bool = True,
     method: str | None = None,
 ) -> ConnectionsAnalysis:
     """The partition's buckets analysed in ``shards`` processes (this one is shard 0), merged."""
     task = ShardTask(
-        partition, store.directory, shards, capture, config, catalogue, profile, render, steps, all_reports
+        partition, store.directory, shards, capture, config, catalogue, profile, render, steps, all_reports, by_id
     )
     context = multiprocessing.get_context(method or start_method())
     messages = context.Queue()

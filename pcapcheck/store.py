@@ -193,6 +193,12 @@ class ConnectionStore(IteratedSequence):
         self._kept: list[np.ndarray | None] = []  # per bucket, the places of its reports stored (None: all)
         self._cut: int | None = None  # connections with a first frame at or after it are left out
         self._sorted: np.ndarray | None = None
+        self._lookups = True  # ``reports_of`` may be asked (``forbid_lookups``)
+
+    def forbid_lookups(self) -> None:
+        """The run said nothing would look a connection up (analysis.analyze's ``by_id``): its
+        buckets keep no report, and asking for one is a bug, not a connection without a report."""
+        self._lookups = False
 
     def adopt(self, bucket: int, written: "Written") -> None:
         """Take in a bucket written with ``write_bucket`` (by this process or another)."""
@@ -270,6 +276,8 @@ class ConnectionStore(IteratedSequence):
     def reports_of(self, ids: Collection[int]) -> dict[int, "ConnectionReport"]:
         """The reports of connections ``ids`` (ids not held are left out), reading only the chunks
         that hold them: the terminal's worst findings name a few connections of millions."""
+        if not self._lookups:
+            raise PcapcheckError("internal error: a report looks connections up, but this run kept none")
         wanted = sorted({n for n in ids if 1 <= n <= len(self)})
         if not wanted:
             return {}

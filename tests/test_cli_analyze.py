@@ -28,7 +28,7 @@ def analysis_returns(monkeypatch):
     """Make the pipeline return ``result`` (with the run's --fail-on) for any capture."""
 
     def install(make_result):
-        def fake(paths, config, *, reader="dpkt", progress=None, render=None, steps=True, all_reports=True):
+        def fake(paths, config, *, reader="dpkt", progress=None, render=None, steps=True, all_reports=True, by_id=True):
             result = make_result()
             result.config = config
             return result

@@ -32,10 +32,10 @@ SAMPLES = sorted(
 )[:10]
 
 
-def run(sample, all_reports: bool, jobs: int = 1):
+def run(sample, all_reports: bool, jobs: int = 1, by_id: bool = True):
     return analyze(
         [str(p) for p in sample.capture_paths], config_for(sample), steps=False, jobs=jobs,
-        render=renderer_for(json=True, csv=True), all_reports=all_reports,
+        render=renderer_for(json=True, csv=True), all_reports=all_reports, by_id=by_id,
     )  # fmt: skip
 
 
@@ -79,6 +79,58 @@ def test_listing_every_connection_of_it_is_an_error_not_a_short_list(small_chunk
     kept = run(SAMPLES[0], all_reports=False)
     with pytest.raises(PcapcheckError, match="kept only those with findings"):
         list(kept.connections)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_run_that_looks_nothing_up_writes_the_same_json_and_csv_and_keeps_no_report(
+    tmp_path, small_chunks, jobs, monkeypatch
+):
+    sample = SAMPLES[0]
+    full = run(sample, all_reports=True, jobs=jobs)
+    spilled = []
+    real = store._stored
+    monkeypatch.setattr(store, "_stored", lambda chunk: (spilled.extend(chunk), real(chunk))[1])
+    bare = run(sample, all_reports=False, jobs=1, by_id=False)
+    assert spilled == []  # no report pickled (one process: a worker's would not be seen here)
+    bare_jobs = run(sample, all_reports=False, jobs=jobs, by_id=False)
+    texts = {}
+    for name, result in (("full", full), ("bare", bare), ("bare_jobs", bare_jobs)):
+        out = tmp_path / name
+        out.mkdir()
+        write_reports(result, json_path=out / "x.json", csv_dir=out / "csv")
+        texts[name] = [(out / f).read_text() for f in ("x.json", "csv/connections.csv", "csv/findings.csv")]
+    assert texts["bare"] == texts["full"] == texts["bare_jobs"]
+    with pytest.raises(PcapcheckError, match="kept none"):
+        bare.connections.reports_of({f.connection for f in bare.findings})
+
+
+@pytest.mark.parametrize(
+    "flags, by_id",
+    [
+        (["-q"], False),
+        ([], True),  # the summary names the connections of the worst findings
+        (["-q", "--sarif", "x.sarif"], True),
+        (["-q", "--baseline", "base.json"], True),
+        (["-q", "--write-baseline", "base.json"], True),
+        (["-q", "--html", "x.html"], True),  # keeps every report
+    ],
+)
+def test_the_cli_keeps_no_report_when_nothing_looks_one_up(tmp_path, monkeypatch, flags, by_id):
+    from typer.testing import CliRunner
+
+    asked = {}
+
+    def fake(paths, config, **settings):
+        asked.update(settings)
+        result = sample_result()
+        result.config = config
+        return result
+
+    monkeypatch.setattr(pcapcheck.analysis, "analyze", fake)
+    argv = ["analyze", str(tmp_path / "run.pcap"), "--json", str(tmp_path / "x.json")]
+    argv += [f if f.startswith("-") else str(tmp_path / f) for f in flags]
+    CliRunner().invoke(app, argv)  # the baseline's absence is noticed after the analysis
+    assert asked.get("by_id", True) is by_id
 
 
 def test_a_bucket_whose_text_could_not_be_made_keeps_every_report(tmp_path):
