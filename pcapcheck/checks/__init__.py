@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from ..catalogue import RuleSpec
@@ -144,7 +145,8 @@ def _plan(config, catalogue: Mapping[str, RuleSpec]) -> _Plan:
         spec = catalogue.get(rule_id)
         if spec is None or not config.enabled(rule_id):
             continue
-        params = all_params[rule_id]
+        # Read-only: every connection's context shares it.
+        params = MappingProxyType(all_params[rule_id])
         rules.append(_RulePlan(rule_id, check, NEEDS[rule_id], spec, params, config.severity_of(spec)))
     _last_plan = plan = _Plan(config, catalogue, fingerprint, profile, tuple(rules), all_params)
     return plan
@@ -187,7 +189,7 @@ def _findings(
             replay=replay,  # type: ignore[arg-type]
             previous=previous,
             capture_end=capture_end,
-            params=dict(rule.params),
+            params=rule.params,
             profile=plan.profile,
             spec=rule.spec,
             severity=rule.severity,
@@ -195,7 +197,8 @@ def _findings(
             shared=shared,
         )
         findings.extend(rule.check(ctx))
-    findings.sort(key=lambda f: (f.frame, f.rule))
+    if len(findings) > 1:
+        findings.sort(key=lambda f: (f.frame, f.rule))
     return findings
 
 

@@ -35,7 +35,10 @@ class Located(Protocol):
     def time(self) -> float: ...
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, and a run builds a
+# context per rule per connection (1.7 µs frozen, 0.6 µs not; hundreds of thousands on a large
+# capture).  Checks only read it.
+@dataclass(slots=True)
 class CheckContext:
     connection: Connection
     replay: Replay
