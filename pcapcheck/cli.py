@@ -181,6 +181,7 @@ def analyze(
             html_path=html_path,
             junit_path=junit_path,
             sarif_path=sarif_path,
+            **({"jobs": _resolved(jobs)} if jobs != 1 else {}),  # the report files in parallel too
         )
         code = exit_code(result.findings, config.fail_on)
     except PcapcheckError as err:
@@ -194,6 +195,12 @@ def analyze(
     if result.error is not None:
         raise fail(result.error)
     raise typer.Exit(code)
+
+
+def _resolved(jobs: int) -> int:
+    from .shard import resolve_jobs
+
+    return resolve_jobs(jobs)
 
 
 @app.command("rules")
