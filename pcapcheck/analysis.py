@@ -655,32 +655,9 @@ class _Analyst:
     def settle_deferred(self) -> None:
         """The column lane's pairs (pcapcheck.reopened), all at once: the reuse rules' findings
         of each later incarnation and the report of each earlier one."""
-        from .checks import reuse_rules
-        from .reopened import ends_of, pair_columns
-
-        table = self.table
         found: list[Finding] = []
         if self.pairs:
-            ps = [p for p, _ in self.pairs]
-            ks = [k for _, k in self.pairs]
-            deferred = self.deferred
-            later = [deferred[k] for k in ks]
-            columns = pair_columns(table, ps, ks, [deferred[p] for p in ps], later)  # type: ignore[arg-type]
-            rules_for: dict[frozenset[str], Callable] = {}
-            for i, (p, k) in enumerate(self.pairs):
-                if columns.own[i]:
-                    found.extend(self._pair_on_objects(p, k)[0])
-                    continue
-                self.templates.column_pairs += 1  # type: ignore[union-attr]
-                reuse = columns.reuses[i]
-                if reuse is not None:
-                    only = later[i].fired | READS_PREVIOUS
-                    rules = rules_for.get(only)
-                    if rules is None:
-                        rules = rules_for[only] = reuse_rules(self.config, self.catalogue, only, self.capture.last_time)
-                    found.extend(rules(ends_of(table, k), reuse))  # type: ignore[arg-type]
-                if p in self.owed:
-                    self._settle_columns(p, k, columns.ended[i], columns.syn_rows[i])
+            found = self._pairs_in_columns()
         if found:
             # Each connection's findings come from one place: in connection order, as emitted.
             self.findings.extend(found)
@@ -690,22 +667,71 @@ class _Analyst:
         self.owed.clear()
         self.pairs.clear()
 
-    def _settle_columns(self, p: int, k: int, ended: tuple[bool, ...] | None, syn_row: int) -> None:
+    def _pairs_in_columns(self) -> list[Finding]:
+        """The pairs' findings, and each earlier incarnation settled.  Each later incarnation's
+        Reuse comes from the columns; the reuse rules are the only ones its checks run (``defer``:
+        its template fired no other) and read nothing else of it, but its flags and endpoints."""
+        from .checks import reuse_rules
+        from .reopened import pair_columns, who
+
+        table = self.table
+        ps = [p for p, _ in self.pairs]
+        ks = [k for _, k in self.pairs]
+        deferred = self.deferred
+        columns = pair_columns(table, ps, ks, [deferred[p] for p in ps], [deferred[k] for k in ks])  # type: ignore[arg-type]
+        rules = reuse_rules(self.config, self.catalogue)
+        lane = [i for i, own in enumerate(columns.own) if not own]
+        with_reuse = [i for i in lane if columns.reuse.found[i]]
+        reuses = dict(zip(with_reuse, columns.reuse.objects(with_reuse)))
+        flags_seen = table.flags_seen.tolist()  # type: ignore[union-attr]
+        checked: dict[tuple, BlockKind] = {}
+        found: list[Finding] = []
+        for i, (p, k) in enumerate(self.pairs):
+            if columns.own[i]:
+                found.extend(self._pair_on_objects(p, k)[0])
+                continue
+            self.templates.column_pairs += 1  # type: ignore[union-attr]
+            reuse = reuses.get(i)
+            if reuse is not None:
+                mine = []
+                for said_of, rule in rules:
+                    if rule.needs & flags_seen[k] != rule.needs:
+                        continue  # as run_checks skips it
+                    said = said_of(reuse, rule.params["time_wait"], functools.partial(who, table, k))
+                    if said is not None:
+                        mine.append(Finding(
+                            rule.spec.id, rule.severity, k + 1, reuse.holder, reuse.syn.frame, reuse.syn.time,
+                            said[0], rule.spec.rfc_text, said[1],
+                        ))  # fmt: skip
+                if len(mine) > 1:
+                    mine.sort(key=lambda f: (f.frame, f.rule))  # as run_checks orders them
+                found.extend(mine)
+            if p in self.owed:
+                self._settle_columns(p, k, columns.ended[i], columns.syn_rows[i], checked)
+        return found
+
+    def _settle_columns(
+        self, p: int, k: int, ended: tuple[bool, ...] | None, syn_row: int, checked: dict[tuple, BlockKind]
+    ) -> None:
         """``_settle`` of deferred ``p`` from the columns: a member of its template's own block
         kind, or of the kind ``_ended_kind`` made for the TIME-WAITs ``k``'s SYN (table row
-        ``syn_row``) ended, made on objects for the first of each template and set of TIME-WAITs."""
+        ``syn_row``) ended, made on objects for the first of each template and set of TIME-WAITs.
+        ``checked``: the kinds found fit, by (template id, ended), for the pairs of one settling."""
         earlier = self.deferred[p]
         if ended is None:
             self.owed.discard(p)
             self.add_member(earlier, None, p)
             return
-        kind = self._cached_kind(earlier, ended)
-        # As _ended_kind checks the kind it cached: end_time_wait_by_new_incarnation drops the
-        # expiry of each ended TIME-WAIT that was to expire and adds a move at the SYN for each.
-        expiring = sum(1 for e, w in zip(ended, earlier.time_waits) if e and w.ended_by == "expired")
-        if kind is None or len(kind.pattern.moves) != len(earlier.transitions) - expiring + sum(ended):
-            self._earlier_on_objects(p, k)  # settles p, making the kind (k's findings: from the columns)
-            return
+        kind = checked.get((id(earlier), ended))
+        if kind is None:
+            kind = self._cached_kind(earlier, ended)
+            # As _ended_kind checks the kind it cached: end_time_wait_by_new_incarnation drops the
+            # expiry of each ended TIME-WAIT that was to expire and adds a move at the SYN for each.
+            expiring = sum(1 for e, w in zip(ended, earlier.time_waits) if e and w.ended_by == "expired")
+            if kind is None or len(kind.pattern.moves) != len(earlier.transitions) - expiring + sum(ended):
+                self._earlier_on_objects(p, k)  # settles p, making the kind (k's findings: from the columns)
+                return
+            checked[(id(earlier), ended)] = kind  # the deferred templates live through the settling
         self.owed.discard(p)
         self.add_member(earlier, kind, p, syn_row)
 

@@ -19,13 +19,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checks.reuse import Opening, Reuse, Sent, SynAt, reuse_from
+from .checks.reuse import (
+    ISN_ABOVE,
+    ISN_NOT_ABOVE,
+    NO_NEWER_TS,
+    TS_EQUAL_ISN_ABOVE,
+    TS_NEWER,
+    TS_NOT_NEWER,
+    UNKNOWN,
+    Reuse,
+    SynAt,
+    verdict,
+)
 from .connections import ConnectionTable, Endpoint
 from .replay.memo import Template
 from .replay.model import State
 from .segments import ACK, FIN, SYN, Side
 
 _MASK = 0xFFFFFFFF
+_HALF = 1 << 31
 _SIDES = (Side.CLIENT, Side.SERVER)
 # checks.reuse._accepted: the holder's replay took it from SYN-RECEIVED into the new connection.
 _ACCEPTED_INTO = (State.ESTABLISHED, State.FIN_WAIT_1, State.CLOSE_WAIT)
@@ -39,26 +51,76 @@ class PairColumns:
     # first SYN ended; None when it ended none.
     ended: list[tuple[bool, ...] | None]
     syn_rows: list[int]  # the later incarnation's first SYN without ACK, as a row of the table (-1: none)
-    reuses: list[Reuse | None]  # checks.reuse.find_reuse of the later incarnation
     own: list[bool]  # the later incarnation connects an endpoint to itself: left to the object path
+    reuse: "ReuseColumns"  # checks.reuse.find_reuse of the later incarnation
+
+    @property
+    def reuses(self) -> list[Reuse | None]:
+        """find_reuse of each later incarnation, as objects (the lane itself reads the columns)."""
+        return [self.reuse.of(i) for i in range(len(self.own))]
 
 
 @dataclass(frozen=True, slots=True)
-class Ends:
-    """What the reuse rules read of a connection besides its Reuse: its id, its endpoints (for
-    their messages) and the flags it saw (checks skip rules whose flags it never saw)."""
+class ReuseColumns:
+    """checks.reuse.reuse_from of every pair, as columns (numpy arrays aligned with the pairs)."""
 
-    id: int
-    client: Endpoint
-    server: Endpoint
-    flags_seen: int
+    found: np.ndarray  # bool: a reuse (False where the lane leaves the pair to objects, ``own``)
+    holder: np.ndarray  # 0 client, 1 server: who held TIME-WAIT, as a side of the new connection
+    entered_time: np.ndarray  # float64
+    entered_frame: np.ndarray
+    elapsed: np.ndarray  # float64
+    verdict: np.ndarray  # checks.reuse.verdict_code
+    syn_sender: np.ndarray  # 0 or 1: who sent the opening segment (its SYN-ACK when the SYN was lost)
+    syn_frame: np.ndarray
+    syn_time: np.ndarray  # float64
+    syn_lost: np.ndarray  # bool
+    # What checks.reuse.verdict words: the SYN's TSval (has_ts) and ISN, what its sender sent in
+    # the old incarnation (its last TSval, has_last; its largest sequence number, has_end), and
+    # whether the holder received the SYN.
+    ts_val: np.ndarray
+    has_ts: np.ndarray
+    isn: np.ndarray
+    last_ts: np.ndarray
+    has_last: np.ndarray
+    old_end: np.ndarray
+    has_end: np.ndarray
+    received: np.ndarray
 
-    def endpoint(self, side: Side) -> Endpoint:
-        return self.client if side is Side.CLIENT else self.server
+    def of(self, i: int) -> Reuse | None:
+        """Pair ``i``'s Reuse as find_reuse makes it."""
+        return self.objects([i])[0] if self.found[i] else None
+
+    def objects(self, indices: Sequence[int]) -> list[Reuse]:
+        """The Reuse of each pair at ``indices`` (each one ``found``), as find_reuse makes it."""
+        at = np.asarray(indices, dtype=np.int64)
+        columns = zip(
+            self.holder[at].tolist(), self.syn_sender[at].tolist(), self.syn_frame[at].tolist(),
+            self.syn_time[at].tolist(), self.entered_time[at].tolist(), self.entered_frame[at].tolist(),
+            self.elapsed[at].tolist(), self.syn_lost[at].tolist(), self.verdict[at].tolist(), self.ts_val[at].tolist(),
+            self.has_ts[at].tolist(), self.last_ts[at].tolist(), self.has_last[at].tolist(), self.received[at].tolist(),
+            self.isn[at].tolist(), self.old_end[at].tolist(), self.has_end[at].tolist(),
+        )  # fmt: skip
+        out = []
+        for holder, sender, frame, time, entered, entered_frame, elapsed, lost, code, ts, has_ts, last, has_last, \
+                received, isn, end, has_end in columns:  # fmt: skip
+            said = verdict(code, ts if has_ts else None, last if has_last else None, received, isn, end if has_end else None)
+            out.append(
+                Reuse(
+                    _SIDES[holder], SynAt(_SIDES[sender], frame, time), entered, entered_frame, elapsed,
+                    said.safeguard, said.unsafe, said.unknown, lost, code,
+                )  # fmt: skip
+            )
+        return out
 
 
-def ends_of(table: ConnectionTable, k: int) -> Ends:
-    return Ends(k + 1, *table.endpoints(k), int(table.flags_seen[k]))
+def who(table: ConnectionTable, k: int, side: Side) -> str:
+    """CheckContext.who of connection ``k`` of the table: 'client 198.18.0.1:40000'."""
+    version = int(table.version[k])
+    if side is Side.CLIENT:
+        endpoint = Endpoint(table.address(table.client_key[k], version), int(table.client_port[k]))
+    else:
+        endpoint = table.server(table.server_key[k], version, int(table.server_port[k]))
+    return f"{side.value} {endpoint}"
 
 
 class _Ranges:
@@ -111,59 +173,100 @@ def pair_columns(
     lost = ~has_syn & synack[new.first]
     place = new.first + np.where(has_syn, first_syn, 0)
     opening = table.rows[new.at[place]]  # one row per pair
-    opening_sender = new.sender[place]
+    syn_sender = new.sender[place].astype(np.int64)
     syn_time = opening["ts_ns"] / 1e9
     isn = np.where(lost, table.ack[new.at[place]] - 1, table.seq[new.at[place]]) & _MASK
-    ts = np.where(lost, opening["ts_ecr"], opening["ts_val"])
-    # Did each side answer the SYN with a SYN-ACK (checks.reuse._accepted's first reading)?
-    answered = [new.any(synack & (new.sender == side)).tolist() for side in (0, 1)]
+    ts = np.where(lost, opening["ts_ecr"], opening["ts_val"]).astype(np.int64)
+    opener = syn_sender ^ lost  # who sent the SYN, captured or not
 
     waits, ended = _time_waits(table, P, earlier, syn_time, has_syn)
-    sent = _sent(table, old)
 
     client, server = table.client_key, table.server_key
     same_port = (table.client_port[K] == table.server_port[K]).tolist()
     own = [same and client[k] == server[k] for k, same in zip(ks, same_port)]
     # The earlier incarnation's client is the later one's (else its server: one tuple).
     kept_port = ((table.client_port[P] == table.client_port[K]) & (table.version[P] == table.version[K])).tolist()
-    kept = [same and client[p] == client[k] for p, k, same in zip(ps, ks, kept_port)]
+    swap = ~np.asarray([same and client[p] == client[k] for p, k, same in zip(ps, ks, kept_port)], dtype=bool)
 
-    reuses: list[Reuse | None] = []
+    # checks.reuse.reuse_from: the first of the old TIME-WAITs (in order) whose holder, as a side of
+    # the new connection, sent the SYN or accepted it (checks.reuse._accepted: its SYN-ACK, else the
+    # later template's transitions).
     accepted_by: dict[int, tuple[bool, bool]] = {}
-    for i, (frame, time, sender, number, stamp, has_ts, cut, is_syn, is_lost) in enumerate(
-        zip(
-            opening["frame"].tolist(), syn_time.tolist(), opening_sender.tolist(), isn.tolist(), ts.tolist(),
-            opening["has_ts"].tolist(), opening["truncated"].tolist(), has_syn.tolist(), lost.tolist(),
-        )
-    ):  # fmt: skip
-        if own[i] or not (is_syn or is_lost):
-            reuses.append(None)
-            continue
-        side = _SIDES[sender]
-        opener = side.peer if is_lost else side
-        at = (SynAt(side, frame, time), Opening(opener, number, stamp if has_ts else None, cut), is_lost)
-        swap = not kept[i]
-        in_new = [(holder.peer if swap else holder, entered, entered_frame) for holder, entered, entered_frame in waits[i]]
-        template = later[i]
-        by_transitions = accepted_by.get(id(template))
-        if by_transitions is None:
-            by_transitions = accepted_by[id(template)] = (_accepted(template, Side.CLIENT), _accepted(template, Side.SERVER))
+    by_transitions = np.zeros((2, len(ks)), dtype=bool)
+    for i, template in enumerate(later):
+        known = accepted_by.get(id(template))
+        if known is None:
+            known = accepted_by[id(template)] = (_accepted(template, Side.CLIENT), _accepted(template, Side.SERVER))
+        by_transitions[:, i] = known
+    answered = np.stack([new.any(synack & (new.sender == side)) for side in (0, 1)])
+    accepts = answered | by_transitions
+    pair, holder_old, entered, entered_frames = waits
+    holder = holder_old ^ swap[pair]
+    opens = ~np.asarray(own, dtype=bool) & (has_syn | lost)
+    taking = opens[pair] & ((holder == opener[pair]) | accepts[holder, pair])
+    pairs_found, first = np.unique(pair[taking], return_index=True)
+    chosen = np.flatnonzero(taking)[first]
+    found = np.zeros(len(ks), dtype=bool)
+    found[pairs_found] = True
+    holder_of = np.zeros(len(ks), dtype=np.int64)
+    holder_of[pairs_found] = holder[chosen]
+    entered_time = np.zeros(len(ks), dtype=np.float64)
+    entered_time[pairs_found] = entered[chosen]
+    entered_frame = np.zeros(len(ks), dtype=np.int64)
+    entered_frame[pairs_found] = entered_frames[chosen]
 
-        def accepted(holder: Side, i: int = i, by_transitions: tuple[bool, bool] = by_transitions) -> bool:
-            h = 0 if holder is Side.CLIENT else 1
-            return answered[h][i] or by_transitions[h]
-
-        what_sent = sent[(0 if opener is Side.CLIENT else 1) ^ swap][i]
-        reuses.append(reuse_from(in_new, at, accepted, lambda _sender, what_sent=what_sent: what_sent))
+    # What the SYN's sender sent in the old incarnation (checks.reuse._sent), and the verdict.
+    sent = _sent(table, old)
+    by = opener ^ swap  # the opener as a side of the old connection
+    pick = np.arange(len(ks))
+    old_end, has_end, last_ts, has_last, old_cut = (np.stack(column)[by, pick] for column in sent)
+    received = opener != holder_of
+    verdicts = verdict_codes(
+        opening["truncated"].astype(bool), ts, opening["has_ts"].astype(bool), old_cut, last_ts, has_last, received,
+        isn, old_end, has_end,
+    )  # fmt: skip
+    reuse = ReuseColumns(
+        found, holder_of, entered_time, entered_frame, syn_time - entered_time, verdicts, syn_sender,
+        opening["frame"].astype(np.int64), syn_time, lost, ts, opening["has_ts"].astype(bool), isn, last_ts, has_last,
+        old_end, has_end, received,
+    )  # fmt: skip
     syn_rows = np.where(has_syn, table.starts[K] + first_syn, -1).tolist()
-    return PairColumns(ended, syn_rows, reuses, own)
+    return PairColumns(ended, syn_rows, own, reuse)
+
+
+def verdict_codes(
+    syn_cut: np.ndarray, ts_val: np.ndarray, has_ts: np.ndarray, old_cut: np.ndarray, last_ts: np.ndarray,
+    has_last: np.ndarray, received: np.ndarray, isn: np.ndarray, old_end: np.ndarray, has_end: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """checks.reuse.verdict_code over columns, in the same order of tests."""
+    isn_above = has_end & (_after(isn, old_end) | (isn == old_end))
+    both = has_ts & has_last
+    return np.select(
+        [
+            (syn_cut & ~has_ts) | (~has_last & old_cut),
+            both & _after(ts_val, last_ts),
+            both & (ts_val == last_ts) & received & isn_above,
+            both,
+            received & has_end & isn_above,
+            received & has_end,
+        ],
+        [UNKNOWN, TS_NEWER, TS_EQUAL_ISN_ABOVE, TS_NOT_NEWER, ISN_ABOVE, ISN_NOT_ABOVE],
+        NO_NEWER_TS,
+    )
+
+
+def _after(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """checks.reuse._after over columns."""
+    difference = (a - b) & _MASK
+    return (difference > 0) & (difference < _HALF)
 
 
 def _time_waits(
     table: ConnectionTable, P: np.ndarray, earlier: Sequence[Template], syn_time: np.ndarray, has_syn: np.ndarray
-) -> tuple[list[list[tuple[Side, float, int]]], list[tuple[bool, ...] | None]]:
-    """Per pair: checks.reuse._time_waits of the earlier incarnation (holder, entered time, frame),
-    and which of its TIME-WAITs the later one's SYN ended (end_time_wait_by_new_incarnation)."""
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], list[tuple[bool, ...] | None]]:
+    """checks.reuse._time_waits of every earlier incarnation, flat, pair by pair and in order within
+    each: (pair, holder as a side of the old connection, entered time, entered frame); and per pair
+    which of its TIME-WAITs the later one's SYN ended (end_time_wait_by_new_incarnation)."""
     pair: list[int] = []
     rows: list[int] = []
     specs: list[tuple] = []
@@ -179,23 +282,22 @@ def _time_waits(
             specs.append(entry)
     at_rows = np.asarray(rows, dtype=np.int64)
     entered = table.rows["ts_ns"][at_rows] / 1e9
-    frames = table.rows["frame"][at_rows].tolist()
+    frames = table.rows["frame"][at_rows].astype(np.int64)
     offsets = np.asarray([s[2] for s in specs], dtype=np.float64)
     entered = entered + offsets  # a TIME-WAIT entered at a deadline (a segment's time plus offset)
     where = np.asarray(pair, dtype=np.int64)
     durations = np.asarray([s[3] for s in specs], dtype=np.float64)
     expires = np.asarray([s[4] for s in specs], dtype=bool)
+    record = np.asarray([s[5] for s in specs], dtype=bool)
+    holders = np.asarray([0 if s[0] is Side.CLIENT else 1 for s in specs], dtype=np.int64)
     at = syn_time[where]
     # A TIME-WAIT still held at the SYN; not one read from the transitions (no TIME-WAIT record).
-    held = has_syn[where] & np.asarray([s[5] for s in specs], dtype=bool) & (entered <= at)
+    held = has_syn[where] & record & (entered <= at)
     held &= ~expires | (entered + durations > at)
-    waits: list[list[tuple[Side, float, int]]] = [[] for _ in range(len(P))]
     ended: list[list[bool]] = [[] for _ in range(len(P))]
-    for i, spec, time, frame, end in zip(pair, specs, entered.tolist(), frames, held.tolist()):
-        waits[i].append((spec[0], time, frame))
-        if spec[5]:
-            ended[i].append(end)
-    return waits, [tuple(e) if any(e) else None for e in ended]
+    for i, end in zip(where[record].tolist(), held[record].tolist()):
+        ended[i].append(end)
+    return (where, holders, entered, frames), [tuple(e) if any(e) else None for e in ended]
 
 
 def _wait_spec(template: Template) -> list[tuple]:
@@ -219,22 +321,21 @@ def _accepted(later: Template, holder: Side) -> bool:
     )
 
 
-def _sent(table: ConnectionTable, old: _Ranges) -> tuple[list[Sent], list[Sent]]:
-    """checks.reuse._sent of every earlier incarnation, for each side: its highest sequence number
-    used, its last timestamp, whether the snap length cut one of its segments."""
+def _sent(table: ConnectionTable, old: _Ranges) -> tuple[list[np.ndarray], ...]:
+    """checks.reuse._sent of every earlier incarnation, for each side (a list of the two): its
+    highest sequence number used (end) and whether it sent anything (has_end), its last timestamp
+    (last_ts) and whether one had a timestamp (has_last), whether the snap length cut one of its
+    segments."""
     flags = old.column("flags")
     top = table.seq[old.at] + old.column("payload_len") + ((flags & SYN) != 0) + ((flags & FIN) != 0)
     has_ts, ts_val, truncated = old.column("has_ts"), old.column("ts_val"), old.column("truncated")
-    out = []
+    ends, has_ends, stamps, has_stamps, cuts = [], [], [], [], []
     for side in (0, 1):
         mine = old.sender == side
-        any_sent = old.any(mine).tolist()
-        ends = (np.maximum.reduceat(np.where(mine, top, np.iinfo(np.int64).min), old.first) & _MASK).tolist()
-        last = old.last_at(mine & has_ts)
-        stamps = np.where(last >= 0, ts_val[np.maximum(last, 0)], 0).tolist()
-        cut = old.any(mine & truncated).tolist()
-        out.append([
-            Sent(end if sent else None, stamp if at >= 0 else None, c)
-            for end, sent, stamp, at, c in zip(ends, any_sent, stamps, last.tolist(), cut)
-        ])  # fmt: skip
-    return out[0], out[1]
+        has_ends.append(old.any(mine))
+        ends.append(np.maximum.reduceat(np.where(mine, top, np.iinfo(np.int64).min), old.first) & _MASK)
+        last = old.last_at(mine & has_ts.astype(bool))
+        has_stamps.append(last >= 0)
+        stamps.append(np.where(last >= 0, ts_val[np.maximum(last, 0)], 0).astype(np.int64))
+        cuts.append(old.any(mine & truncated.astype(bool)))
+    return ends, has_ends, stamps, has_stamps, cuts

@@ -204,3 +204,33 @@ def test_ipv4_then_the_same_tuple_as_mapped_ipv6_is_not_one_tuple_to_the_reuse_r
     assert list(lean.reports) == [replace(r, steps=None) for r in reference.reports]
     assert lean.findings == reference.findings
     assert not {f.rule for f in reference.findings} & {"time-wait-reuse", "short-time-wait"}
+
+
+_NUMBERS = st.one_of(st.integers(0, 2**32 - 1), st.sampled_from([0, 1, 2**31 - 1, 2**31, 2**31 + 1, 2**32 - 1]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.booleans(), _NUMBERS, st.booleans(), _NUMBERS, st.booleans(),
+                          st.booleans(), _NUMBERS, st.booleans(), _NUMBERS, st.booleans()), min_size=1, max_size=40))  # fmt: skip
+def test_the_verdict_over_columns_is_the_verdict_of_each_pair(rows):
+    """reopened.verdict_codes against checks.reuse.verdict_code, with equal and wrapped numbers drawn
+    often (the timestamps and sequence numbers compare in 32-bit arithmetic)."""
+    import numpy as np
+
+    from pcapcheck.checks.reuse import verdict_code
+    from pcapcheck.reopened import verdict_codes
+
+    # A SYN's TSval often equals the last one, an ISN the old end: draw them from the other's value.
+    rows = [
+        (cut, has_ts, ts, old_cut, last if not tie else ts, has_last, received, isn, has_end, end if not tie else isn, tie)
+        for cut, has_ts, ts, old_cut, last, has_last, received, isn, has_end, end, tie in rows
+    ]  # fmt: skip
+    columns = [np.asarray(c) for c in zip(*rows)]
+    cut, has_ts, ts, old_cut, last, has_last, received, isn, has_end, end, _ = columns
+    vector = verdict_codes(cut, ts.astype(np.int64), has_ts, old_cut, last.astype(np.int64), has_last, received,
+                           isn.astype(np.int64), end.astype(np.int64), has_end).tolist()  # fmt: skip
+    scalar = [
+        verdict_code(c, t if h else None, lt if hl else None, oc, r, i, e if he else None)
+        for c, h, t, oc, lt, hl, r, i, he, e, _ in rows
+    ]
+    assert vector == scalar

@@ -202,17 +202,14 @@ def _findings(
     return findings
 
 
-def reuse_rules(config, catalogue: Mapping[str, RuleSpec], only: frozenset[str], capture_end: float | None):
-    """``run_checks`` with ``only`` (rules that read the previous incarnation, which they read only
-    through checks.reuse.find_reuse) for a connection whose Reuse is known, resolved once for many
-    connections: ``rules(connection, reuse)`` gives the findings.  ``connection`` needs only an
-    ``id``, ``endpoint(side)`` and ``flags_seen`` (reopened.Ends)."""
+def reuse_rules(config, catalogue: Mapping[str, RuleSpec]) -> list[tuple[Callable, _RulePlan]]:
+    """The enabled rules that read the previous incarnation, resolved for a run, each with its
+    module's ``said_of(reuse, time_wait, who)``: for a connection whose checks.reuse.Reuse is
+    known (pcapcheck.reopened), what ``run_checks`` would find with them is, per rule in this
+    order, a finding at the reuse's SYN by its holder, with what ``said_of`` says."""
     plan = _plan(config, catalogue)
-    chosen = [rule for rule in plan.rules if rule.rule_id in only]
-    if not only <= READS_PREVIOUS:
-        raise ValueError(f"not only rules reading the previous incarnation: {sorted(only - READS_PREVIOUS)}")
+    return [(_SAID_OF[rule.rule_id], rule) for rule in plan.rules if rule.rule_id in READS_PREVIOUS]
 
-    def rules(conn, reuse) -> list[Finding]:
-        return _findings(plan, chosen, conn, None, None, capture_end, {"reuse": reuse})
 
-    return rules
+# Each rule that reads the previous incarnation reads only its Reuse (checks.reuse.find_reuse).
+_SAID_OF: dict[str, Callable] = {m.RULE: m.said_of for m in _MODULES if getattr(m, "READS_PREVIOUS", False)}

@@ -45,6 +45,7 @@ class Reuse:
     # The capture lost the SYN; ``syn`` is the SYN-ACK answering it, which tells the SYN's ISN (its
     # ACK - 1, RFC 9293 §3.4) and TSval (its TSecr, RFC 7323 §4.3).
     syn_lost: bool = False
+    verdict: int = 0  # ``verdict_code``: what the fields above say, as the rules select on it
 
     @property
     def opener(self) -> Side:
@@ -53,10 +54,14 @@ class Reuse:
 
     @property
     def opening(self) -> str:
-        """'the new SYN (frame 12)' or, when the capture lost it, how it is known, for messages."""
-        if self.syn_lost:
-            return f"a new SYN the capture lost (answered by the SYN-ACK, frame {self.syn.frame})"
-        return f"the new SYN (frame {self.syn.frame})"
+        return opening_text(self.syn.frame, self.syn_lost)
+
+
+def opening_text(frame: int, syn_lost: bool) -> str:
+    """'the new SYN (frame 12)' or, when the capture lost it, how it is known, for messages."""
+    if syn_lost:
+        return f"a new SYN the capture lost (answered by the SYN-ACK, frame {frame})"
+    return f"the new SYN (frame {frame})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,17 +140,12 @@ def reuse_from(
         if opening.sender is not holder and not accepted(holder):
             continue
         elapsed = syn.time - entered_time
-        verdict = _safeguard(sent_by(opening.sender), opening, holder)
+        sent = sent_by(opening.sender)
+        received = opening.sender is not holder  # RFC 6191 and the ISN rule are the receiver's (TIME-WAIT) test
+        code = verdict_code(opening.truncated, opening.ts_val, sent.last_ts, sent.truncated, received, opening.isn, sent.end)
+        said = verdict(code, opening.ts_val, sent.last_ts, received, opening.isn, sent.end)
         return Reuse(
-            holder,
-            syn,
-            entered_time,
-            entered_frame,
-            elapsed,
-            verdict.safeguard,
-            verdict.unsafe,
-            verdict.unknown,
-            syn_lost,
+            holder, syn, entered_time, entered_frame, elapsed, said.safeguard, said.unsafe, said.unknown, syn_lost, code
         )
     return None
 
@@ -179,33 +179,63 @@ def _time_waits(replay: Replay) -> list[tuple[Side, float, int]]:
     return [(t.endpoint, t.time, t.frame) for t in replay.transitions if t.to_state is State.TIME_WAIT]
 
 
-def _safeguard(sent: "Sent", syn: Opening, holder: Side) -> _Verdict:
-    """RFC 6191 §2 (timestamps), else RFC 9293 §3.6.1 / RFC 1122 §4.2.2.13 (ISN above the old space);
-    ``sent``: what the SYN's sender sent in the old incarnation."""
-    old_has_ts = sent.last_ts is not None
+# What the safeguards make of a reopening (``verdict_code``): the first three are safe, the last
+# three unsafe.
+TS_NEWER, TS_EQUAL_ISN_ABOVE, ISN_ABOVE = 1, 2, 3  # RFC 6191 §2, RFC 6191 §2, RFC 9293 §3.6.1
+TS_NOT_NEWER, ISN_NOT_ABOVE, NO_NEWER_TS = 4, 5, 6
+UNKNOWN = 7  # the snap length cut the options that would tell
+SAFE = frozenset({TS_NEWER, TS_EQUAL_ISN_ABOVE, ISN_ABOVE})
+UNSAFE = frozenset({TS_NOT_NEWER, ISN_NOT_ABOVE, NO_NEWER_TS})
+
+
+def verdict_code(
+    syn_cut: bool, ts_val: int | None, last_ts: int | None, old_cut: bool, received: bool, isn: int, old_end: int | None
+) -> int:
+    """Which safeguard holds, if any.  ``received``: the SYN's receiver held TIME-WAIT (RFC 6191 and
+    the ISN rule are its test); ``ts_val``, ``isn``, ``syn_cut``: the SYN's TSval, ISN, whether the
+    snap length cut it; ``last_ts``, ``old_end``, ``old_cut``: what the SYN's sender sent in the old
+    incarnation, its last TSval, the largest sequence number it used, whether one was cut.
+    reopened.verdict_codes is this over columns."""
     # Options cut by the snap length read as "no timestamp": the capture cannot tell which branch of
     # RFC 6191 applies, so neither a safeguard nor its absence is proven.
-    if (syn.truncated and syn.ts_val is None) or (not old_has_ts and sent.truncated):
-        return _Verdict(unknown=True)
-    received = syn.sender is not holder  # RFC 6191 and the ISN rule are the receiver's (TIME-WAIT) test
-    new_isn, old_end = syn.isn, sent.end
-    isn_above = old_end is not None and (_after(new_isn, old_end) or new_isn == old_end)
-    isn_text = f"its ISN {new_isn} is {'' if isn_above else 'not '}above the old connection's last sequence number {old_end}"
-    if syn.ts_val is not None and old_has_ts:
-        last_ts = sent.last_ts
-        if _after(syn.ts_val, last_ts):
-            return _Verdict(f"its TSval {syn.ts_val} is newer than the old connection's {last_ts} (RFC 6191)")
-        if syn.ts_val == last_ts and received and isn_above:
+    if (syn_cut and ts_val is None) or (last_ts is None and old_cut):
+        return UNKNOWN
+    isn_above = _isn_above(isn, old_end)
+    if ts_val is not None and last_ts is not None:
+        if _after(ts_val, last_ts):
+            return TS_NEWER
+        if ts_val == last_ts and received and isn_above:
             # RFC 6191 §2: equal timestamp and a higher sequence number: "honor the connection request".
-            return _Verdict(f"its TSval equals the old connection's last ({last_ts}) and {isn_text} (RFC 6191 §2)")
-        relation = "equal to" if syn.ts_val == last_ts else "older than"
-        reason = f"its TSval {syn.ts_val} is {relation} the old connection's last {last_ts}"
-        return _Verdict(unsafe=reason + (f" and {isn_text}" if syn.ts_val == last_ts and received else ""))
+            return TS_EQUAL_ISN_ABOVE
+        return TS_NOT_NEWER
     if received and old_end is not None:
-        if isn_above:
-            return _Verdict(f"{isn_text} (RFC 9293 §3.6.1)")
-        return _Verdict(unsafe=f"it carried no timestamp to compare and {isn_text}")
-    return _Verdict(unsafe="it carried no newer timestamp, the only safeguard for an endpoint reopening the tuple itself")
+        return ISN_ABOVE if isn_above else ISN_NOT_ABOVE
+    return NO_NEWER_TS
+
+
+def verdict(code: int, ts_val: int | None, last_ts: int | None, received: bool, isn: int, old_end: int | None) -> _Verdict:
+    """The verdict ``code`` in words, with the numbers it rests on."""
+    if code == UNKNOWN:
+        return _Verdict(unknown=True)
+    if code == TS_NEWER:
+        return _Verdict(f"its TSval {ts_val} is newer than the old connection's {last_ts} (RFC 6191)")
+    if code == NO_NEWER_TS:
+        return _Verdict(unsafe="it carried no newer timestamp, the only safeguard for an endpoint reopening the tuple itself")
+    isn_above = _isn_above(isn, old_end)
+    isn_text = f"its ISN {isn} is {'' if isn_above else 'not '}above the old connection's last sequence number {old_end}"
+    if code == TS_EQUAL_ISN_ABOVE:
+        return _Verdict(f"its TSval equals the old connection's last ({last_ts}) and {isn_text} (RFC 6191 §2)")
+    if code == TS_NOT_NEWER:
+        relation = "equal to" if ts_val == last_ts else "older than"
+        reason = f"its TSval {ts_val} is {relation} the old connection's last {last_ts}"
+        return _Verdict(unsafe=reason + (f" and {isn_text}" if ts_val == last_ts and received else ""))
+    if code == ISN_ABOVE:
+        return _Verdict(f"{isn_text} (RFC 9293 §3.6.1)")
+    return _Verdict(unsafe=f"it carried no timestamp to compare and {isn_text}")
+
+
+def _isn_above(isn: int, old_end: int | None) -> bool:
+    return old_end is not None and (_after(isn, old_end) or isn == old_end)
 
 
 @dataclass(frozen=True, slots=True)

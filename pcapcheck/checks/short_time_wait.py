@@ -10,12 +10,12 @@ tell: a timestamp the capture did not keep is not a missing one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ..findings import Finding
-from ..segments import SYN
+from ..segments import SYN, Side
 from .context import CheckContext, seconds
-from .reuse import find_reuse
+from .reuse import UNSAFE, Reuse, find_reuse
 
 RULE = "short-time-wait"
 READS_PREVIOUS = True  # compares this incarnation with the one before (checks/__init__.py)
@@ -23,18 +23,28 @@ READS_PREVIOUS = True  # compares this incarnation with the one before (checks/_
 NEEDS = SYN
 
 
+# The verdicts (checks.reuse) this rule reports: no safeguard, and the capture could tell (when the
+# snap length cut the options, time-wait-reuse notes it).
+VERDICTS = UNSAFE
+
+
 def check(ctx: CheckContext) -> Iterator[Finding]:
     reuse = find_reuse(ctx)
-    if reuse is None or reuse.safeguard is not None or reuse.unknown:
-        return  # safe, or the capture cut the options that would tell (time-wait-reuse notes it)
-    limit = ctx.params["time_wait"]
-    if reuse.elapsed >= limit:
-        return
+    said = None if reuse is None else said_of(reuse, ctx.params["time_wait"], ctx.who)
+    if said is not None:
+        yield ctx.finding(reuse.syn, reuse.holder, said[0], capture_quality=said[1])  # type: ignore[union-attr]
+
+
+def said_of(reuse: Reuse, time_wait: float, who: Callable[[Side], str]) -> tuple[str, bool] | None:
+    """What the rule says of a reuse: its message and whether it is a capture-quality note; None:
+    nothing.  Also read by the column lane of reopened tuples (pcapcheck.analysis), for the reuses
+    it works out in columns (pcapcheck.reopened)."""
+    if reuse.verdict not in VERDICTS or reuse.elapsed >= time_wait:
+        return None
     role = "opened" if reuse.opener is reuse.holder else "accepted"
-    yield ctx.finding(
-        reuse.syn,
-        reuse.holder,
-        f"{ctx.who(reuse.holder)} entered TIME-WAIT at frame {reuse.entered_frame} and {role} a new "
+    return (
+        f"{who(reuse.holder)} entered TIME-WAIT at frame {reuse.entered_frame} and {role} a new "
         f"incarnation of the same 4-tuple with {reuse.opening} {seconds(reuse.elapsed)} later, "
-        f"before TIME-WAIT of {seconds(limit)}, without the RFC 6191 safeguard: {reuse.unsafe}",
+        f"before TIME-WAIT of {seconds(time_wait)}, without the RFC 6191 safeguard: {reuse.unsafe}",
+        False,
     )

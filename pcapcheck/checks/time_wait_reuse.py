@@ -7,12 +7,12 @@ length cut the options that would tell, it is reported here as a capture-quality
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ..findings import Finding
-from ..segments import SYN
+from ..segments import SYN, Side
 from .context import CheckContext, seconds
-from .reuse import find_reuse
+from .reuse import SAFE, UNKNOWN, Reuse, find_reuse
 
 RULE = "time-wait-reuse"
 READS_PREVIOUS = True  # compares this incarnation with the one before (checks/__init__.py)
@@ -20,25 +20,27 @@ READS_PREVIOUS = True  # compares this incarnation with the one before (checks/_
 NEEDS = SYN
 
 
+# The verdicts (checks.reuse) this rule reports.
+VERDICTS = SAFE | {UNKNOWN}
+
+
 def check(ctx: CheckContext) -> Iterator[Finding]:
     reuse = find_reuse(ctx)
-    if reuse is None or (reuse.safeguard is None and not reuse.unknown):
-        return
-    if reuse.elapsed >= ctx.params["time_wait"]:
-        return
-    if reuse.unknown:
-        yield ctx.finding(
-            reuse.syn,
-            reuse.holder,
-            f"{ctx.who(reuse.holder)} reused the 4-tuple {seconds(reuse.elapsed)} after entering TIME-WAIT "
-            f"(frame {reuse.entered_frame}) with {reuse.opening}; the capture's snap "
-            f"length cut the TCP options, so whether it had the RFC 6191 safeguard cannot be told",
-            capture_quality=True,
-        )
-        return
-    yield ctx.finding(
-        reuse.syn,
-        reuse.holder,
-        f"{ctx.who(reuse.holder)} reused the 4-tuple {seconds(reuse.elapsed)} after entering TIME-WAIT "
-        f"(frame {reuse.entered_frame}) with {reuse.opening}: {reuse.safeguard}",
+    said = None if reuse is None else said_of(reuse, ctx.params["time_wait"], ctx.who)
+    if said is not None:
+        yield ctx.finding(reuse.syn, reuse.holder, said[0], capture_quality=said[1])  # type: ignore[union-attr]
+
+
+def said_of(reuse: Reuse, time_wait: float, who: Callable[[Side], str]) -> tuple[str, bool] | None:
+    """What the rule says of a reuse: its message and whether it is a capture-quality note; None:
+    nothing.  Also read by the column lane of reopened tuples (pcapcheck.analysis), for the reuses
+    it works out in columns (pcapcheck.reopened)."""
+    if reuse.verdict not in VERDICTS or reuse.elapsed >= time_wait:
+        return None
+    head = (
+        f"{who(reuse.holder)} reused the 4-tuple {seconds(reuse.elapsed)} after entering TIME-WAIT "
+        f"(frame {reuse.entered_frame}) with {reuse.opening}"
     )
+    if reuse.unknown:
+        return head + "; the capture's snap length cut the TCP options, so whether it had the RFC 6191 safeguard cannot be told", True
+    return f"{head}: {reuse.safeguard}", False
