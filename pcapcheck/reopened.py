@@ -8,8 +8,11 @@ TIME-WAITs and what it sent (checks.reuse).  When both incarnations were made fr
 (replay.memo), what those read is either fixed by the templates (the TIME-WAITs held, at which
 segment, for how long; the transitions) or a value of the rows (times, frames, flags, sequence
 numbers, timestamps).  ``pair_columns`` reads the rows of every pair of a run at once, with a few
-numpy operations over all of them, and hands the values to the functions the object path uses
-(``checks.reuse.reuse_from``); only that last step is a loop over the pairs.
+numpy operations over all of them, and works out what ``checks.reuse.reuse_from`` makes of each
+pair over those columns too: which TIME-WAIT counts, and the safeguard's verdict
+(``verdict_codes``, held equal to checks.reuse.verdict_code by tests/test_reopened_columns.py).
+Only the words come one pair at a time: ``ReuseColumns.objects`` makes each pair's Reuse, which
+the reuse rules' ``said_of`` reads as their checks do.
 """
 
 from __future__ import annotations

@@ -164,7 +164,9 @@ def _accepted(ctx: CheckContext, holder: Side) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class _Verdict:
+class Verdict:
+    """A reopening's verdict in words (``verdict``), as a Reuse carries it."""
+
     safeguard: str | None = None
     unsafe: str = ""
     unknown: bool = False
@@ -213,25 +215,25 @@ def verdict_code(
     return NO_NEWER_TS
 
 
-def verdict(code: int, ts_val: int | None, last_ts: int | None, received: bool, isn: int, old_end: int | None) -> _Verdict:
+def verdict(code: int, ts_val: int | None, last_ts: int | None, received: bool, isn: int, old_end: int | None) -> Verdict:
     """The verdict ``code`` in words, with the numbers it rests on."""
     if code == UNKNOWN:
-        return _Verdict(unknown=True)
+        return Verdict(unknown=True)
     if code == TS_NEWER:
-        return _Verdict(f"its TSval {ts_val} is newer than the old connection's {last_ts} (RFC 6191)")
+        return Verdict(f"its TSval {ts_val} is newer than the old connection's {last_ts} (RFC 6191)")
     if code == NO_NEWER_TS:
-        return _Verdict(unsafe="it carried no newer timestamp, the only safeguard for an endpoint reopening the tuple itself")
+        return Verdict(unsafe="it carried no newer timestamp, the only safeguard for an endpoint reopening the tuple itself")
     isn_above = _isn_above(isn, old_end)
     isn_text = f"its ISN {isn} is {'' if isn_above else 'not '}above the old connection's last sequence number {old_end}"
     if code == TS_EQUAL_ISN_ABOVE:
-        return _Verdict(f"its TSval equals the old connection's last ({last_ts}) and {isn_text} (RFC 6191 §2)")
+        return Verdict(f"its TSval equals the old connection's last ({last_ts}) and {isn_text} (RFC 6191 §2)")
     if code == TS_NOT_NEWER:
         relation = "equal to" if ts_val == last_ts else "older than"
         reason = f"its TSval {ts_val} is {relation} the old connection's last {last_ts}"
-        return _Verdict(unsafe=reason + (f" and {isn_text}" if ts_val == last_ts and received else ""))
+        return Verdict(unsafe=reason + (f" and {isn_text}" if ts_val == last_ts and received else ""))
     if code == ISN_ABOVE:
-        return _Verdict(f"{isn_text} (RFC 9293 §3.6.1)")
-    return _Verdict(unsafe=f"it carried no timestamp to compare and {isn_text}")
+        return Verdict(f"{isn_text} (RFC 9293 §3.6.1)")
+    return Verdict(unsafe=f"it carried no timestamp to compare and {isn_text}")
 
 
 def _isn_above(isn: int, old_end: int | None) -> bool:
