@@ -122,7 +122,10 @@ def analyze(
     reader: ReaderOpt = "dpkt",
     jobs: Annotated[
         int,
-        typer.Option("--jobs", "-j", help="Processes to analyse with, sharding connections by 4-tuple (0 = per core)."),
+        typer.Option(
+            "--jobs", "-j",
+            help="Processes to analyse with, sharding connections by 4-tuple, and to write the report files (0 = per core).",
+        ),  # fmt: skip
     ] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")] = False,
 ) -> None:

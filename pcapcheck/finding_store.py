@@ -98,7 +98,10 @@ def write_findings(
     for i, f in enumerate(ordered):
         kinds[i] = table.setdefault((f.rule, f.severity.value, f.capture_quality), len(table))
     connections = np.fromiter((f.connection for f in ordered), dtype=np.int32, count=len(ordered))
-    frames = np.fromiter((f.frame for f in ordered), dtype=np.int64, count=len(ordered))
+    try:
+        frames = np.fromiter((f.frame for f in ordered), dtype=np.int64, count=len(ordered))
+    except (TypeError, ValueError, OverflowError):  # a frame that is no number: no text, the writer reads them
+        frames, render = np.zeros(0, dtype=np.int64), None
     made: list[str] = []
     try:
         with open(_path(directory, bucket), "wb") as handle:
@@ -121,7 +124,7 @@ def write_findings(
 class _RunOrder:
     """The findings in the run's order: each one's bucket, connection number and head."""
 
-    buckets: np.ndarray  # uint16
+    buckets: np.ndarray  # int32
     numbers: np.ndarray  # int64, the connection's id in the run
     head_codes: np.ndarray  # int64, index into heads
     heads: list[tuple[str, str]]  # (rule, severity value)
@@ -238,13 +241,14 @@ class FindingStore(ComparesAsList, IteratedSequence):
         # out lie among the others: rare (a damaged capture), so left to the reading path.
         if any(not n.all() for n in numbers):
             return None
-        return self._joined(kind, head_of, separator, numbers)
-
-    def _joined(
-        self, kind: str, head_of: Callable[[str, str], bytes], separator: bytes, numbers: list[np.ndarray]
-    ) -> Iterator[bytes]:
         order = self._run_order(numbers)
-        heads = [head_of(rule, level) for rule, level in order.heads]
+        try:
+            heads = [head_of(rule, level) for rule, level in order.heads]
+        except (TypeError, ValueError):  # a rule or severity the writer cannot format: it reads them
+            return None
+        return self._joined(kind, order, heads, separator)
+
+    def _joined(self, kind: str, order: "_RunOrder", heads: list[bytes], separator: bytes) -> Iterator[bytes]:
         for start, texts in interleave(order.buckets, lambda b: _text_path(self.directory, b, kind)):
             end = start + len(texts)
             yield separator.join([
@@ -263,14 +267,14 @@ class FindingStore(ComparesAsList, IteratedSequence):
             table = spilled.kind_table
             rank = np.asarray([rank_of[rule] for rule, _, _ in table], dtype=np.int64)
             head = np.asarray([head_index.setdefault(k[:2], len(head_index)) for k in table], dtype=np.int64)
-            buckets.append(np.full(len(codes), bucket, dtype=np.uint16))
+            buckets.append(np.full(len(codes), bucket, dtype=np.int32))
             frames.append(spilled.frames)
             numbered.append(bucket_numbers)
             ranks.append(rank[codes])
             head_codes.append(head[codes])
         if not buckets:
             empty = np.zeros(0, dtype=np.int64)
-            return _RunOrder(empty.astype(np.uint16), empty, empty, [])
+            return _RunOrder(empty.astype(np.int32), empty, empty, [])
         # Stable: findings equal in (frame, connection, rule) are of one bucket, in its file order.
         order = np.lexsort((np.concatenate(ranks), np.concatenate(numbered), np.concatenate(frames)))
         return _RunOrder(

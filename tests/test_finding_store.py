@@ -147,10 +147,21 @@ def test_text_is_served_only_when_every_bucket_with_findings_made_it(tmp_path):
     assert made_ahead(store) == {"json": None, "csv": None}
 
 
-def test_a_finding_of_an_odd_type_leaves_its_bucket_to_the_writer(tmp_path):
-    odd = Finding("abortive-close", Severity.WARNING, 1, Side.CLIENT, np.int64(3), 0.1, "m")  # frame: numpy int
+@pytest.mark.parametrize("frame", [np.int64(3), None])  # a numpy int, or no number at all
+def test_a_finding_of_an_odd_type_leaves_its_bucket_to_the_writer(tmp_path, frame):
+    odd = Finding("abortive-close", Severity.WARNING, 1, Side.CLIENT, frame, 0.1, "m")
     spilled = write_findings(str(tmp_path), 0, [odd], renderer_for(json=True, csv=True).findings)
     assert spilled.texts == ()
+
+
+def test_a_head_the_writer_cannot_make_leaves_the_findings_to_it(tmp_path):
+    store = stored(tmp_path, synthetic_buckets(2), None, renderer_for(json=True, csv=True).findings)
+    assert len(store) > 0
+
+    def refuses(rule, severity):
+        raise TypeError("not a str")
+
+    assert store.joined_texts("json", refuses, b",") is None
 
 
 def test_reports_written_from_text_made_ahead_read_no_finding_back(tmp_path, monkeypatch):

@@ -8,12 +8,16 @@ in a writer process reaches the caller with its traceback.
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 
 import pcapcheck.partition as partition
 from pcapcheck.analysis import analyze
 from pcapcheck.errors import PcapcheckError
-from pcapcheck.reports import csv_report, write_reports
+from pcapcheck.reports import csv_report, json_report, write_reports
+from pcapcheck.reports.atomic import ReportWriteError
 from pcapcheck.reports.fragments import renderer_for
 from tests.samples_support import all_samples, config_for
 from tests.test_reports_sample import sample_result
@@ -79,5 +83,45 @@ def test_a_bug_in_a_writer_process_is_raised_with_its_traceback(tmp_path, monkey
 
     monkeypatch.setattr(csv_report, "write_csv", broken)
     # The JSON is the first report (this process's lane), the CSV the second: a child's.
-    with pytest.raises(RuntimeError, match="(?s)a report writer failed.*ZeroDivisionError: a bug"):
+    with pytest.raises(RuntimeError, match="(?s)a report writer process failed.*ZeroDivisionError: a bug"):
         write_reports(sample_result(), csv_dir=tmp_path / "csv", json_path=tmp_path / "x.json", jobs=2)
+    assert (tmp_path / "x.json").is_file()
+
+
+def test_a_writer_process_killed_from_outside_is_one_line_and_the_others_are_written(tmp_path, monkeypatch):
+    def killed(result, path):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    monkeypatch.setattr(csv_report, "write_csv", killed)
+    with pytest.raises(ReportWriteError, match=r"a report writer process died \(exit code -9\); try fewer --jobs"):
+        write_reports(sample_result(), json_path=tmp_path / "x.json", csv_dir=tmp_path / "csv", jobs=2)
+    assert (tmp_path / "x.json").is_file()
+
+
+def test_a_bug_in_this_process_still_waits_for_the_writer_processes(tmp_path, monkeypatch):
+    def broken(result, path):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(json_report, "write_json", broken)
+    sarif = tmp_path / "x.sarif"
+    with pytest.raises(ZeroDivisionError):
+        # JSON and JUnit here (the bug stops them); the CSV and SARIF in a child, which finishes them.
+        write_reports(
+            sample_result(), json_path=tmp_path / "x.json", csv_dir=tmp_path / "csv", junit_path=tmp_path / "x.xml",
+            sarif_path=sarif, jobs=2,
+        )  # fmt: skip
+    assert (tmp_path / "csv" / "findings.csv").is_file() and sarif.is_file()
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_an_error_in_this_process_keeps_its_type(tmp_path, monkeypatch, jobs):
+    class Odd(PcapcheckError):
+        pass
+
+    def odd(result, path):
+        raise Odd("not a write error")
+
+    monkeypatch.setattr(json_report, "write_json", odd)
+    with pytest.raises(Odd, match="not a write error"):
+        write_reports(sample_result(), json_path=tmp_path / "x.json", csv_dir=tmp_path / "csv", jobs=jobs)

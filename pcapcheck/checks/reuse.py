@@ -39,13 +39,14 @@ class Reuse:
     elapsed: float  # from entering TIME-WAIT to the new SYN (to its SYN-ACK when the SYN was lost)
     safeguard: str | None  # which RFC safeguard made the reuse safe, or None
     # Why no safeguard holds (when safeguard is None and not unknown), e.g. "its TSval 5 is older than ...".
-    unsafe: str = ""
+    unsafe: str
     # The capture cannot tell: the SYN's (or the old connection's) options were cut by the snap length.
-    unknown: bool = False
+    unknown: bool
     # The capture lost the SYN; ``syn`` is the SYN-ACK answering it, which tells the SYN's ISN (its
     # ACK - 1, RFC 9293 §3.4) and TSval (its TSecr, RFC 7323 §4.3).
-    syn_lost: bool = False
-    verdict: int = 0  # ``verdict_code``: what the fields above say, as the rules select on it
+    syn_lost: bool
+    # ``verdict_code``, which the three fields before syn_lost word (``verdict``): the rules select on it.
+    verdict: int
 
     @property
     def opener(self) -> Side:
@@ -233,7 +234,9 @@ def verdict(code: int, ts_val: int | None, last_ts: int | None, received: bool, 
         return Verdict(unsafe=reason + (f" and {isn_text}" if ts_val == last_ts and received else ""))
     if code == ISN_ABOVE:
         return Verdict(f"{isn_text} (RFC 9293 §3.6.1)")
-    return Verdict(unsafe=f"it carried no timestamp to compare and {isn_text}")
+    if code == ISN_NOT_ABOVE:
+        return Verdict(unsafe=f"it carried no timestamp to compare and {isn_text}")
+    raise ValueError(f"not a verdict code: {code}")
 
 
 def _isn_above(isn: int, old_end: int | None) -> bool:

@@ -41,6 +41,6 @@ def said_of(reuse: Reuse, time_wait: float, who: Callable[[Side], str]) -> tuple
         f"{who(reuse.holder)} reused the 4-tuple {seconds(reuse.elapsed)} after entering TIME-WAIT "
         f"(frame {reuse.entered_frame}) with {reuse.opening}"
     )
-    if reuse.unknown:
+    if reuse.verdict == UNKNOWN:
         return head + "; the capture's snap length cut the TCP options, so whether it had the RFC 6191 safeguard cannot be told", True
     return f"{head}: {reuse.safeguard}", False

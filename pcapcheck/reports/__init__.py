@@ -45,7 +45,7 @@ def write_reports(
         errors = [_written(result, writer) for writer in writers]
     first = next((error for error in errors if error is not None), None)
     if first is not None:
-        raise ReportWriteError(first)
+        raise first
 
 
 def _writers(json_path, csv_dir, html_path, junit_path, sarif_path) -> list[tuple[Writer, str | os.PathLike]]:
@@ -74,54 +74,69 @@ def _writers(json_path, csv_dir, html_path, junit_path, sarif_path) -> list[tupl
     return out
 
 
-def _written(result: "AnalysisResult", writer: tuple[Writer, str | os.PathLike]) -> str | None:
-    """Run one writer: None, or why its report could not be written."""
+def _written(result: "AnalysisResult", writer: tuple[Writer, str | os.PathLike]) -> PcapcheckError | None:
+    """Run one writer: None, or why its report could not be written (bad input, a full disk)."""
     write, path = writer
     try:
         write(result, path)
     except PcapcheckError as err:
-        return str(err)
+        return err
     return None
 
 
-def _write_in_processes(result: "AnalysisResult", writers: list, jobs: int) -> list[str | None]:
+def _write_in_processes(result: "AnalysisResult", writers: list, jobs: int) -> list[Exception | None]:
     """``_written`` of every writer, the writers dealt round-robin to ``jobs`` lanes: this process
     runs the first lane, forked children the others (they read the result as this process holds
-    it, the run's temporary files included, and change nothing in it)."""
+    it, the run's temporary files included, and change nothing in it).  Every child is waited for,
+    whatever happens here: its reports are written whole or not at all (reports.atomic).  A bug in
+    a child comes back as a RuntimeError with its traceback; a child killed from outside as one
+    line, like bad input."""
     count = min(jobs, len(writers))
     lanes = [list(range(k, len(writers), count)) for k in range(count)]
     context = multiprocessing.get_context("fork")
     children = []
-    for lane in lanes[1:]:
-        receive, send = context.Pipe(duplex=False)
-        child = context.Process(
-            target=_lane, args=(send, result, [writers[i] for i in lane]), daemon=True, name="pcapcheck-report"
-        )
-        child.start()
-        send.close()
-        children.append((child, receive, lane))
-    errors: list[str | None] = [None] * len(writers)
-    for i in lanes[0]:
-        errors[i] = _written(result, writers[i])
-    for child, receive, lane in children:
-        try:
-            outcome = receive.recv()
-        except EOFError:  # it died without a word (killed, out of memory)
-            child.join()
-            outcome = ("crash", f"it ended with exit code {child.exitcode}")
-        child.join()
-        receive.close()
-        if outcome[0] == "crash":
-            raise RuntimeError(f"a report writer failed:\n{outcome[1]}")
-        for i, error in zip(lane, outcome[1]):
-            errors[i] = error
+    errors: list[Exception | None] = [None] * len(writers)
+    try:
+        for lane in lanes[1:]:
+            receive, send = context.Pipe(duplex=False)
+            child = context.Process(
+                target=_lane, args=(send, result, [writers[i] for i in lane]), daemon=True, name="pcapcheck-report"
+            )
+            child.start()
+            send.close()
+            children.append((child, receive, lane))
+        for i in lanes[0]:
+            errors[i] = _written(result, writers[i])
+    finally:
+        outcomes = [_outcome(child, receive) for child, receive, _ in children]
+    for (_, _, lane), (kind, said) in zip(children, outcomes):
+        if kind == "crash":
+            raise RuntimeError(f"a report writer process failed:\n{said}")
+        if kind == "died":
+            raise ReportWriteError(said)
+        for i, message in zip(lane, said):
+            errors[i] = None if message is None else ReportWriteError(message)
     return errors
 
 
-def _lane(send, result: "AnalysisResult", lane: list) -> None:
-    """A child's work: its writers, then one message, ("done", each one's ``_written``)."""
+def _outcome(child, receive) -> tuple[str, object]:
+    """A child's one message, once it has ended."""
     try:
-        send.send(("done", [_written(result, writer) for writer in lane]))
+        outcome = receive.recv()
+    except (EOFError, OSError):  # it died without a word (killed, out of memory)
+        child.join()
+        outcome = ("died", f"a report writer process died (exit code {child.exitcode}); try fewer --jobs")
+    child.join()
+    receive.close()
+    return outcome
+
+
+def _lane(send, result: "AnalysisResult", lane: list) -> None:
+    """A child's work: its writers, then one message: ("done", each one's error message or None),
+    or ("crash", a traceback)."""
+    try:
+        said = [_written(result, writer) for writer in lane]
+        send.send(("done", [None if error is None else str(error) for error in said]))
     except BaseException:  # a bug, not bad input: the parent raises it with this traceback
         send.send(("crash", traceback.format_exc()))
     finally:
