@@ -679,7 +679,7 @@ class _Analyst:
         ks = [k for _, k in self.pairs]
         deferred = self.deferred
         columns = pair_columns(table, ps, ks, [deferred[p] for p in ps], [deferred[k] for k in ks])  # type: ignore[arg-type]
-        rules = reuse_rules(self.config, self.catalogue)
+        reuse_findings = reuse_rules(self.config, self.catalogue)
         lane = [i for i, own in enumerate(columns.own) if not own]
         with_reuse = [i for i in lane if columns.reuse.found[i]]
         reuses = dict(zip(with_reuse, columns.reuse.objects(with_reuse)))
@@ -693,19 +693,7 @@ class _Analyst:
             self.templates.column_pairs += 1  # type: ignore[union-attr]
             reuse = reuses.get(i)
             if reuse is not None:
-                mine = []
-                for said_of, rule in rules:
-                    if rule.needs & flags_seen[k] != rule.needs:
-                        continue  # as run_checks skips it
-                    said = said_of(reuse, rule.params["time_wait"], functools.partial(who, table, k))
-                    if said is not None:
-                        mine.append(Finding(
-                            rule.spec.id, rule.severity, k + 1, reuse.holder, reuse.syn.frame, reuse.syn.time,
-                            said[0], rule.spec.rfc_text, said[1],
-                        ))  # fmt: skip
-                if len(mine) > 1:
-                    mine.sort(key=lambda f: (f.frame, f.rule))  # as run_checks orders them
-                found.extend(mine)
+                found.extend(reuse_findings(reuse, k + 1, flags_seen[k], functools.partial(who, table, k)))
             if p in self.owed:
                 self._settle_columns(p, k, columns.ended[i], columns.syn_rows[i], checked)
         return found

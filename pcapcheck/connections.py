@@ -958,11 +958,14 @@ class ConnectionTable:
 
     def endpoints(self, k: int) -> tuple[Endpoint, Endpoint]:
         """Connection ``k``'s client and server."""
+        return self.endpoint(k, 0), self.endpoint(k, 1)
+
+    def endpoint(self, k: int, side: int) -> Endpoint:
+        """Connection ``k``'s client (side 0) or server (1)."""
         version = int(self.version[k])
-        return (
-            Endpoint(self.address(self.client_key[k], version), int(self.client_port[k])),
-            self.server(self.server_key[k], version, int(self.server_port[k])),
-        )
+        if side == 0:
+            return Endpoint(self.address(self.client_key[k], version), int(self.client_port[k]))
+        return self.server(self.server_key[k], version, int(self.server_port[k]))
 
     def connection(self, k: int) -> Connection:
         a_k, b_k = int(self.starts[k]), int(self.ends[k])

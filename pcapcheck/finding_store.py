@@ -44,7 +44,7 @@ from .errors import PcapcheckError
 from .findings import Finding, Severity
 from .segments import Side
 from .sequences import ComparesAsList, IteratedSequence
-from .text_records import interleave, write_records
+from .text_records import bucket_dtype, interleave, write_records
 
 # Findings pickled together.  A merge holds one chunk per bucket, and every bucket stays open to
 # the end of it (buckets interleave in time): small chunks keep hundreds of buckets to a few MB.
@@ -124,7 +124,7 @@ def write_findings(
 class _RunOrder:
     """The findings in the run's order: each one's bucket, connection number and head."""
 
-    buckets: np.ndarray  # int32
+    buckets: np.ndarray  # text_records.bucket_dtype
     numbers: np.ndarray  # int64, the connection's id in the run
     head_codes: np.ndarray  # int64, index into heads
     heads: list[tuple[str, str]]  # (rule, severity value)
@@ -267,14 +267,14 @@ class FindingStore(ComparesAsList, IteratedSequence):
             table = spilled.kind_table
             rank = np.asarray([rank_of[rule] for rule, _, _ in table], dtype=np.int64)
             head = np.asarray([head_index.setdefault(k[:2], len(head_index)) for k in table], dtype=np.int64)
-            buckets.append(np.full(len(codes), bucket, dtype=np.int32))
+            buckets.append(np.full(len(codes), bucket, dtype=bucket_dtype(len(self._spilled))))
             frames.append(spilled.frames)
             numbered.append(bucket_numbers)
             ranks.append(rank[codes])
             head_codes.append(head[codes])
         if not buckets:
             empty = np.zeros(0, dtype=np.int64)
-            return _RunOrder(empty.astype(np.int32), empty, empty, [])
+            return _RunOrder(empty, empty, empty, [])
         # Stable: findings equal in (frame, connection, rule) are of one bucket, in its file order.
         order = np.lexsort((np.concatenate(ranks), np.concatenate(numbered), np.concatenate(frames)))
         return _RunOrder(

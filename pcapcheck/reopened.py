@@ -34,7 +34,7 @@ from .checks.reuse import (
     SynAt,
     verdict,
 )
-from .connections import ConnectionTable, Endpoint
+from .connections import ConnectionTable
 from .replay.memo import Template
 from .replay.model import State
 from .segments import ACK, FIN, SYN, Side
@@ -118,12 +118,7 @@ class ReuseColumns:
 
 def who(table: ConnectionTable, k: int, side: Side) -> str:
     """CheckContext.who of connection ``k`` of the table: 'client 198.18.0.1:40000'."""
-    version = int(table.version[k])
-    if side is Side.CLIENT:
-        endpoint = Endpoint(table.address(table.client_key[k], version), int(table.client_port[k]))
-    else:
-        endpoint = table.server(table.server_key[k], version, int(table.server_port[k]))
-    return f"{side.value} {endpoint}"
+    return f"{side.value} {table.endpoint(k, 0 if side is Side.CLIENT else 1)}"
 
 
 class _Ranges:

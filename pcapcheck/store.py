@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import PcapcheckError
 from .sequences import ComparesAsList, IteratedSequence
-from .text_records import interleave, write_records
+from .text_records import bucket_dtype, interleave, write_records
 
 if TYPE_CHECKING:
     from .analysis import ConnectionReport
@@ -329,11 +329,12 @@ class ConnectionStore(IteratedSequence):
     def _sequence(self) -> np.ndarray:
         """The bucket of each connection kept, in id order."""
         # Merged by first frame without a heap: the order of buckets is known from the frames.  The
-        # bucket of each place is kept as two bytes: as a list it would hold tens of bytes a
-        # connection for the whole merge.
+        # bucket of each place is kept as an array (text_records.bucket_dtype): as a list it would
+        # hold tens of bytes a connection for the whole merge.
         frames = np.concatenate(self._first_frames) if self._first_frames else np.zeros(0, dtype=np.int64)
         bucket_of = np.repeat(
-            np.arange(len(self._first_frames), dtype=np.uint16), [len(f) for f in self._first_frames]
+            np.arange(len(self._first_frames), dtype=bucket_dtype(len(self._first_frames))),
+            [len(f) for f in self._first_frames],
         )
         order = np.argsort(frames, kind="stable")
         if self._cut is not None:

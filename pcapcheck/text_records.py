@@ -26,6 +26,12 @@ MERGE_SLICE = 2048
 _HEAD = struct.Struct("<II")
 
 
+def bucket_dtype(buckets: int) -> type:
+    """The integer type of an ``interleave`` sequence over this many files: two bytes a place
+    (a sequence names every connection or finding of the run) while the numbers fit."""
+    return np.uint16 if buckets <= 1 << 16 else np.int32
+
+
 def write_records(handle, texts: list[str]) -> None:
     """One chunk of records."""
     encoded = [text.encode("utf-8") for text in texts]

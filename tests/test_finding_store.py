@@ -100,14 +100,20 @@ def formatted(findings: list[Finding]) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_sorted_buckets_merged_read_back_in_the_order_one_run_makes(tmp_path, seed):
-    buckets = synthetic_buckets(seed)
+def numbered(tmp_path, buckets) -> tuple[ConnectionStore, tuple]:
+    """The buckets' connections in a store that numbers them, and the cuts to try: none, all, half."""
     connections = ConnectionStore(str(tmp_path))
     for b, (first, _) in enumerate(buckets):
         connections.adopt(b, Written(first, ["graceful"] * len(first)))
     all_first = sorted(int(f) for first, _ in buckets for f in first)
-    for cut in (None, -1, all_first[len(all_first) // 2]):
+    return connections, (None, -1, all_first[len(all_first) // 2])
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_sorted_buckets_merged_read_back_in_the_order_one_run_makes(tmp_path, seed):
+    buckets = synthetic_buckets(seed)
+    connections, cuts = numbered(tmp_path, buckets)
+    for cut in cuts:
         expected = expected_order(connections, buckets, cut)
         store = stored(tmp_path, buckets, cut)
         assert list(store) == expected
@@ -118,11 +124,8 @@ def test_sorted_buckets_merged_read_back_in_the_order_one_run_makes(tmp_path, se
 @pytest.mark.parametrize("seed", range(40))
 def test_text_made_ahead_is_written_in_the_order_one_run_makes(tmp_path, seed):
     buckets = synthetic_buckets(seed)
-    connections = ConnectionStore(str(tmp_path))
-    for b, (first, _) in enumerate(buckets):
-        connections.adopt(b, Written(first, ["graceful"] * len(first)))
-    all_first = sorted(int(f) for first, _ in buckets for f in first)
-    for cut in (None, -1, all_first[len(all_first) // 2]):
+    connections, cuts = numbered(tmp_path, buckets)
+    for cut in cuts:
         expected = expected_order(connections, buckets, cut)
         store = stored(tmp_path, buckets, cut, renderer_for(json=True, csv=True).findings)
         if cut is None or len(expected) == sum(len(f) for _, f in buckets):
@@ -165,11 +168,7 @@ def test_a_head_the_writer_cannot_make_leaves_the_findings_to_it(tmp_path):
 
 
 def test_reports_written_from_text_made_ahead_read_no_finding_back(tmp_path, monkeypatch):
-    buckets = synthetic_buckets(9)
-    connections = ConnectionStore(str(tmp_path))
-    for b, (first, _) in enumerate(buckets):
-        connections.adopt(b, Written(first, ["graceful"] * len(first)))
-    store = stored(tmp_path, buckets, None, renderer_for(json=True, csv=True).findings)
+    store = stored(tmp_path, synthetic_buckets(9), None, renderer_for(json=True, csv=True).findings)
     expected = formatted(list(store))
 
     def no_reading(*_args):

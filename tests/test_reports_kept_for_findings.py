@@ -116,21 +116,9 @@ def test_a_run_that_looks_nothing_up_writes_the_same_json_and_csv_and_keeps_no_r
     ],
 )
 def test_the_cli_keeps_no_report_when_nothing_looks_one_up(tmp_path, monkeypatch, flags, by_id):
-    from typer.testing import CliRunner
-
-    asked = {}
-
-    def fake(paths, config, **settings):
-        asked.update(settings)
-        result = sample_result()
-        result.config = config
-        return result
-
-    monkeypatch.setattr(pcapcheck.analysis, "analyze", fake)
-    argv = ["analyze", str(tmp_path / "run.pcap"), "--json", str(tmp_path / "x.json")]
-    argv += [f if f.startswith("-") else str(tmp_path / f) for f in flags]
-    CliRunner().invoke(app, argv)  # the baseline's absence is noticed after the analysis
-    assert asked.get("by_id", True) is by_id
+    argv = ["--json", str(tmp_path / "x.json")] + [f if f.startswith("-") else str(tmp_path / f) for f in flags]
+    # The baseline's absence is noticed after the analysis.
+    assert analysis_settings(tmp_path, monkeypatch, argv).get("by_id", True) is by_id
 
 
 def test_a_bucket_whose_text_could_not_be_made_keeps_every_report(tmp_path):
@@ -153,6 +141,12 @@ def test_a_bucket_whose_text_could_not_be_made_keeps_every_report(tmp_path):
     ],
 )
 def test_the_cli_keeps_every_report_only_for_html_and_junit(tmp_path, monkeypatch, outputs, all_reports):
+    argv = ["-q"] + [o if o.startswith("--") else str(tmp_path / o) for o in outputs]
+    assert analysis_settings(tmp_path, monkeypatch, argv).get("all_reports", True) is all_reports
+
+
+def analysis_settings(tmp_path, monkeypatch, options: list[str]) -> dict:
+    """What ``pcapcheck analyze run.pcap OPTIONS`` asks of analysis.analyze (the pipeline faked)."""
     from typer.testing import CliRunner
 
     asked = {}
@@ -164,7 +158,5 @@ def test_the_cli_keeps_every_report_only_for_html_and_junit(tmp_path, monkeypatc
         return result
 
     monkeypatch.setattr(pcapcheck.analysis, "analyze", fake)
-    argv = ["analyze", str(tmp_path / "run.pcap"), "-q"]
-    argv += [o if o.startswith("--") else str(tmp_path / o) for o in outputs]
-    CliRunner().invoke(app, argv)
-    assert asked.get("all_reports", True) is all_reports
+    CliRunner().invoke(app, ["analyze", str(tmp_path / "run.pcap"), *options])
+    return asked

@@ -26,6 +26,7 @@ from ..connections import Connection
 from ..findings import Finding, Severity
 from ..profiles import Profile
 from ..replay.model import Replay
+from ..segments import Side
 from . import (
     abortive_close,
     capture_gap,
@@ -53,6 +54,7 @@ from . import (
     timestamps_dropped,
 )
 from .context import CheckContext
+from .reuse import Reuse, reuse_finding
 
 CheckFunction = Callable[[CheckContext], Iterable[Finding]]
 
@@ -197,19 +199,36 @@ def _findings(
             shared=shared,
         )
         findings.extend(rule.check(ctx))
+    return _in_frame_order(findings)
+
+
+def reuse_rules(config, catalogue: Mapping[str, RuleSpec]) -> Callable[..., list[Finding]]:
+    """``run_checks`` with only the enabled rules that read the previous incarnation, which they
+    read only through checks.reuse.find_reuse, resolved once for a run, for connections whose Reuse
+    is known (the column lane of reopened tuples, pcapcheck.reopened):
+    ``findings(reuse, connection_id, flags_seen, who)``."""
+    plan = _plan(config, catalogue)
+    chosen = [(_SAID_OF[rule.rule_id], rule) for rule in plan.rules if rule.rule_id in READS_PREVIOUS]
+
+    def findings(reuse: Reuse, connection_id: int, flags_seen: int, who: Callable[[Side], str]) -> list[Finding]:
+        out = []
+        for said_of, rule in chosen:
+            if rule.needs & flags_seen != rule.needs:
+                continue  # as _findings skips it
+            finding = reuse_finding(reuse, said_of, rule.params, who, rule.spec, rule.severity, connection_id)
+            if finding is not None:
+                out.append(finding)
+        return _in_frame_order(out)
+
+    return findings
+
+
+def _in_frame_order(findings: list[Finding]) -> list[Finding]:
+    """A connection's findings in frame order, as run_checks gives them (rules by id at one frame)."""
     if len(findings) > 1:
         findings.sort(key=lambda f: (f.frame, f.rule))
     return findings
 
 
-def reuse_rules(config, catalogue: Mapping[str, RuleSpec]) -> list[tuple[Callable, _RulePlan]]:
-    """The enabled rules that read the previous incarnation, resolved for a run, each with its
-    module's ``said_of(reuse, time_wait, who)``: for a connection whose checks.reuse.Reuse is
-    known (pcapcheck.reopened), what ``run_checks`` would find with them is, per rule in this
-    order, a finding at the reuse's SYN by its holder, with what ``said_of`` says."""
-    plan = _plan(config, catalogue)
-    return [(_SAID_OF[rule.rule_id], rule) for rule in plan.rules if rule.rule_id in READS_PREVIOUS]
-
-
-# Each rule that reads the previous incarnation reads only its Reuse (checks.reuse.find_reuse).
+# Each rule that reads the previous incarnation reads only its Reuse (checks.reuse.reuse_check).
 _SAID_OF: dict[str, Callable] = {m.RULE: m.said_of for m in _MODULES if getattr(m, "READS_PREVIOUS", False)}

@@ -9,14 +9,16 @@ reopens the tuple itself from TIME-WAIT (Linux tcp_tw_reuse) has only the timest
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from ..catalogue import RuleSpec
 from ..connections import Connection
+from ..findings import Finding, Severity
 from ..replay.model import Replay, State, Step
 from ..segments import FIN, SYN, Side
-from .context import CheckContext
+from .context import CheckContext, rule_finding
 
 _HALF = 1 << 31
 _MASK = 0xFFFFFFFF
@@ -55,14 +57,10 @@ class Reuse:
 
     @property
     def opening(self) -> str:
-        return opening_text(self.syn.frame, self.syn_lost)
-
-
-def opening_text(frame: int, syn_lost: bool) -> str:
-    """'the new SYN (frame 12)' or, when the capture lost it, how it is known, for messages."""
-    if syn_lost:
-        return f"a new SYN the capture lost (answered by the SYN-ACK, frame {frame})"
-    return f"the new SYN (frame {frame})"
+        """'the new SYN (frame 12)' or, when the capture lost it, how it is known, for messages."""
+        if self.syn_lost:
+            return f"a new SYN the capture lost (answered by the SYN-ACK, frame {self.syn.frame})"
+        return f"the new SYN (frame {self.syn.frame})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +93,41 @@ def _opening(steps: list[Step]) -> Opened | None:
     return at, Opening(first.sender.peer, (first.ack - 1) & _MASK, first.ts_ecr, first.truncated), True
 
 
+# What a reuse rule says of a Reuse: its message and whether it is a capture-quality note, or None
+# (the rule module's ``said_of(reuse, time_wait, who)``).
+SaidOf = Callable[["Reuse", float, Callable[[Side], str]], "tuple[str, bool] | None"]
+
+
+def reuse_check(ctx: CheckContext, said_of: SaidOf) -> Iterator[Finding]:
+    """The check of a rule that reads only the connection's Reuse (short-time-wait, time-wait-reuse)."""
+    reuse = find_reuse(ctx)
+    if reuse is not None:
+        finding = reuse_finding(reuse, said_of, ctx.params, ctx.who, ctx.spec, ctx.severity, ctx.connection.id)
+        if finding is not None:
+            yield finding
+
+
+def reuse_finding(
+    reuse: "Reuse",
+    said_of: SaidOf,
+    params: Mapping[str, Any],
+    who: Callable[[Side], str],
+    spec: RuleSpec,
+    severity: Severity,
+    connection_id: int,
+) -> Finding | None:
+    """What a reuse rule finds in a connection whose Reuse is known: at the new SYN, by the holder.
+    Its check and the column lane of reopened tuples (checks.reuse_rules) both make it here."""
+    said = said_of(reuse, params["time_wait"], who)
+    if said is None:
+        return None
+    return rule_finding(spec, severity, connection_id, reuse.syn, reuse.holder, said[0], capture_quality=said[1])
+
+
 def find_reuse(ctx: CheckContext) -> Reuse | None:
     """short-time-wait and time-wait-reuse both ask about the same connection: the answer depends on
     the connection, its replay and the previous incarnation only (not on params), so it is worked
-    out once per connection (``ctx.shared``; analysis' column lane puts it there itself)."""
+    out once per connection (``ctx.shared``)."""
     shared = ctx.shared
     if "reuse" not in shared:
         shared["reuse"] = None if ctx.previous is None else _find_reuse(ctx)

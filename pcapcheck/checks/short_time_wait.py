@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from ..findings import Finding
 from ..segments import SYN, Side
 from .context import CheckContext, seconds
-from .reuse import UNSAFE, Reuse, find_reuse
+from .reuse import UNSAFE, Reuse, reuse_check
 
 RULE = "short-time-wait"
 READS_PREVIOUS = True  # compares this incarnation with the one before (checks/__init__.py)
@@ -29,10 +29,7 @@ VERDICTS = UNSAFE
 
 
 def check(ctx: CheckContext) -> Iterator[Finding]:
-    reuse = find_reuse(ctx)
-    said = None if reuse is None else said_of(reuse, ctx.params["time_wait"], ctx.who)
-    if said is not None:
-        yield ctx.finding(reuse.syn, reuse.holder, said[0], capture_quality=said[1])  # type: ignore[union-attr]
+    return reuse_check(ctx, said_of)
 
 
 def said_of(reuse: Reuse, time_wait: float, who: Callable[[Side], str]) -> tuple[str, bool] | None:

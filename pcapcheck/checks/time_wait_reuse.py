@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from ..findings import Finding
 from ..segments import SYN, Side
 from .context import CheckContext, seconds
-from .reuse import SAFE, UNKNOWN, Reuse, find_reuse
+from .reuse import SAFE, UNKNOWN, Reuse, reuse_check
 
 RULE = "time-wait-reuse"
 READS_PREVIOUS = True  # compares this incarnation with the one before (checks/__init__.py)
@@ -25,10 +25,7 @@ VERDICTS = SAFE | {UNKNOWN}
 
 
 def check(ctx: CheckContext) -> Iterator[Finding]:
-    reuse = find_reuse(ctx)
-    said = None if reuse is None else said_of(reuse, ctx.params["time_wait"], ctx.who)
-    if said is not None:
-        yield ctx.finding(reuse.syn, reuse.holder, said[0], capture_quality=said[1])  # type: ignore[union-attr]
+    return reuse_check(ctx, said_of)
 
 
 def said_of(reuse: Reuse, time_wait: float, who: Callable[[Side], str]) -> tuple[str, bool] | None:

@@ -215,12 +215,20 @@ def _write_rows(handle: IO[str], columns: list[str], rows: Iterable[str]) -> Non
 
 
 def _fast_connections(result: "AnalysisResult", handle: IO[str]) -> None:
-    blocks = prerendered(result.connections, CSV)
+    _write_table(
+        handle, CONNECTION_COLUMNS, prerendered(result.connections, CSV), lambda: _connection_rows(result.connections)
+    )
+
+
+def _write_table(
+    handle: IO[str], columns: list[str], blocks: Iterable[bytes] | None, rows: Callable[[], Iterable[str]]
+) -> None:
+    """A CSV file from the text a partitioned run made (``blocks``), else from the ``rows``."""
     if blocks is None:
-        _write_rows(handle, CONNECTION_COLUMNS, _connection_rows(result.connections))
-    else:
-        handle.write(_csv_line(CONNECTION_COLUMNS))
-        write_blocks(handle, blocks, CSV)
+        _write_rows(handle, columns, rows())
+        return
+    handle.write(_csv_line(columns))
+    write_blocks(handle, blocks, CSV)
 
 
 def _connection_rows(connections: Iterable["ConnectionReport"]) -> Iterator[str]:
@@ -301,12 +309,10 @@ def _csv_flags(flags: int) -> str:
 
 
 def _fast_findings(result: "AnalysisResult", handle: IO[str]) -> None:
-    blocks = prerendered_findings(result.findings, CSV, finding_head)
-    if blocks is None:
-        _write_rows(handle, FINDING_COLUMNS, (_finding_row(f) for f in result.findings))
-    else:
-        handle.write(_csv_line(FINDING_COLUMNS))
-        write_blocks(handle, blocks, CSV)
+    _write_table(
+        handle, FINDING_COLUMNS, prerendered_findings(result.findings, CSV, finding_head),
+        lambda: (_finding_row(f) for f in result.findings),
+    )  # fmt: skip
 
 
 def states_text(states: list[dict]) -> str:

@@ -33,26 +33,19 @@ class Renderer:
         self.kinds = tuple(kinds)
 
     def __call__(self, reports: Sequence["ConnectionReport"]) -> dict[str, list[str] | None]:
-        from . import csv_report, json_report  # they import this module for ``prerendered``
-
-        out: dict[str, list[str] | None] = {}
-        if JSON in self.kinds:
-            out[JSON] = json_report.fragments_of(reports)
-        if CSV in self.kinds:
-            out[CSV] = csv_report.fragments_of(reports)
-        return out
+        return {kind: _writer(kind).fragments_of(reports) for kind in self.kinds}
 
     def findings(self, findings: Sequence["Finding"]) -> dict[str, list[str] | None]:
         """Per kind, each of one bucket's findings' text after its connection's number
         (pcapcheck.finding_store); None as for reports."""
-        from . import csv_report, json_report
+        return {kind: _writer(kind).finding_tails(findings) for kind in self.kinds}
 
-        out: dict[str, list[str] | None] = {}
-        if JSON in self.kinds:
-            out[JSON] = json_report.finding_tails(findings)
-        if CSV in self.kinds:
-            out[CSV] = csv_report.finding_tails(findings)
-        return out
+
+def _writer(kind: str):
+    """The report module that writes ``kind``."""
+    from . import csv_report, json_report  # they import this module for ``prerendered``
+
+    return json_report if kind == JSON else csv_report
 
 
 def renderer_for(*, json: bool, csv: bool) -> Renderer | None:

@@ -364,22 +364,25 @@ def write_document(result: "AnalysisResult", handle: IO[str]) -> None:
     head = json.dumps(document_head(result), **DUMPS_OPTIONS)
     tail = json.dumps(document_tail(result), **DUMPS_OPTIONS)
     handle.write(head[:-1] + ',"connections":')
-    blocks = prerendered(result.connections, JSON)
-    if blocks is None:
-        _write_list(handle, connection_texts(result.connections), CHUNK_CONNECTIONS)
-    else:
-        handle.write("[")
-        write_blocks(handle, blocks, JSON)
-        handle.write("]")
+    _write_array(
+        handle, prerendered(result.connections, JSON), lambda: connection_texts(result.connections), CHUNK_CONNECTIONS
+    )
     handle.write(',"findings":')
-    finding_blocks = prerendered_findings(result.findings, JSON, finding_head)
-    if finding_blocks is None:
-        _write_list(handle, _finding_texts(result.findings), 1)
-    else:
-        handle.write("[")
-        write_blocks(handle, finding_blocks, JSON)
-        handle.write("]")
+    _write_array(
+        handle, prerendered_findings(result.findings, JSON, finding_head), lambda: _finding_texts(result.findings), 1
+    )
     handle.write("," + tail[1:] + "\n")
+
+
+def _write_array(handle: IO[str], blocks: Iterable[bytes] | None, texts: Callable[[], Iterable[str]], chunk: int) -> None:
+    """A JSON array from the text a partitioned run made (``blocks``), else from the records'
+    ``texts`` (``_write_list``)."""
+    if blocks is None:
+        _write_list(handle, texts(), chunk)
+        return
+    handle.write("[")
+    write_blocks(handle, blocks, JSON)
+    handle.write("]")
 
 
 def write_json(result: "AnalysisResult", path: str | os.PathLike) -> None:
