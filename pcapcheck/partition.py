@@ -85,25 +85,32 @@ def distinct_pairs(rows: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Partition:
-    """The capture's segments in bucket files by tuple hash, each bucket in capture order."""
+    """The capture's segments in bucket files by tuple hash, each bucket in capture order.
+
+    Several ``writers`` (pcapcheck.parallel_read: processes decoding parts of one capture) each
+    write their own file of every bucket, writer 0 the first part of the capture, writer 1 the
+    next and so on: a bucket's rows are its files one after the other."""
 
     directory: str
     buckets: int
     segments: int = 0
+    writers: int = 1
+    writer: int = 0  # which of the writers this one writes as
     _files: list = field(default_factory=list)
 
     @classmethod
-    def create(cls, directory: str, buckets: int) -> "Partition":
-        part = cls(directory, buckets)
+    def create(cls, directory: str, buckets: int, writers: int = 1, writer: int = 0) -> "Partition":
+        part = cls(directory, buckets, writers=writers, writer=writer)
         try:
-            part._files = [open(part.path(b), "wb") for b in range(buckets)]
+            part._files = [open(part.path(b, writer), "wb") for b in range(buckets)]
         except OSError as err:
             part.close()
             raise PcapcheckError(f"{directory}: cannot create the temporary bucket files: {err.strerror or err}") from None
         return part
 
-    def path(self, bucket: int) -> str:
-        return os.path.join(self.directory, f"segments-{bucket:04d}.bin")
+    def path(self, bucket: int, writer: int = 0) -> str:
+        name = f"segments-{bucket:04d}.bin" if writer == 0 else f"segments-{bucket:04d}-{writer}.bin"
+        return os.path.join(self.directory, name)
 
     def add(self, batch: np.ndarray) -> None:
         # 16-bit keys (MAX_BUCKETS fits, and the buckets of up to 16384 --jobs): numpy's stable
@@ -128,7 +135,9 @@ class Partition:
         self._files = []
 
     def rows(self, bucket: int) -> np.ndarray:
-        return np.fromfile(self.path(bucket), dtype=SEGMENT_DTYPE)
+        if self.writers == 1:
+            return np.fromfile(self.path(bucket), dtype=SEGMENT_DTYPE)
+        return np.concatenate([np.fromfile(self.path(bucket, w), dtype=SEGMENT_DTYPE) for w in range(self.writers)])
 
     def listener_rows(self) -> "ListenerRows":
         """What counts every endpoint's distinct peers over the whole capture, read when first asked."""

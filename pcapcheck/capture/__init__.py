@@ -74,28 +74,75 @@ class Capture:
                 yield batch
 
     def _decoded(self, index: int, source) -> Iterator:
-        info = self.info
         try:
             for decoded in source.decoded(index):
-                info.packets += decoded.records
-                info.tcp_packets += len(decoded.segments)
-                info.non_tcp_packets = info.packets - info.tcp_packets
-                info.truncated_packets += int(np.count_nonzero(decoded.segments["truncated"]))
-                if decoded.records:
-                    first, last = int(decoded.record_ts.min()) / 1e9, int(decoded.record_ts.max()) / 1e9
-                    info.first_time = first if info.first_time is None else min(info.first_time, first)
-                    info.last_time = last if info.last_time is None else max(info.last_time, last)
-                for name in source.link_names:
-                    if name not in info.link_types:
-                        info.link_types.append(name)
+                count_chunk(self.info, source, ChunkCounts.of(decoded))
                 yield decoded
         finally:
-            info.warnings.extend(w for w in source.warnings if w not in info.warnings)
-            info.comments.extend(c for c in source.comments if c not in info.comments)
-            dropped = source.dropped_by_interface
-            if dropped is not None:
-                info.dropped_by_interface = (info.dropped_by_interface or 0) + dropped
-            source.close()
+            close_source(self.info, source)
+
+    def single_pcap(self):
+        """The one file read, when it is a plain classic pcap file the default reader reads from a
+        regular file (what pcapcheck.parallel_read can split among processes), else None."""
+        if self._started or len(self._files) != 1:
+            return None
+        from .files import CaptureFile
+        from .pcap import PcapFile
+
+        file = self._files[0]
+        if not isinstance(file, CaptureFile) or type(file.fmt) is not PcapFile or file.format_name != "pcap":
+            return None
+        try:
+            if not stat.S_ISREG(os.stat(file.path).st_mode):
+                return None
+        except OSError:
+            return None
+        self._started = True  # read by the caller now, never by batches()
+        return file
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkCounts:
+    """What CaptureInfo counts of one decoded chunk."""
+
+    records: int
+    tcp: int
+    truncated: int
+    first_ns: int  # earliest and latest record timestamp (0 when no records)
+    last_ns: int
+
+    @classmethod
+    def of(cls, decoded) -> "ChunkCounts":
+        segments = decoded.segments
+        first = last = 0
+        if decoded.records:
+            first, last = int(decoded.record_ts.min()), int(decoded.record_ts.max())
+        return cls(decoded.records, len(segments), int(np.count_nonzero(segments["truncated"])), first, last)
+
+
+def count_chunk(info: CaptureInfo, source, counts: ChunkCounts) -> None:
+    """Add one chunk of ``source`` to ``info``."""
+    info.packets += counts.records
+    info.tcp_packets += counts.tcp
+    info.non_tcp_packets = info.packets - info.tcp_packets
+    info.truncated_packets += counts.truncated
+    if counts.records:
+        first, last = counts.first_ns / 1e9, counts.last_ns / 1e9
+        info.first_time = first if info.first_time is None else min(info.first_time, first)
+        info.last_time = last if info.last_time is None else max(info.last_time, last)
+    for name in source.link_names:
+        if name not in info.link_types:
+            info.link_types.append(name)
+
+
+def close_source(info: CaptureInfo, source) -> None:
+    """What ``source`` says once read (warnings, comments, drops) added to ``info``; closed."""
+    info.warnings.extend(w for w in source.warnings if w not in info.warnings)
+    info.comments.extend(c for c in source.comments if c not in info.comments)
+    dropped = source.dropped_by_interface
+    if dropped is not None:
+        info.dropped_by_interface = (info.dropped_by_interface or 0) + dropped
+    source.close()
 
 
 def open_capture(paths: Sequence[str] | str, reader: str = "dpkt") -> Capture:

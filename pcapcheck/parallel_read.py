@@ -1,0 +1,203 @@
+"""One large pcap file read under ``--jobs``: the record walk here, the decoding in worker processes.
+
+The record walk is a chain (each record's length says where the next begins), so one process
+makes it.  What follows it, for each chunk of the file, is independent of every other chunk:
+framing, decoding the headers, hashing each segment to its bucket and writing it there, two thirds
+of reading a capture.  So this process walks the file chunk by chunk and sends each chunk's place
+in the file and its records' positions to a worker; the worker reads the chunk again (from the
+page cache), decodes it and writes its segments to its own file of every bucket
+(partition.Partition with several writers).  Worker 0 gets the chunks of the first part of the
+file, worker 1 those of the next part, and so on, so that a bucket's files laid end to end are in
+capture order: the workers overlap, each starting when the walk reaches its part.
+
+The result is the partition and CaptureInfo that ``partition.read_capture`` makes of the same file,
+errors included: a corrupt record part-way ends the reading with the chunks before it analysed.
+Only a plain pcap file qualifies (``Capture.single_pcap``); anything else is read as before.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue as queue_module
+import tempfile
+import traceback
+from collections.abc import Callable
+
+import numpy as np
+
+from .capture import Capture, CaptureInfo, ChunkCounts, close_source, count_chunk
+from .capture.decode import decode
+from .capture.pcap import HEADER_LEN
+from .capture import source
+from .capture.source import SLACK, walk_chunks
+from .errors import PcapcheckError
+from .partition import SEGMENTS_PER_BUCKET, Held, Partition, _bucket_count
+
+# How long this process waits for a worker's word before checking that the workers still live.
+POLL_SECONDS = 0.5
+
+
+def read_in_processes(
+    capture: Capture,
+    workers: int,
+    *,
+    min_buckets: int,
+    expected_bytes: int | None,
+    progress: Callable[[int], None] | None = None,
+) -> Held | None:
+    """``capture`` read into a partition by ``workers`` processes; None (nothing read) when it is
+    not one plain pcap file or processes cannot be forked."""
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods() or not expected_bytes:
+        return None
+    file = capture.single_pcap()
+    if file is None:
+        return None
+    held = Held([], workdir=tempfile.TemporaryDirectory(prefix="pcapcheck-"))
+    buckets = max(min_buckets, _bucket_count(0, SEGMENTS_PER_BUCKET, expected_bytes))
+    chunks = max(1, -(-(expected_bytes - HEADER_LEN) // source.CHUNK_SIZE))  # about as many as the walk makes
+    crew = _Crew(file, held.workdir.name, buckets, workers, chunks)
+    try:
+        try:
+            for _ in walk_chunks(
+                file.fmt.reader, b"", file.fmt._walk, crew.send, path=file.path,
+                corrupt_at="record {frame}", cut_at="last record (frame {frame})", warnings=file.fmt.warnings,
+            ):  # fmt: skip
+                crew.count(capture.info, progress, block=False)
+                if crew.error is not None:  # a worker could not go on (a full disk): stop reading
+                    raise PcapcheckError(crew.error)
+        except PcapcheckError as err:
+            held.error = str(err)
+        crew.finish()
+        crew.count(capture.info, progress, block=True)
+    finally:
+        crew.stop()
+        close_source(capture.info, file)
+    if crew.error is not None and held.error is None:
+        held.error = crew.error
+    held.partition = Partition(held.workdir.name, buckets, segments=crew.segments, writers=workers)
+    return held
+
+
+class _Crew:
+    """The worker processes, the chunks sent to them and what came back."""
+
+    def __init__(self, file, directory: str, buckets: int, workers: int, chunks: int):
+        context = multiprocessing.get_context("fork")  # the workers inherit the open file's format
+        self._results = context.Queue()
+        self._tasks = []
+        self._processes = []
+        for writer in range(workers):
+            receive, send = context.Pipe(duplex=False)
+            self._tasks.append(send)
+            process = context.Process(
+                target=_worker,
+                args=(receive, list(self._tasks), self._results, file, directory, buckets, workers, writer),
+                daemon=True, name=f"pcapcheck-read-{writer}",
+            )  # fmt: skip
+            process.start()
+            receive.close()
+            self._processes.append(process)
+        self._file = file
+        self._raw = file.fmt.reader.raw
+        self._chunks = chunks
+        self._sent = 0
+        self._counted = 0
+        self._done = 0
+        self.segments = 0
+        self.error: str | None = None
+
+    def send(self, data: memoryview, positions: np.ndarray, first_frame: int) -> None:
+        """walk_chunks' ``decode``: the chunk to the next worker.  ``data`` ends where the file
+        has been read to."""
+        offset = self._raw.tell() - len(data)
+        task = (offset, len(data), positions, first_frame)
+        try:
+            # Part k of the file to worker k; chunks past the estimate to the last one.
+            self._tasks[min(len(self._tasks) - 1, self._sent * len(self._tasks) // self._chunks)].send(task)
+        except OSError:  # the worker ended early (BrokenPipeError): why, if it said
+            self._check_alive()
+            raise PcapcheckError(self.error or "a capture reading process stopped early") from None
+        self._sent += 1
+
+    def count(self, info: CaptureInfo, progress: Callable[[int], None] | None, *, block: bool) -> None:
+        """Each chunk's counts added to ``info`` as they come (all of them, ``block``)."""
+        while self._counted < self._sent or (block and self._done < len(self._processes)):
+            try:
+                kind, payload = self._results.get(block=block, timeout=POLL_SECONDS if block else None)
+            except queue_module.Empty:
+                if not block:
+                    return
+                self._check_alive()
+                continue
+            if kind == "chunk":
+                self._counted += 1
+                count_chunk(info, self._file, payload)
+                if progress is not None:
+                    progress(payload.tcp)
+            elif kind == "done":
+                self._done += 1
+                self.segments += payload
+            elif kind == "input":
+                self._done += 1
+                self.error = self.error or payload
+                self._counted = self._sent  # its chunks will not be counted: stop waiting for them
+            else:
+                raise RuntimeError(f"pcapcheck capture reading process failed:\n{payload}")
+
+    def _check_alive(self) -> None:
+        dead = [p for p in self._processes if p.exitcode is not None and p.exitcode != 0]
+        if dead:
+            raise PcapcheckError(
+                f"a capture reading process died (exit code {dead[0].exitcode}); try fewer --jobs"
+            )
+
+    def finish(self) -> None:
+        """No more chunks: each worker closes its files and says how many segments it wrote."""
+        for send in self._tasks:
+            try:
+                send.send(None)
+            except OSError:  # it ended already (BrokenPipeError): its last word is in the queue
+                pass
+            send.close()
+        self._tasks = []
+
+    def stop(self) -> None:
+        for send in self._tasks:
+            send.close()
+        for process in self._processes:
+            if process.is_alive() and self._done < len(self._processes):
+                process.terminate()
+            process.join()
+        self._results.close()
+
+
+def _worker(tasks, senders: list, results, file, directory: str, buckets: int, writers: int, writer: int) -> None:
+    """Process entry point: decode and partition each chunk sent, one message per chunk, then
+    ("done", segments written); or ("input", why) for bad input, ("crash", a traceback) for a bug."""
+    for send in senders:  # inherited: held here, they would keep a reader waiting after the walk died
+        send.close()
+    try:
+        part = Partition.create(directory, buckets, writers=writers, writer=writer)
+        fd = os.open(file.path, os.O_RDONLY)
+        try:
+            while (task := tasks.recv()) is not None:
+                offset, size, positions, first_frame = task
+                buffer = bytearray(size + SLACK)  # decode may read SLACK bytes past the data
+                data = memoryview(buffer)[:size]
+                if os.preadv(fd, [data], offset) != size:
+                    raise PcapcheckError(f"{file.path}: the file changed while it was read")
+                decoded = decode(file.fmt._frames(data, positions, first_frame), 0)
+                if len(decoded.segments):
+                    part.add(decoded.segments)
+                results.put(("chunk", ChunkCounts.of(decoded)))
+        finally:
+            os.close(fd)
+            part.finish()
+        results.put(("done", part.segments))
+    except EOFError:  # the reading process stopped without a word (it failed): nothing to say
+        pass
+    except PcapcheckError as err:
+        results.put(("input", str(err)))
+    except BaseException:  # a bug, not bad input: the reading process raises it with this traceback
+        results.put(("crash", traceback.format_exc()))

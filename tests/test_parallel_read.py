@@ -1,0 +1,115 @@
+"""A pcap file read under --jobs (pcapcheck.parallel_read): walked here, decoded by worker processes,
+it gives the very bucket rows, capture facts and errors of the one-process read."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pcapcheck.capture.source as source
+import pcapcheck.parallel_read as parallel_read
+from pcapcheck.capture import open_capture
+from pcapcheck.errors import PcapcheckError
+from pcapcheck.partition import read_capture
+from pcapcheck.segments import SEGMENT_DTYPE
+
+DATA = Path(__file__).resolve().parent / "data"
+PCAPS = ["real-eth.pcap", "incarnations.pcap", "real-eth-nsec.pcap", "big-endian-nsec.pcap", "real-sll2.pcap", "ipv6-ext.pcap"]
+pytestmark = pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
+
+
+def read_both(path: Path, workers: int = 2, buckets: int = 5):
+    """(one process's Held and CaptureInfo, the workers' Held and CaptureInfo) of ``path``."""
+    one = open_capture(str(path))
+    serial = read_capture(one.batches(), in_memory=0, min_buckets=buckets, expected_bytes=path.stat().st_size)
+    many = open_capture(str(path))
+    parallel = parallel_read.read_in_processes(many, workers, min_buckets=buckets, expected_bytes=path.stat().st_size)
+    return (serial, one.info), (parallel, many.info)
+
+
+@pytest.mark.parametrize("name", PCAPS)
+def test_each_bucket_holds_the_rows_of_the_one_process_read_byte_for_byte(name, monkeypatch):
+    monkeypatch.setattr(source, "CHUNK_SIZE", 700)  # many chunks, records across chunk ends, every worker busy
+    (serial, info), (parallel, parallel_info) = read_both(DATA / name, workers=3)
+    assert parallel.partition.writers == 3 and parallel.partition.buckets == serial.partition.buckets
+    for b in range(serial.partition.buckets):
+        assert parallel.partition.rows(b).tobytes() == serial.partition.rows(b).tobytes()
+    assert parallel.partition.segments == serial.partition.segments > 0
+    assert parallel_info == info and parallel.error is None
+
+
+def test_the_workers_take_consecutive_parts_of_the_file(monkeypatch):
+    monkeypatch.setattr(source, "CHUNK_SIZE", 700)
+    (_, _), (parallel, _) = read_both(DATA / "real-eth.pcap", workers=3)
+    part = parallel.partition
+    frames = [
+        np.concatenate([np.fromfile(part.path(b, w), dtype=SEGMENT_DTYPE)["frame"] for b in range(part.buckets)])
+        for w in range(3)
+    ]  # fmt: skip
+    assert all(len(f) for f in frames)
+    assert frames[0].max() < frames[1].min() and frames[1].max() < frames[2].min()
+
+
+def corrupt_record(source_path: Path, target: Path, record: int) -> Path:
+    """A copy of a pcap whose ``record``-th record (1-based) claims an impossible captured length."""
+    data = source_path.read_bytes()
+    pos = 24
+    for _ in range(record - 1):
+        pos += 16 + struct.unpack_from("<I", data, pos + 8)[0]
+    target.write_bytes(data[: pos + 8] + struct.pack("<I", 0x00FFFFFF) + data[pos + 12 :])
+    return target
+
+
+def test_a_corrupt_record_part_way_ends_the_reading_with_the_records_before_it_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(source, "CHUNK_SIZE", 700)
+    broken = corrupt_record(DATA / "real-eth.pcap", tmp_path / "broken.pcap", 30)
+    (serial, info), (parallel, parallel_info) = read_both(broken)
+    assert parallel.error == serial.error and "record 30" in parallel.error
+    assert parallel_info == info and info.packets == 29
+    for b in range(serial.partition.buckets):
+        assert parallel.partition.rows(b).tobytes() == serial.partition.rows(b).tobytes()
+
+
+def test_a_last_record_cut_short_is_the_same_warning():
+    (serial, info), (parallel, parallel_info) = read_both(DATA / "cut-last-record.pcap")
+    assert parallel_info.warnings == info.warnings and any("cut short" in w for w in info.warnings)
+    assert parallel_info == info
+
+
+@pytest.mark.parametrize("names", [["real-eth.pcapng"], ["real-eth.pcap.gz"], ["ring_00000_20261124195115.pcap", "ring_00001_20261124195115.pcap"]])
+def test_anything_but_one_plain_pcap_file_is_left_to_the_one_process_read(names):
+    capture = open_capture([str(DATA / n) for n in names])
+    assert parallel_read.read_in_processes(capture, 2, min_buckets=4, expected_bytes=10**6) is None
+    assert sum(len(b) for b in capture.batches()) > 0  # and the capture is still there to read
+
+
+def test_a_worker_that_cannot_write_its_buckets_is_the_run_s_error(monkeypatch):
+    def full_disk(*args, **kwargs):
+        raise PcapcheckError("/tmp/x: cannot write the temporary bucket files: No space left on device")
+
+    monkeypatch.setattr(parallel_read, "decode", full_disk)
+    capture = open_capture(str(DATA / "real-eth.pcap"))
+    held = parallel_read.read_in_processes(capture, 2, min_buckets=4, expected_bytes=10**6)
+    assert held.error == "/tmp/x: cannot write the temporary bucket files: No space left on device"
+
+
+def test_a_worker_killed_from_outside_is_one_line(monkeypatch):
+    monkeypatch.setattr(parallel_read, "decode", lambda *a: os._exit(9))
+    capture = open_capture(str(DATA / "real-eth.pcap"))
+    with pytest.raises(PcapcheckError, match=r"died \(exit code 9\)"):
+        parallel_read.read_in_processes(capture, 2, min_buckets=4, expected_bytes=10**6)
+
+
+def test_a_bug_in_a_worker_comes_back_with_its_traceback(monkeypatch):
+    def bug(*args):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(parallel_read, "decode", bug)
+    capture = open_capture(str(DATA / "real-eth.pcap"))
+    with pytest.raises(RuntimeError, match="ZeroDivisionError: a bug"):
+        parallel_read.read_in_processes(capture, 2, min_buckets=4, expected_bytes=10**6)
