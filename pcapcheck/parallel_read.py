@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import queue as queue_module
 import tempfile
+import threading
 import traceback
 from collections.abc import Callable
 
@@ -85,19 +86,20 @@ class _Crew:
     def __init__(self, file, directory: str, buckets: int, workers: int, chunks: int):
         context = multiprocessing.get_context("fork")  # the workers inherit the open file's format
         self._results = context.Queue()
-        self._tasks = []
-        self._processes = []
-        for writer in range(workers):
-            receive, send = context.Pipe(duplex=False)
-            self._tasks.append(send)
-            process = context.Process(
-                target=_worker,
-                args=(receive, list(self._tasks), self._results, file, directory, buckets, workers, writer),
+        pipes = [context.Pipe(duplex=False) for _ in range(workers)]
+        senders = [send for _, send in pipes]
+        self._processes = [
+            context.Process(
+                target=_worker, args=(receive, senders, self._results, file, directory, buckets, workers, writer),
                 daemon=True, name=f"pcapcheck-read-{writer}",
-            )  # fmt: skip
+            )
+            for writer, (receive, _) in enumerate(pipes)
+        ]  # fmt: skip
+        for process in self._processes:
             process.start()
+        for receive, _ in pipes:
             receive.close()
-            self._processes.append(process)
+        self._tasks = [_Sender(send) for send in senders]
         self._file = file
         self._raw = file.fmt.reader.raw
         self._chunks = chunks
@@ -111,13 +113,9 @@ class _Crew:
         """walk_chunks' ``decode``: the chunk to the next worker.  ``data`` ends where the file
         has been read to."""
         offset = self._raw.tell() - len(data)
-        task = (offset, len(data), positions, first_frame)
-        try:
-            # Part k of the file to worker k; chunks past the estimate to the last one.
-            self._tasks[min(len(self._tasks) - 1, self._sent * len(self._tasks) // self._chunks)].send(task)
-        except OSError:  # the worker ended early (BrokenPipeError): why, if it said
-            self._check_alive()
-            raise PcapcheckError(self.error or "a capture reading process stopped early") from None
+        # Part k of the file to worker k; chunks past the estimate to the last one.
+        worker = min(len(self._tasks) - 1, self._sent * len(self._tasks) // self._chunks)
+        self._tasks[worker].send((offset, len(data), positions.astype(np.uint32), first_frame))
         self._sent += 1
 
     def count(self, info: CaptureInfo, progress: Callable[[int], None] | None, *, block: bool) -> None:
@@ -154,28 +152,56 @@ class _Crew:
 
     def finish(self) -> None:
         """No more chunks: each worker closes its files and says how many segments it wrote."""
-        for send in self._tasks:
-            try:
-                send.send(None)
-            except OSError:  # it ended already (BrokenPipeError): its last word is in the queue
-                pass
-            send.close()
-        self._tasks = []
+        for tasks in self._tasks:
+            tasks.send(None)
 
     def stop(self) -> None:
-        for send in self._tasks:
-            send.close()
+        failed = self._done < len(self._processes)
         for process in self._processes:
-            if process.is_alive() and self._done < len(self._processes):
+            if failed and process.is_alive():
                 process.terminate()
             process.join()
+        for tasks in self._tasks:
+            tasks.close()
         self._results.close()
+
+
+class _Sender:
+    """One worker's chunks, sent by a thread: the walk never waits for a worker to take one, so it
+    runs ahead of the worker decoding the part before (a few MB of record positions held
+    meanwhile) and the next worker starts as soon as the walk reaches its part.  A pipe, not a
+    multiprocessing.Queue: the worker holds no end it writes to, so it sees the end of the pipe
+    when this process dies, even in the middle of a chunk."""
+
+    def __init__(self, connection):
+        self._connection = connection
+        self._waiting: queue_module.SimpleQueue = queue_module.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="pcapcheck-read-send")
+        self._thread.start()
+
+    def send(self, task) -> None:
+        self._waiting.put(task)
+
+    def _run(self) -> None:
+        while (task := self._waiting.get()) is not _CLOSE:
+            try:
+                self._connection.send(task)
+            except OSError:  # the worker is gone (BrokenPipeError): the reading side finds out why
+                return
+
+    def close(self) -> None:
+        self._waiting.put(_CLOSE)
+        self._thread.join()
+        self._connection.close()
+
+
+_CLOSE = object()
 
 
 def _worker(tasks, senders: list, results, file, directory: str, buckets: int, writers: int, writer: int) -> None:
     """Process entry point: decode and partition each chunk sent, one message per chunk, then
     ("done", segments written); or ("input", why) for bad input, ("crash", a traceback) for a bug."""
-    for send in senders:  # inherited: held here, they would keep a reader waiting after the walk died
+    for send in senders:  # inherited: held here, they would keep the pipe open after the sender died
         send.close()
     try:
         part = Partition.create(directory, buckets, writers=writers, writer=writer)
@@ -183,6 +209,7 @@ def _worker(tasks, senders: list, results, file, directory: str, buckets: int, w
         try:
             while (task := tasks.recv()) is not None:
                 offset, size, positions, first_frame = task
+                positions = positions.astype(np.int64)  # sent as 32 bits (a chunk is a few MB)
                 buffer = bytearray(size + SLACK)  # decode may read SLACK bytes past the data
                 data = memoryview(buffer)[:size]
                 if os.preadv(fd, [data], offset) != size:
@@ -195,9 +222,10 @@ def _worker(tasks, senders: list, results, file, directory: str, buckets: int, w
             os.close(fd)
             part.finish()
         results.put(("done", part.segments))
-    except EOFError:  # the reading process stopped without a word (it failed): nothing to say
-        pass
+    except EOFError:  # the reading process died: what is left unsaid would wait at exit for a reader
+        results.cancel_join_thread()
     except PcapcheckError as err:
         results.put(("input", str(err)))
     except BaseException:  # a bug, not bad input: the reading process raises it with this traceback
         results.put(("crash", traceback.format_exc()))
+

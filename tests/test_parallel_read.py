@@ -113,3 +113,59 @@ def test_a_bug_in_a_worker_comes_back_with_its_traceback(monkeypatch):
     capture = open_capture(str(DATA / "real-eth.pcap"))
     with pytest.raises(RuntimeError, match="ZeroDivisionError: a bug"):
         parallel_read.read_in_processes(capture, 2, min_buckets=4, expected_bytes=10**6)
+
+
+ORPHAN_SCRIPT = """
+import os, sys, time
+import pcapcheck.capture.source as source
+import pcapcheck.parallel_read as parallel_read
+from pcapcheck.capture import open_capture
+from pcapcheck.capture.pcap import PcapFile
+decode, walk, marks = parallel_read.decode, PcapFile._walk, sys.argv[2]
+
+def marking(*args):  # in a worker: say who it is
+    with open(os.path.join(marks, str(os.getpid())), "w"):
+        pass
+    return decode(*args)
+
+def slow(*args):  # here: still walking when killed, so the workers wait for more
+    time.sleep(0.1)
+    return walk(*args)
+
+parallel_read.decode, PcapFile._walk = marking, slow
+source.CHUNK_SIZE = os.path.getsize(sys.argv[1]) // 20
+parallel_read.read_in_processes(open_capture(sys.argv[1]), 2, min_buckets=4, expected_bytes=os.path.getsize(sys.argv[1]))
+"""
+
+
+def test_the_workers_end_when_the_reading_process_is_killed(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    marks = tmp_path / "workers"
+    marks.mkdir()
+    reading = subprocess.Popen([sys.executable, "-c", ORPHAN_SCRIPT, str(DATA / "real-eth.pcap"), str(marks)])
+    try:
+        for _ in range(100):  # both workers busy: each has left its mark
+            if len(list(marks.iterdir())) >= 2:
+                break
+            time.sleep(0.05)
+        workers = [int(p.name) for p in marks.iterdir()]
+        assert len(workers) == 2
+    finally:
+        reading.kill()
+        reading.wait()
+    for _ in range(100):
+        alive = [pid for pid in workers if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)]
+        if not alive:
+            break
+        time.sleep(0.05)
+    assert alive == []
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return "Z"
