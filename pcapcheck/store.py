@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import PcapcheckError
 from .sequences import ComparesAsList, IteratedSequence
-from .text_records import bucket_dtype, interleave, write_records
+from .text_records import bucket_dtype, interleave, record_lengths, write_records
 
 if TYPE_CHECKING:
     from .analysis import ConnectionReport
@@ -178,6 +178,9 @@ class _Rebuilder:
         return merged
 
 
+_POWERS_OF_TEN = 10 ** np.arange(1, 19, dtype=np.int64)  # a positive int64 has one more digit at each
+
+
 class ConnectionStore(IteratedSequence):
     """Reports bucket by bucket on disk; a sequence of ConnectionReport in id order."""
 
@@ -314,17 +317,44 @@ class ConnectionStore(IteratedSequence):
                 out[number] = report
         return out
 
-    def joined_fragments(self, kind: str, prefix: bytes, separator: bytes) -> Iterator[bytes] | None:
+    def joined_fragments(
+        self, kind: str, prefix: bytes, separator: bytes, start: int = 0, stop: int | None = None
+    ) -> Iterator[bytes] | None:
         """The report text made ahead (``write_bucket``'s ``render``) as the writers put it in a
         file, in id order: each record ``prefix % id`` and its text, joined by ``separator``, as
         UTF-8 in blocks of text_records.MERGE_SLICE records (the blocks to be joined by
-        ``separator`` too); None unless every bucket holding a connection has that kind."""
-        if any(kind not in made for frames, made in zip(self._first_frames, self._texts) if len(frames)):
+        ``separator`` too); None unless every bucket holding a connection has that kind.  Only the
+        records from place ``start`` to ``stop`` (0-based, in id order), when given."""
+        if not self._has_text(kind):
             return None
+        sequence = self._sequence()
+        skip = dict(enumerate(np.bincount(sequence[:start]).tolist())) if start else None
         return (
-            separator.join([prefix % number + text for number, text in enumerate(texts, start=start + 1)])
-            for start, texts in interleave(self._sequence(), functools.partial(_text_path, self.directory, kind=kind))
-        )
+            separator.join([prefix % number + text for number, text in enumerate(texts, start=start + first + 1)])
+            for first, texts in interleave(
+                sequence[start:stop], functools.partial(_text_path, self.directory, kind=kind), skip
+            )
+        )  # fmt: skip
+
+    def record_sizes(self, kind: str, prefix: bytes) -> np.ndarray | None:
+        """The bytes of each record ``joined_fragments`` makes (``prefix % id`` and its text), in
+        id order, read without the text; None as for ``joined_fragments``."""
+        if not self._has_text(kind):
+            return None
+        sequence = self._sequence()
+        counts = np.bincount(sequence, minlength=len(self._first_frames)).tolist()
+        # The k-th place naming bucket b holds b's k-th record: the buckets' lengths laid end to
+        # end, in bucket order, go to the places sorted by bucket.
+        lengths = [record_lengths(_text_path(self.directory, b, kind))[:n] for b, n in enumerate(counts) if n]
+        sizes = np.zeros(len(sequence), dtype=np.int64)
+        if lengths:
+            sizes[np.argsort(sequence, kind="stable")] = np.concatenate(lengths)
+        ids = np.arange(1, len(sequence) + 1, dtype=np.int64)
+        digits = np.searchsorted(_POWERS_OF_TEN, ids, side="right") + 1
+        return sizes + (len(prefix % 0) - 1) + digits
+
+    def _has_text(self, kind: str) -> bool:
+        return all(kind in made for frames, made in zip(self._first_frames, self._texts) if len(frames))
 
     def _sequence(self) -> np.ndarray:
         """The bucket of each connection kept, in id order."""

@@ -13,8 +13,9 @@ records' text as UTF-8.
 from __future__ import annotations
 
 import contextlib
+import os
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -54,28 +55,64 @@ class RecordReader:
         out: list[bytes] = []
         while count:
             if self._at == len(self._held):
-                self._load()
+                self._load(self._head())
             got = self._held[self._at : self._at + count]
             self._at += len(got)
             count -= len(got)
             out += got
         return out
 
-    def _load(self) -> None:
+    def skip(self, count: int) -> None:
+        """Pass over the next ``count`` records; whole chunks are not read."""
+        while count:
+            if self._at == len(self._held):
+                records, size = self._head()
+                if records <= count:
+                    self._handle.seek(4 * records + size, os.SEEK_CUR)
+                    count -= records
+                    continue
+                self._load((records, size))
+            passed = min(count, len(self._held) - self._at)
+            self._at += passed
+            count -= passed
+
+    def _head(self) -> tuple[int, int]:
         head = self._handle.read(_HEAD.size)
         if len(head) < _HEAD.size:
             raise PcapcheckError(f"{self._handle.name}: the temporary report text ended early")
-        count, size = _HEAD.unpack(head)
+        return _HEAD.unpack(head)
+
+    def _load(self, head: tuple[int, int]) -> None:
+        count, size = head
         ends = np.cumsum(np.frombuffer(self._handle.read(4 * count), dtype="<u4"), dtype=np.int64).tolist()
         data = self._handle.read(size)
         self._held = [data[a:b] for a, b in zip([0, *ends], ends)]
         self._at = 0
 
 
-def interleave(sequence: np.ndarray, path_of: Callable[[int], str]) -> Iterator[tuple[int, list[bytes]]]:
+def record_lengths(path: str) -> np.ndarray:
+    """The length in bytes of every record of a file of ``write_records`` chunks, in order, read
+    without their text."""
+    lengths = []
+    try:
+        with open(path, "rb") as handle:
+            while head := handle.read(_HEAD.size):
+                if len(head) < _HEAD.size:
+                    raise PcapcheckError(f"{path}: the temporary report text ended early")
+                count, size = _HEAD.unpack(head)
+                lengths.append(np.frombuffer(handle.read(4 * count), dtype="<u4"))
+                handle.seek(size, os.SEEK_CUR)
+    except OSError as err:
+        raise PcapcheckError(f"{path}: cannot read the temporary report text: {err.strerror or err}") from None
+    return np.concatenate(lengths).astype(np.int64) if lengths else np.zeros(0, dtype=np.int64)
+
+
+def interleave(
+    sequence: np.ndarray, path_of: Callable[[int], str], skip: Mapping[int, int] | None = None
+) -> Iterator[tuple[int, list[bytes]]]:
     """The records of several files in the order ``sequence`` gives (the file of each place: the
     k-th place naming file b takes b's next record), as (first place, records) per slice of
-    MERGE_SLICE places."""
+    MERGE_SLICE places; each file ``b`` from after its first ``skip[b]`` records."""
     with contextlib.ExitStack() as files:
         readers: dict[int, RecordReader] = {}
         for b in np.unique(sequence).tolist():
@@ -84,6 +121,8 @@ def interleave(sequence: np.ndarray, path_of: Callable[[int], str]) -> Iterator[
             except OSError as err:
                 raise PcapcheckError(f"{path_of(b)}: cannot read the temporary report text: {err.strerror or err}") from None
             readers[b] = RecordReader(files.enter_context(handle))
+            if skip:
+                readers[b].skip(skip.get(b, 0))
         for start in range(0, len(sequence), MERGE_SLICE):
             part = sequence[start : start + MERGE_SLICE]
             # A file's records in the slice are its next ones: taken at once, then put in the

@@ -39,7 +39,7 @@ def write_reports(
     """Write each report asked for.  One that cannot be written does not keep the others from
     being written: the first error (in the order above) is raised once every writer has run."""
     writers = _writers(json_path, csv_dir, html_path, junit_path, sarif_path)
-    if jobs > 1 and len(writers) > 1 and "fork" in multiprocessing.get_all_start_methods():
+    if jobs > 1 and writers and "fork" in multiprocessing.get_all_start_methods():
         errors = _write_in_processes(result, writers, jobs)
     else:
         errors = [_written(result, writer) for writer in writers]
@@ -85,38 +85,125 @@ def _written(result: "AnalysisResult", writer: tuple[Writer, str | os.PathLike])
 
 
 def _write_in_processes(result: "AnalysisResult", writers: list, jobs: int) -> list[Exception | None]:
-    """``_written`` of every writer, the writers dealt round-robin to ``jobs`` lanes: this process
-    runs the first lane, forked children the others (they read the result as this process holds
-    it, the run's temporary files included, and change nothing in it).  Every child is waited for,
-    whatever happens here: its reports are written whole or not at all (reports.atomic).  A bug in
-    a child comes back as a RuntimeError with its traceback; a child killed from outside as one
-    line, like bad input."""
-    count = min(jobs, len(writers))
-    lanes = [list(range(k, len(writers), count)) for k in range(count)]
+    """``_written`` of every writer, in ``jobs`` lanes: this process runs the first lane, forked
+    children the others (they read the result as this process holds it, the run's temporary files
+    included, and change nothing in it).  The writers are dealt round-robin; the JSON of a
+    partitioned run is cut into a piece per lane (json_report.document_pieces), sized so that the
+    lanes carry about as many bytes each, and the pieces go into one file (atomic.PiecewiseFile).
+    Every child is waited for, whatever happens here: its reports are written whole or not at all
+    (reports.atomic).  A bug in a child comes back as a RuntimeError with its traceback; a child
+    killed from outside as one line, like bad input."""
+    split = _split_json(result, writers, jobs)
+    if split is None and len(writers) == 1:
+        return [_written(result, writers[0])]
+    lanes = _lanes(result, writers, jobs, split)
     context = multiprocessing.get_context("fork")
     children = []
-    errors: list[Exception | None] = [None] * len(writers)
+    unit_errors: list[list[PcapcheckError | None]] = [[None] * len(lane) for lane in lanes]
     try:
-        for lane in lanes[1:]:
-            receive, send = context.Pipe(duplex=False)
-            child = context.Process(
-                target=_lane, args=(send, result, [writers[i] for i in lane]), daemon=True, name="pcapcheck-report"
-            )
-            child.start()
-            send.close()
-            children.append((child, receive, lane))
-        for i in lanes[0]:
-            errors[i] = _written(result, writers[i])
-    finally:
-        outcomes = [_outcome(child, receive) for child, receive, _ in children]
-    for (_, _, lane), (kind, said) in zip(children, outcomes):
-        if kind == "crash":
-            raise RuntimeError(f"a report writer process failed:\n{said}")
-        if kind == "died":
-            raise ReportWriteError(said)
-        for i, message in zip(lane, said):
-            errors[i] = None if message is None else ReportWriteError(message)
+        try:
+            for k, lane in enumerate(lanes[1:], start=1):
+                receive, send = context.Pipe(duplex=False)
+                child = context.Process(target=_lane, args=(send, result, lane), daemon=True, name="pcapcheck-report")
+                child.start()
+                send.close()
+                children.append((child, receive, k))
+            unit_errors[0] = _run_lane(result, lanes[0])
+        finally:
+            outcomes = [_outcome(child, receive) for child, receive, _ in children]
+        for (_, _, k), (kind, said) in zip(children, outcomes):
+            if kind == "crash":
+                raise RuntimeError(f"a report writer process failed:\n{said}")
+            if kind == "died":
+                raise ReportWriteError(said)
+            unit_errors[k] = [None if message is None else ReportWriteError(message) for message in said]
+    except BaseException:
+        if split is not None:
+            split[1].abort()
+        raise
+    errors: list[Exception | None] = [None] * len(writers)
+    for lane, said in zip(lanes, unit_errors):
+        for (owner, _), error in zip(lane, said):
+            if error is not None and errors[owner] is None:
+                errors[owner] = error
+    if split is not None:
+        owner, piecewise, _ = split
+        if errors[owner] is not None:
+            piecewise.abort()
+        else:
+            try:
+                piecewise.commit()
+            except ReportWriteError as err:
+                errors[owner] = err
     return errors
+
+
+# A lane's work: (index of the writer it belongs to, write(result)), each raising PcapcheckError
+# when its report cannot be written.
+Unit = tuple[int, Callable[["AnalysisResult"], None]]
+
+
+def _split_json(result: "AnalysisResult", writers: list, jobs: int):
+    """(index of the JSON writer, its PiecewiseFile, the lanes' shares of the connections' JSON)
+    when the JSON is written in pieces; else None."""
+    from .json_report import write_json
+
+    owner = next((i for i, (write, _) in enumerate(writers) if write is write_json), None)
+    if owner is None or not hasattr(result.connections, "record_sizes"):
+        return None
+    from .atomic import PiecewiseFile
+    from .csv_report import write_csv
+    from .fragments import CSV, ID_PREFIX, JSON
+
+    sizes = result.connections.record_sizes(JSON, ID_PREFIX[JSON])
+    if sizes is None:
+        return None
+    # What the other writers carry to their lanes: the CSV about its connections' bytes (it writes
+    # about as fast a byte as the JSON), the rest too little to count.
+    loads = [0.0] * jobs
+    for i, lane in _dealt(writers, owner, jobs):
+        if writers[i][0] is write_csv:
+            csv_sizes = result.connections.record_sizes(CSV, ID_PREFIX[CSV])
+            loads[lane] += float(csv_sizes.sum()) if csv_sizes is not None else 0.0
+    level = (float(sizes.sum()) + sum(loads)) / jobs
+    shares = [max(0.0, level - load) for load in loads]
+    try:
+        piecewise = PiecewiseFile(writers[owner][1])
+    except ReportWriteError:
+        return None  # the one-file writer says the same, in its turn
+    return owner, piecewise, shares
+
+
+def _lanes(result: "AnalysisResult", writers: list, jobs: int, split) -> list[list[Unit]]:
+    lanes: list[list[Unit]] = [[] for _ in range(jobs)]
+    owner = None
+    if split is not None:
+        from .json_report import document_pieces
+
+        owner, piecewise, shares = split
+        for k, offset, write in document_pieces(result, shares):
+            lanes[k].append((owner, lambda _, o=offset, w=write: piecewise.write_piece(o, w)))
+    for i, lane in _dealt(writers, owner, jobs):
+        write, path = writers[i]
+        lanes[lane].append((i, lambda r, write=write, path=path: write(r, path)))
+    return [lane for lane in lanes if lane] or [[]]
+
+
+def _dealt(writers: list, split_owner: int | None, jobs: int) -> list[tuple[int, int]]:
+    """(writer, lane) of every writer but the one written in pieces, round-robin."""
+    return [(i, k % jobs) for k, i in enumerate(i for i in range(len(writers)) if i != split_owner)]
+
+
+def _run_lane(result: "AnalysisResult", lane: list[Unit]) -> list[PcapcheckError | None]:
+    """Each unit's error, or None."""
+    said: list[PcapcheckError | None] = []
+    for _, write in lane:
+        try:
+            write(result)
+            said.append(None)
+        except PcapcheckError as err:
+            said.append(err)
+    return said
 
 
 def _outcome(child, receive) -> tuple[str, object]:
@@ -131,12 +218,11 @@ def _outcome(child, receive) -> tuple[str, object]:
     return outcome
 
 
-def _lane(send, result: "AnalysisResult", lane: list) -> None:
-    """A child's work: its writers, then one message: ("done", each one's error message or None),
+def _lane(send, result: "AnalysisResult", lane: list[Unit]) -> None:
+    """A child's work: its units, then one message: ("done", each one's error message or None),
     or ("crash", a traceback)."""
     try:
-        said = [_written(result, writer) for writer in lane]
-        send.send(("done", [None if error is None else str(error) for error in said]))
+        send.send(("done", [None if error is None else str(error) for error in _run_lane(result, lane)]))
     except BaseException:  # a bug, not bad input: the parent raises it with this traceback
         send.send(("crash", traceback.format_exc()))
     finally:

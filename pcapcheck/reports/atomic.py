@@ -7,6 +7,7 @@ atomic.  When writing fails, the temporary file is removed and the previous repo
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from collections.abc import Callable
@@ -50,3 +51,50 @@ def write_atomically(path: str | os.PathLike, write: Callable[[IO[str]], None]) 
 
 def write_text_atomically(path: str | os.PathLike, text: str) -> None:
     write_atomically(path, lambda handle: handle.write(text))
+
+
+class PiecewiseFile:
+    """One report written in pieces, each at its known offset, by several processes at once (a
+    GB of JSON), into one temporary file next to ``path``; then moved into place like any other,
+    or removed if a piece failed."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.target = Path(path)
+        directory = self.target.parent if str(self.target.parent) else Path(".")
+        try:
+            fd, self.temp_name = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=directory)
+        except OSError as err:
+            raise ReportWriteError(f"{self.target}: cannot write report: {err.strerror or err}") from None
+        os.close(fd)
+
+    def write_piece(self, offset: int, write: Callable[[IO[str]], None]) -> None:
+        """``write(handle)`` on a text handle (UTF-8) that starts at ``offset`` bytes."""
+        try:
+            with open(self.temp_name, "r+b") as raw:
+                raw.seek(offset)
+                with io.TextIOWrapper(raw, encoding="utf-8", newline="") as handle:
+                    write(handle)
+        except OSError as err:
+            raise ReportWriteError(f"{self.target}: cannot write report: {err.strerror or err}") from None
+
+    def commit(self) -> None:
+        """Every piece written: durable, then in place."""
+        try:
+            fd = os.open(self.temp_name, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # the pieces other processes wrote too: the file's pages, whoever wrote them
+            finally:
+                os.close(fd)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.temp_name, 0o666 & ~umask)
+            os.replace(self.temp_name, self.target)
+        except OSError as err:
+            self.abort()
+            raise ReportWriteError(f"{self.target}: cannot write report: {err.strerror or err}") from None
+
+    def abort(self) -> None:
+        try:
+            os.unlink(self.temp_name)
+        except FileNotFoundError:
+            pass

@@ -16,7 +16,7 @@ import functools
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from json.encoder import encode_basestring  # what json.dumps(ensure_ascii=False) uses for a str
 from operator import itemgetter
 from typing import IO, TYPE_CHECKING
@@ -27,7 +27,7 @@ from ..replay.model import TemplatedTransitions, TransitionPattern
 from ..segments import flags_text
 from ..templated import by_source, report_pieces, shown_addresses
 from .atomic import write_atomically
-from .fragments import JSON, prerendered, prerendered_findings, write_blocks
+from .fragments import ID_PREFIX, JSON, prerendered, prerendered_findings, write_blocks
 from .document import (
     PatternTexts,
     build_document,
@@ -387,6 +387,56 @@ def _write_array(handle: IO[str], blocks: Iterable[bytes] | None, texts: Callabl
 
 def write_json(result: "AnalysisResult", path: str | os.PathLike) -> None:
     write_atomically(path, lambda handle: write_document(result, handle))
+
+
+def document_pieces(
+    result: "AnalysisResult", shares: Sequence[float]
+) -> list[tuple[int, int, Callable[[IO[str]], None]]] | None:
+    """``write_document``'s text as pieces that several processes can write at once: (k, offset in
+    bytes, write(handle)) each, the k-th piece about ``shares[k]`` of the connections' bytes (empty
+    ones left out); None unless a partitioned run made the connections' text ahead (only then are
+    their sizes known without formatting them).  The first piece holds the document's head, the
+    last its findings and tail."""
+    connections = result.connections
+    sizes = getattr(connections, "record_sizes", lambda *a: None)(JSON, ID_PREFIX[JSON])
+    if sizes is None:
+        return None
+    head = json.dumps(document_head(result), **DUMPS_OPTIONS)[:-1].encode("utf-8") + b',"connections":['
+    # A record's bytes and the comma before it (none before the first).
+    ends = np.cumsum(sizes + 1) - 1
+    total = int(ends[-1]) if len(ends) else 0
+    bounds = np.searchsorted(ends, np.cumsum(shares)[:-1] / sum(shares) * total, side="right").tolist()
+    starts, stops = [0, *bounds], [*bounds, len(sizes)]
+    pieces: list[tuple[int, int, Callable[[IO[str]], None]]] = []
+    offset = 0
+    last = len(starts) - 1
+    for k, (start, stop) in enumerate(zip(starts, stops)):
+        if start == stop and 0 < k < last:
+            continue
+        write = functools.partial(_write_piece, result, start, stop, head if k == 0 else b"", k == last)
+        pieces.append((k, offset, write))
+        if start < stop:
+            offset += int(ends[stop - 1]) - (int(ends[start - 1]) if start else 0)
+        offset += len(head) if k == 0 else 0
+    return pieces
+
+
+def _write_piece(result: "AnalysisResult", start: int, stop: int, head: bytes, last: bool, handle: IO[str]) -> None:
+    """Connections ``start`` to ``stop`` of ``document_pieces``, after ``head``; the rest of the
+    document after them if ``last``."""
+    handle.flush()
+    raw = handle.buffer
+    raw.write(head)
+    if start < stop:
+        if start:
+            raw.write(b",")
+        write_blocks(handle, result.connections.joined_fragments(JSON, ID_PREFIX[JSON], b",", start, stop), JSON)
+    if last:
+        handle.write('],"findings":')
+        _write_array(
+            handle, prerendered_findings(result.findings, JSON, finding_head), lambda: _finding_texts(result.findings), 1
+        )
+        handle.write("," + json.dumps(document_tail(result), **DUMPS_OPTIONS)[1:] + "\n")
 
 
 def reference_json_text(result: "AnalysisResult") -> str:
