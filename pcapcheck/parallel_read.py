@@ -31,9 +31,9 @@ from .capture import Capture, CaptureInfo, ChunkCounts, close_source, count_chun
 from .capture.decode import decode
 from .capture.pcap import HEADER_LEN
 from .capture import source
-from .capture.source import SLACK, walk_chunks
+from .capture.source import SLACK
 from .errors import PcapcheckError
-from .partition import SEGMENTS_PER_BUCKET, Held, Partition, _bucket_count
+from .partition import SEGMENTS_PER_BUCKET, Held, Partition, bucket_count
 
 # How long this process waits for a worker's word before checking that the workers still live.
 POLL_SECONDS = 0.5
@@ -55,15 +55,12 @@ def read_in_processes(
     if file is None:
         return None
     held = Held([], workdir=tempfile.TemporaryDirectory(prefix="pcapcheck-"))
-    buckets = max(min_buckets, _bucket_count(0, SEGMENTS_PER_BUCKET, expected_bytes))
+    buckets = max(min_buckets, bucket_count(0, SEGMENTS_PER_BUCKET, expected_bytes))
     chunks = max(1, -(-(expected_bytes - HEADER_LEN) // source.CHUNK_SIZE))  # about as many as the walk makes
     crew = _Crew(file, held.workdir.name, buckets, workers, chunks)
     try:
         try:
-            for _ in walk_chunks(
-                file.fmt.reader, b"", file.fmt._walk, crew.send, path=file.path,
-                corrupt_at="record {frame}", cut_at="last record (frame {frame})", warnings=file.fmt.warnings,
-            ):  # fmt: skip
+            for _ in file.fmt.chunks(crew.send):
                 crew.count(capture.info, progress, block=False)
                 if crew.error is not None:  # a worker could not go on (a full disk): stop reading
                     raise PcapcheckError(crew.error)
@@ -110,7 +107,7 @@ class _Crew:
         self.error: str | None = None
 
     def send(self, data: memoryview, positions: np.ndarray, first_frame: int) -> None:
-        """walk_chunks' ``decode``: the chunk to the next worker.  ``data`` ends where the file
+        """PcapFile.chunks' ``make``: the chunk to the next worker.  ``data`` ends where the file
         has been read to."""
         offset = self._raw.tell() - len(data)
         # Part k of the file to worker k; chunks past the estimate to the last one.
@@ -214,7 +211,7 @@ def _worker(tasks, senders: list, results, file, directory: str, buckets: int, w
                 data = memoryview(buffer)[:size]
                 if os.preadv(fd, [data], offset) != size:
                     raise PcapcheckError(f"{file.path}: the file changed while it was read")
-                decoded = decode(file.fmt._frames(data, positions, first_frame), 0)
+                decoded = decode(file.fmt.frames_at(data, positions, first_frame), 0)
                 if len(decoded.segments):
                     part.add(decoded.segments)
                 results.put(("chunk", ChunkCounts.of(decoded)))

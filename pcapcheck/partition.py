@@ -206,7 +206,7 @@ def read_capture(
             count += len(batch)
             if count > in_memory:
                 held.workdir = tempfile.TemporaryDirectory(prefix="pcapcheck-")
-                buckets = max(min_buckets, _bucket_count(count, per_bucket, expected_bytes))
+                buckets = max(min_buckets, bucket_count(count, per_bucket, expected_bytes))
                 held.partition = Partition.create(held.workdir.name, buckets)
                 for earlier in held.batches:
                     held.partition.add(earlier)
@@ -223,7 +223,7 @@ def read_capture(
 SMALLEST_RECORD = 70
 
 
-def _bucket_count(segments_so_far: int, per_bucket: int, expected_bytes: int | None) -> int:
+def bucket_count(segments_so_far: int, per_bucket: int, expected_bytes: int | None) -> int:
     if expected_bytes:
         estimate = max(segments_so_far, expected_bytes / SMALLEST_RECORD)
     else:

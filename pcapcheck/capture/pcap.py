@@ -7,7 +7,8 @@ Magic 0xa1b2c3d4 means microsecond, 0xa1b23c4d nanosecond timestamps; read in ei
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -16,6 +17,8 @@ from ..errors import CaptureError
 from . import linktypes
 from .frames import Frames, too_long
 from .source import ChunkReader, walk_chunks, with_slack
+
+Chunk = TypeVar("Chunk")
 
 HEADER_LEN = 24
 RECORD_HEADER_LEN = 16
@@ -56,10 +59,15 @@ class PcapFile:
 
     def frames(self) -> Iterator[Frames]:
         """Frames chunk by chunk; raises CaptureError at a corrupt record after yielding the ones before."""
+        return self.chunks(self.frames_at)
+
+    def chunks(self, make: Callable[[memoryview, np.ndarray, int], Chunk]) -> Iterator[Chunk]:
+        """``make(data, record positions, first frame)`` of each chunk, as ``frames`` walks them
+        (pcapcheck.parallel_read makes them elsewhere)."""
         yield from walk_chunks(
-            self.reader, b"", self._walk, self._frames, path=self.path,
+            self.reader, b"", self._walk, make, path=self.path,
             corrupt_at="record {frame}", cut_at="last record (frame {frame})", warnings=self.warnings,
-        )
+        )  # fmt: skip
 
     def _walk(self, data: memoryview) -> tuple[np.ndarray, int, str | None]:
         """Record header positions of the complete records in ``data`` (the tight loop of the reader).
@@ -92,7 +100,8 @@ class PcapFile:
         """The record headers at ``pos`` (each one complete in buf), as RECORD_HEADER rows."""
         return sliding_window_view(buf, RECORD_HEADER_LEN)[pos].view(self.record_header)[:, 0]
 
-    def _frames(self, data: memoryview, pos: np.ndarray, first_frame: int) -> Frames:
+    def frames_at(self, data: memoryview, pos: np.ndarray, first_frame: int) -> Frames:
+        """The records at ``pos`` in ``data``, a chunk whose first record is ``first_frame``."""
         buf = np.frombuffer(data, dtype=np.uint8)
         headers = self._headers(buf, pos)
         return Frames(
