@@ -83,19 +83,29 @@ def distinct_pairs(rows: np.ndarray) -> np.ndarray:
     return np.unique(pairs.view(f"V{PAIR_DTYPE.itemsize}")).view(PAIR_DTYPE)
 
 
+@dataclass(frozen=True, slots=True)
+class Runs:
+    """Where a bucket's rows lie when several writers wrote it (pcapcheck.parallel_read): the
+    capture's chunks in order, the writer of each, and how many rows each gave each bucket."""
+
+    writers: np.ndarray  # int32, per chunk
+    rows: np.ndarray  # uint32, chunks x buckets
+
+
 @dataclass
 class Partition:
     """The capture's segments in bucket files by tuple hash, each bucket in capture order.
 
-    Several ``writers`` (pcapcheck.parallel_read: processes decoding parts of one capture) each
-    write their own file of every bucket, writer 0 the first part of the capture, writer 1 the
-    next and so on: a bucket's rows are its files one after the other."""
+    Several ``writers`` (pcapcheck.parallel_read: processes decoding chunks of one capture) each
+    write their own file of every bucket, a chunk's rows at a time; ``runs`` says which chunk's
+    rows are where, and a bucket's rows are read back in chunk order, which is capture order."""
 
     directory: str
     buckets: int
     segments: int = 0
     writers: int = 1
     writer: int = 0  # which of the writers this one writes as
+    runs: Runs | None = None
     _files: list = field(default_factory=list)
 
     @classmethod
@@ -112,7 +122,8 @@ class Partition:
         name = f"segments-{bucket:04d}.bin" if writer == 0 else f"segments-{bucket:04d}-{writer}.bin"
         return os.path.join(self.directory, name)
 
-    def add(self, batch: np.ndarray) -> None:
+    def add(self, batch: np.ndarray) -> np.ndarray:
+        """Append ``batch``'s rows to their buckets' files; how many went to each bucket."""
         # 16-bit keys (MAX_BUCKETS fits, and the buckets of up to 16384 --jobs): numpy's stable
         # argsort is then a radix sort.
         bucket = tuple_shard(batch, self.buckets).astype(np.uint16 if self.buckets <= 1 << 16 else np.int64)
@@ -127,6 +138,7 @@ class Partition:
         except OSError as err:
             raise PcapcheckError(f"{self.directory}: cannot write the temporary bucket files: {err.strerror or err}") from None
         self.segments += len(batch)
+        return counts
 
     def finish(self) -> None:
         """Close the bucket files for writing (the reading side opens them by path)."""
@@ -135,9 +147,18 @@ class Partition:
         self._files = []
 
     def rows(self, bucket: int) -> np.ndarray:
-        if self.writers == 1:
+        if self.runs is None:
             return np.fromfile(self.path(bucket), dtype=SEGMENT_DTYPE)
-        return np.concatenate([np.fromfile(self.path(bucket, w), dtype=SEGMENT_DTYPE) for w in range(self.writers)])
+        files = [np.fromfile(self.path(bucket, w), dtype=SEGMENT_DTYPE) for w in range(self.writers)]
+        at = [0] * self.writers
+        runs = []
+        for writer, count in zip(self.runs.writers.tolist(), self.runs.rows[:, bucket].tolist()):
+            if count:
+                runs.append(files[writer][at[writer] : at[writer] + count])
+                at[writer] += count
+        if any(a > len(f) for a, f in zip(at, files)):
+            raise PcapcheckError(f"{self.path(bucket)}: a temporary bucket file is shorter than was written")
+        return np.concatenate(runs) if runs else files[0][:0]
 
     def listener_rows(self) -> "ListenerRows":
         """What counts every endpoint's distinct peers over the whole capture, read when first asked."""

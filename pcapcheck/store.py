@@ -14,7 +14,7 @@ import heapq
 from collections import Counter
 import os
 import pickle
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING
@@ -33,8 +33,10 @@ if TYPE_CHECKING:
 # Reports pickled together: big enough that pickle's per-call cost vanishes, small enough that a
 # merge over hundreds of buckets holds little.
 CHUNK = 256
-# Reports whose text is made at once: a templated block costs its setup once per piece.
-TEXT_CHUNK = 2048
+# Reports whose text is made at once (one kind at a time, ~20 MB of JSON): a templated block costs
+# its setup once per piece, and 8192 makes a bucket one or two pieces (write_bucket 12 % faster
+# than 2048 on 1M, 7 MB more held).
+TEXT_CHUNK = 8192
 # Records of text per chunk on disk.  Writing a report merges every bucket, holding one chunk of
 # each (about 2 KB a record): small chunks keep that flat with hundreds of buckets.
 TEXT_RECORDS = 64
@@ -419,8 +421,9 @@ class Written:
     kept: np.ndarray | None = None
 
 
-# A renderer (reports/fragments.py) turns a bucket's reports into report text by kind, without ids.
-Render = Callable[[Sequence["ConnectionReport"]], dict[str, "list[str] | None"]]
+# A renderer (reports/fragments.py) turns a bucket's reports into report text by kind, without ids:
+# (kind, text per report or None) for each kind, in turn.
+Render = Callable[[Sequence["ConnectionReport"]], Iterable[tuple[str, "list[str] | None"]]]
 
 
 def write_bucket(
@@ -486,7 +489,7 @@ def _write_texts_of(
     texts: dict[str, object] = {}
     try:
         for number, chunk in enumerate(_chunks(reports, TEXT_CHUNK)):
-            for kind, made in render(chunk).items():
+            for kind, made in render(chunk):
                 if made is None or not made_kinds.get(kind, number == 0):
                     made_kinds[kind] = False  # one odd report: the writer formats the whole kind
                     continue

@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import struct
+import time
 from pathlib import Path
 
 import numpy as np
@@ -43,16 +44,32 @@ def test_each_bucket_holds_the_rows_of_the_one_process_read_byte_for_byte(name, 
     assert parallel_info == info and parallel.error is None
 
 
-def test_the_workers_take_consecutive_parts_of_the_file(monkeypatch):
+def test_the_workers_take_the_chunks_in_turn_and_each_bucket_comes_back_in_capture_order(monkeypatch):
     monkeypatch.setattr(source, "CHUNK_SIZE", 700)
     (_, _), (parallel, _) = read_both(DATA / "real-eth.pcap", workers=3)
     part = parallel.partition
-    frames = [
-        np.concatenate([np.fromfile(part.path(b, w), dtype=SEGMENT_DTYPE)["frame"] for b in range(part.buckets)])
-        for w in range(3)
-    ]  # fmt: skip
-    assert all(len(f) for f in frames)
-    assert frames[0].max() < frames[1].min() and frames[1].max() < frames[2].min()
+    assert part.runs.writers.tolist() == [c % 3 for c in range(len(part.runs.writers))]
+    for w in range(3):  # every worker wrote rows
+        assert sum(len(np.fromfile(part.path(b, w), dtype=SEGMENT_DTYPE)) for b in range(part.buckets))
+    for b in range(part.buckets):
+        frames = part.rows(b)["frame"]
+        assert (np.diff(frames.astype(np.int64)) > 0).all()
+
+
+def test_a_walk_ahead_of_the_workers_waits_for_them_and_reads_the_same(monkeypatch):
+    monkeypatch.setattr(source, "CHUNK_SIZE", 700)
+    monkeypatch.setattr(parallel_read, "PENDING", 1)
+    real = parallel_read.decode
+
+    def slow(*args):
+        time.sleep(0.01)
+        return real(*args)
+
+    monkeypatch.setattr(parallel_read, "decode", slow)
+    (serial, info), (parallel, parallel_info) = read_both(DATA / "real-eth.pcap")
+    assert parallel_info == info
+    for b in range(serial.partition.buckets):
+        assert parallel.partition.rows(b).tobytes() == serial.partition.rows(b).tobytes()
 
 
 def corrupt_record(source_path: Path, target: Path, record: int) -> Path:
@@ -98,6 +115,26 @@ def test_a_worker_that_cannot_write_its_buckets_is_the_run_s_error(monkeypatch):
     assert held.error == "/tmp/x: cannot write the temporary bucket files: No space left on device"
 
 
+def test_what_a_failing_worker_did_not_write_cuts_the_capture_there(monkeypatch):
+    monkeypatch.setattr(source, "CHUNK_SIZE", 700)
+    real = parallel_read.decode
+
+    def full_from_frame_20(frames, file_index):
+        if frames.first_file_frame + len(frames) > 20:
+            raise PcapcheckError("/tmp/x: cannot write the temporary bucket files: No space left on device")
+        return real(frames, file_index)
+
+    monkeypatch.setattr(parallel_read, "decode", full_from_frame_20)
+    (serial, info), (parallel, parallel_info) = read_both(DATA / "real-eth.pcap")
+    assert parallel.error.endswith("No space left on device")
+    kept = np.concatenate([parallel.partition.rows(b) for b in range(parallel.partition.buckets)])
+    assert 0 < len(kept) == parallel_info.tcp_packets < info.tcp_packets
+    assert kept["frame"].max() < 20 and parallel_info.packets < 20
+    # Every frame before the cut, none after: the capture as if it ended there.
+    before = np.concatenate([serial.partition.rows(b) for b in range(serial.partition.buckets)])
+    assert sorted(kept["frame"].tolist()) == sorted(f for f in before["frame"].tolist() if f <= parallel_info.packets)
+
+
 def test_a_worker_killed_from_outside_is_one_line(monkeypatch):
     monkeypatch.setattr(parallel_read, "decode", lambda *a: os._exit(9))
     capture = open_capture(str(DATA / "real-eth.pcap"))
@@ -141,7 +178,6 @@ parallel_read.read_in_processes(open_capture(sys.argv[1]), 2, min_buckets=4, exp
 def test_the_workers_end_when_the_reading_process_is_killed(tmp_path):
     import subprocess
     import sys
-    import time
 
     marks = tmp_path / "workers"
     marks.mkdir()

@@ -125,7 +125,7 @@ def test_a_bucket_whose_text_could_not_be_made_keeps_every_report(tmp_path):
     reports = sorted(sample_result().connections, key=lambda c: c.first_frame)
 
     def odd(chunk):  # as a renderer meeting a value it cannot format
-        return {"json": None}
+        yield "json", None
 
     assert store.write_bucket(str(tmp_path), 0, reports, odd, keep=[0]).kept is None
     made = renderer_for(json=True, csv=False)

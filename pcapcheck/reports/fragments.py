@@ -26,14 +26,16 @@ SEPARATOR = {JSON: b",", CSV: b""}  # a CSV row ends with its line end
 
 
 class Renderer:
-    """Called with one bucket's reports; returns, per kind, their fragments (None: not possible for
-    this bucket, e.g. a value of an odd type — the writer then formats the reports itself)."""
+    """Called with some of a bucket's reports; yields, per kind, (kind, their fragments) — None: not
+    possible for these reports, e.g. a value of an odd type (the writer then formats the reports
+    itself).  A kind at a time: only one kind's text is held at once."""
 
     def __init__(self, kinds: Sequence[str]):
         self.kinds = tuple(kinds)
 
-    def __call__(self, reports: Sequence["ConnectionReport"]) -> dict[str, list[str] | None]:
-        return {kind: _writer(kind).fragments_of(reports) for kind in self.kinds}
+    def __call__(self, reports: Sequence["ConnectionReport"]) -> Iterator[tuple[str, list[str] | None]]:
+        for kind in self.kinds:
+            yield kind, _writer(kind).fragments_of(reports)
 
     def findings(self, findings: Sequence["Finding"]) -> dict[str, list[str] | None]:
         """Per kind, each of one bucket's findings' text after its connection's number
