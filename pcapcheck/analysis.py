@@ -220,18 +220,17 @@ def _analyze(
     # Several processes share the buckets of a partition: with --jobs every capture is partitioned,
     # and a pcap file is decoded by that many processes too.
     held = None
+    size = _size_of(capture.paths)
     if shards > 1:
         from .parallel_read import read_in_processes
 
         held = read_in_processes(
-            capture, shards, min_buckets=shards * BUCKETS_PER_JOB, expected_bytes=_size_of(capture.paths),
-            progress=progress,
-        )  # fmt: skip
+            capture, shards, min_buckets=shards * BUCKETS_PER_JOB, expected_bytes=size, progress=progress
+        )
     if held is None:
         held = read_capture(
-            batches(), in_memory=0 if shards > 1 else None, min_buckets=shards * BUCKETS_PER_JOB,
-            expected_bytes=_size_of(capture.paths),
-        )  # fmt: skip
+            batches(), in_memory=0 if shards > 1 else None, min_buckets=shards * BUCKETS_PER_JOB, expected_bytes=size
+        )
     if held.partition is None:
         table = rebuild_table(iter(held.batches))
         if table is None:

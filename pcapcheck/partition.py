@@ -83,29 +83,21 @@ def distinct_pairs(rows: np.ndarray) -> np.ndarray:
     return np.unique(pairs.view(f"V{PAIR_DTYPE.itemsize}")).view(PAIR_DTYPE)
 
 
-@dataclass(frozen=True, slots=True)
-class Runs:
-    """Where a bucket's rows lie when several writers wrote it (pcapcheck.parallel_read): the
-    capture's chunks in order, the writer of each, and how many rows each gave each bucket."""
-
-    writers: np.ndarray  # int32, per chunk
-    rows: np.ndarray  # uint32, chunks x buckets
-
-
 @dataclass
 class Partition:
     """The capture's segments in bucket files by tuple hash, each bucket in capture order.
 
-    Several ``writers`` (pcapcheck.parallel_read: processes decoding chunks of one capture) each
-    write their own file of every bucket, a chunk's rows at a time; ``runs`` says which chunk's
-    rows are where, and a bucket's rows are read back in chunk order, which is capture order."""
+    Several ``writers`` (pcapcheck.parallel_read: processes decoding chunks of one capture file)
+    each write their own file of every bucket, in capture order; a bucket's rows are read back
+    merged by frame, leaving out those from ``cut`` on (the frame where reading stopped while
+    another writer went on)."""
 
     directory: str
     buckets: int
     segments: int = 0
     writers: int = 1
     writer: int = 0  # which of the writers this one writes as
-    runs: Runs | None = None
+    cut: int | None = None
     _files: list = field(default_factory=list)
 
     @classmethod
@@ -122,8 +114,8 @@ class Partition:
         name = f"segments-{bucket:04d}.bin" if writer == 0 else f"segments-{bucket:04d}-{writer}.bin"
         return os.path.join(self.directory, name)
 
-    def add(self, batch: np.ndarray) -> np.ndarray:
-        """Append ``batch``'s rows to their buckets' files; how many went to each bucket."""
+    def add(self, batch: np.ndarray, flush: bool = False) -> None:
+        """Append ``batch``'s rows to their buckets' files (and onto the disk, ``flush``)."""
         # 16-bit keys (MAX_BUCKETS fits, and the buckets of up to 16384 --jobs): numpy's stable
         # argsort is then a radix sort.
         bucket = tuple_shard(batch, self.buckets).astype(np.uint16 if self.buckets <= 1 << 16 else np.int64)
@@ -135,39 +127,47 @@ class Partition:
         try:
             for b in np.flatnonzero(counts).tolist():
                 self._files[b].write(ordered[bounds[b] : bounds[b + 1]])
+                if flush:
+                    self._files[b].flush()
         except OSError as err:
             raise PcapcheckError(f"{self.directory}: cannot write the temporary bucket files: {err.strerror or err}") from None
         self.segments += len(batch)
-        return counts
 
     def finish(self) -> None:
         """Close the bucket files for writing (the reading side opens them by path)."""
-        for f in self._files:
-            f.close()
-        self._files = []
+        files, self._files = self._files, []
+        failed = None
+        for f in files:
+            try:
+                f.close()  # what was still buffered is written now: a full disk shows here
+            except OSError as err:
+                failed = failed or err
+        if failed is not None:
+            raise PcapcheckError(f"{self.directory}: cannot write the temporary bucket files: {failed.strerror or failed}")
 
     def rows(self, bucket: int) -> np.ndarray:
-        if self.runs is None:
-            return np.fromfile(self.path(bucket), dtype=SEGMENT_DTYPE)
-        files = [np.fromfile(self.path(bucket, w), dtype=SEGMENT_DTYPE) for w in range(self.writers)]
-        at = [0] * self.writers
-        runs = []
-        for writer, count in zip(self.runs.writers.tolist(), self.runs.rows[:, bucket].tolist()):
-            if count:
-                runs.append(files[writer][at[writer] : at[writer] + count])
-                at[writer] += count
-        if any(a > len(f) for a, f in zip(at, files)):
-            raise PcapcheckError(f"{self.path(bucket)}: a temporary bucket file is shorter than was written")
-        return np.concatenate(runs) if runs else files[0][:0]
+        if self.writers == 1:
+            rows = np.fromfile(self.path(bucket), dtype=SEGMENT_DTYPE)
+        else:
+            rows = np.concatenate([np.fromfile(self.path(bucket, w), dtype=SEGMENT_DTYPE) for w in range(self.writers)])
+            # Each file is in capture order, and a frame numbers one record: merged by frame.
+            rows = take_rows(rows, np.argsort(rows["frame"], kind="stable"))
+        if self.cut is not None:
+            rows = rows[: np.searchsorted(rows["frame"], self.cut)]
+        return rows
 
     def listener_rows(self) -> "ListenerRows":
         """What counts every endpoint's distinct peers over the whole capture, read when first asked."""
         return ListenerRows(self)
 
     def close(self) -> None:
-        for f in self._files:
-            f.close()
-        self._files = []
+        """Close the bucket files after an error, whatever is still buffered."""
+        files, self._files = self._files, []
+        for f in files:
+            try:
+                f.close()
+            except OSError:  # the error being handled says enough
+                pass
 
 
 @dataclass
@@ -232,10 +232,12 @@ def read_capture(
                 for earlier in held.batches:
                     held.partition.add(earlier)
                 held.batches = []
+        if held.partition is not None:
+            held.partition.finish()
     except PcapcheckError as err:
         held.error = str(err)
-    if held.partition is not None:
-        held.partition.finish()
+        if held.partition is not None:
+            held.partition.close()
     return held
 
 

@@ -344,16 +344,36 @@ class ConnectionStore(IteratedSequence):
         if not self._has_text(kind):
             return None
         sequence = self._sequence()
-        counts = np.bincount(sequence, minlength=len(self._first_frames)).tolist()
         # The k-th place naming bucket b holds b's k-th record: the buckets' lengths laid end to
         # end, in bucket order, go to the places sorted by bucket.
-        lengths = [record_lengths(_text_path(self.directory, b, kind))[:n] for b, n in enumerate(counts) if n]
+        lengths = [self._lengths(b, n, kind) for b, n in enumerate(np.bincount(sequence).tolist()) if n]
         sizes = np.zeros(len(sequence), dtype=np.int64)
         if lengths:
             sizes[np.argsort(sequence, kind="stable")] = np.concatenate(lengths)
-        ids = np.arange(1, len(sequence) + 1, dtype=np.int64)
-        digits = np.searchsorted(_POWERS_OF_TEN, ids, side="right") + 1
-        return sizes + (len(prefix % 0) - 1) + digits
+        del lengths, sequence
+        sizes += len(prefix % 0) - 1
+        for power in _POWERS_OF_TEN.tolist():  # ids 1.. in order: one more digit from each power on
+            if power > len(sizes):
+                break
+            sizes[power - 1 :] += 1
+        sizes += 1  # the digit every id has
+        return sizes
+
+    def text_bytes(self, kind: str) -> int | None:
+        """The bytes of the text made ahead of every connection kept, ids not counted; None as for
+        ``joined_fragments``."""
+        if not self._has_text(kind):
+            return None
+        counts = np.bincount(self._sequence()).tolist()
+        return sum(int(self._lengths(b, n, kind).sum()) for b, n in enumerate(counts) if n)
+
+    def _lengths(self, bucket: int, kept: int, kind: str) -> np.ndarray:
+        """The lengths of the first ``kept`` records of the bucket's text (those of connections a
+        cut left out come after them)."""
+        lengths = record_lengths(_text_path(self.directory, bucket, kind))
+        if len(lengths) < kept:
+            raise PcapcheckError(f"{_text_path(self.directory, bucket, kind)}: the temporary report text ended early")
+        return lengths[:kept]
 
     def _has_text(self, kind: str) -> bool:
         return all(kind in made for frames, made in zip(self._first_frames, self._texts) if len(frames))
@@ -492,12 +512,13 @@ def _write_texts_of(
             for kind, made in render(chunk):
                 if made is None or not made_kinds.get(kind, number == 0):
                     made_kinds[kind] = False  # one odd report: the writer formats the whole kind
-                    continue
-                made_kinds[kind] = True
-                if kind not in texts:
-                    texts[kind] = open(_text_path(directory, bucket, kind), "wb")
-                for k in range(0, len(made), TEXT_RECORDS):
-                    write_records(texts[kind], made[k : k + TEXT_RECORDS])
+                else:
+                    made_kinds[kind] = True
+                    if kind not in texts:
+                        texts[kind] = open(_text_path(directory, bucket, kind), "wb")
+                    for k in range(0, len(made), TEXT_RECORDS):
+                        write_records(texts[kind], made[k : k + TEXT_RECORDS])
+                del made  # before the next kind's text is made
     except OSError as err:
         raise PcapcheckError(f"{directory}: cannot write the temporary report file: {err.strerror or err}") from None
     finally:

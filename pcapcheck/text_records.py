@@ -104,7 +104,7 @@ def record_lengths(path: str) -> np.ndarray:
                 handle.seek(size, os.SEEK_CUR)
     except OSError as err:
         raise PcapcheckError(f"{path}: cannot read the temporary report text: {err.strerror or err}") from None
-    return np.concatenate(lengths).astype(np.int64) if lengths else np.zeros(0, dtype=np.int64)
+    return np.concatenate(lengths) if lengths else np.zeros(0, dtype="<u4")
 
 
 def interleave(

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import os
+import struct
+import warnings
 from pathlib import Path
 
 import pytest
 
 import pcapcheck.partition as partition
+import pcapcheck.store as store_module
 from pcapcheck.analysis import analyze
 from pcapcheck.config import load_config
 from pcapcheck.reports import json_report, write_reports
@@ -21,13 +25,14 @@ from pcapcheck.reports.fragments import CSV, ID_PREFIX, JSON, renderer_for
 DATA = Path(__file__).resolve().parent / "data"
 
 
-@pytest.fixture(scope="module")
-def spilled():
+def analysed_in_buckets():
     """Reused tuples and a mid-stream pickup (7 connections, findings among them), analysed in
-    buckets of two segments, their text made ahead."""
+    buckets of two segments, their text made ahead and spilled a record a chunk (so that reading
+    from a place skips whole chunks and parts of one)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(partition, "IN_MEMORY_SEGMENTS", 3)
         patch.setattr(partition, "SEGMENTS_PER_BUCKET", 2)
+        patch.setattr(store_module, "TEXT_RECORDS", 1)
         result = analyze(
             [str(DATA / "incarnations.pcap"), str(DATA / "midstream.pcap")], load_config(None), steps=False,
             render=renderer_for(json=True, csv=True), all_reports=False, by_id=False,
@@ -35,6 +40,11 @@ def spilled():
     assert type(result.connections).__name__ == "ConnectionStore" and len(result.connections) > 5
     assert len(result.findings) > 1
     return result
+
+
+@pytest.fixture(scope="module")
+def spilled():
+    return analysed_in_buckets()
 
 
 def one_file(result) -> bytes:
@@ -45,7 +55,8 @@ def one_file(result) -> bytes:
 
 def in_pieces(result, shares) -> tuple[list[int], list[bytes]]:
     offsets, texts = [], []
-    for _, offset, write in json_report.document_pieces(result, shares):
+    sizes = result.connections.record_sizes(JSON, ID_PREFIX[JSON])
+    for _, offset, write in json_report.document_pieces(result, shares, sizes):
         raw = io.BytesIO()
         handle = io.TextIOWrapper(raw, encoding="utf-8", newline="")
         write(handle)
@@ -60,6 +71,30 @@ def test_the_pieces_laid_end_to_end_are_the_one_process_json(spilled, shares):
     offsets, texts = in_pieces(spilled, shares)
     assert offsets == [sum(len(t) for t in texts[:k]) for k in range(len(texts))]
     assert b"".join(texts) == one_file(spilled)
+
+
+def test_a_run_cut_short_is_written_in_pieces_as_in_one_file():
+    result = analysed_in_buckets()
+    frames = sorted(c["first_frame"] for c in json.loads(one_file(result))["connections"])
+    result.connections.cut_at(frames[4])  # as when a bucket's analysis failed there
+    result.findings.cut_at(frames[4])
+    assert len(result.connections) == 4
+    for shares in ([1, 1], [0, 1, 1], [2, 1, 0]):
+        assert b"".join(in_pieces(result, shares)[1]) == one_file(result)
+
+
+def test_a_capture_without_tcp_is_written_by_several_processes_as_by_one(tmp_path):
+    udp = tmp_path / "udp.pcap"
+    frame = bytes(12) + b"\x08\x00" + bytes.fromhex("4500001c00000000401100000a0000010a000002") + bytes.fromhex("0035003500080000")
+    records = b"".join(struct.pack("<IIII", 1_700_000_000 + i, 0, len(frame), len(frame)) + frame for i in range(5))
+    udp.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + records)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = analyze([str(udp)], load_config(None), jobs=2, render=renderer_for(json=True, csv=True))
+        write_reports(result, json_path=tmp_path / "two.json", csv_dir=tmp_path / "csv", jobs=2)
+    write_reports(result, json_path=tmp_path / "one.json")
+    assert (tmp_path / "two.json").read_bytes() == (tmp_path / "one.json").read_bytes()
+    assert result.capture.packets == 5 and result.capture.tcp_packets == 0
 
 
 def test_pieces_follow_their_shares(spilled):

@@ -14,6 +14,7 @@ import pytest
 
 import pcapcheck.capture.source as source
 import pcapcheck.parallel_read as parallel_read
+import pcapcheck.partition as partition
 from pcapcheck.capture import open_capture
 from pcapcheck.errors import PcapcheckError
 from pcapcheck.partition import read_capture
@@ -48,25 +49,31 @@ def test_the_workers_take_the_chunks_in_turn_and_each_bucket_comes_back_in_captu
     monkeypatch.setattr(source, "CHUNK_SIZE", 700)
     (_, _), (parallel, _) = read_both(DATA / "real-eth.pcap", workers=3)
     part = parallel.partition
-    assert part.runs.writers.tolist() == [c % 3 for c in range(len(part.runs.writers))]
+    assert part.cut is None
     for w in range(3):  # every worker wrote rows
         assert sum(len(np.fromfile(part.path(b, w), dtype=SEGMENT_DTYPE)) for b in range(part.buckets))
     for b in range(part.buckets):
-        frames = part.rows(b)["frame"]
-        assert (np.diff(frames.astype(np.int64)) > 0).all()
+        assert (np.diff(part.rows(b)["frame"].astype(np.int64)) > 0).all()
 
 
 def test_a_walk_ahead_of_the_workers_waits_for_them_and_reads_the_same(monkeypatch):
     monkeypatch.setattr(source, "CHUNK_SIZE", 700)
-    monkeypatch.setattr(parallel_read, "PENDING", 1)
-    real = parallel_read.decode
+    monkeypatch.setattr(parallel_read, "PENDING", 2)
+    real_decode, real_send = parallel_read.decode, parallel_read._Sender.send
+    waiting = []
 
     def slow(*args):
         time.sleep(0.01)
-        return real(*args)
+        return real_decode(*args)
+
+    def watched(self, task, timeout):
+        waiting.append(self._waiting.qsize())
+        return real_send(self, task, timeout)
 
     monkeypatch.setattr(parallel_read, "decode", slow)
+    monkeypatch.setattr(parallel_read._Sender, "send", watched)
     (serial, info), (parallel, parallel_info) = read_both(DATA / "real-eth.pcap")
+    assert max(waiting) == 2  # the walk ran ahead as far as it may, and no further
     assert parallel_info == info
     for b in range(serial.partition.buckets):
         assert parallel.partition.rows(b).tobytes() == serial.partition.rows(b).tobytes()
@@ -113,6 +120,64 @@ def test_a_worker_that_cannot_write_its_buckets_is_the_run_s_error(monkeypatch):
     capture = open_capture(str(DATA / "real-eth.pcap"))
     held = parallel_read.read_in_processes(capture, 2, min_buckets=4, expected_bytes=10**6)
     assert held.error == "/tmp/x: cannot write the temporary bucket files: No space left on device"
+
+
+def test_a_full_disk_under_a_worker_is_the_run_s_error_in_one_line(monkeypatch):
+    real = partition.Partition.path
+    monkeypatch.setattr(partition.Partition, "path", lambda self, b, w=0: "/dev/full" if w == 1 else real(self, b, w))
+    monkeypatch.setattr(source, "CHUNK_SIZE", 700)
+    capture = open_capture(str(DATA / "real-eth.pcap"))
+    held = parallel_read.read_in_processes(capture, 2, min_buckets=4, expected_bytes=10**6)
+    assert held.error.endswith("cannot write the temporary bucket files: No space left on device")
+    assert capture.info.packets < 48  # the capture as if it ended before the first chunk not written
+
+
+def test_a_full_disk_in_one_process_is_the_run_s_error_too(monkeypatch):
+    monkeypatch.setattr(partition.Partition, "path", lambda self, b, w=0: "/dev/full")
+    capture = open_capture(str(DATA / "real-eth.pcap"))
+    held = read_capture(capture.batches(), in_memory=0, min_buckets=2, expected_bytes=10**6)
+    assert held.error.endswith("cannot write the temporary bucket files: No space left on device")
+
+
+def large_pcap(path: Path, copies: int) -> Path:
+    """real-eth.pcap's 48 records again and again: a file of several 4 MB chunks."""
+    data = (DATA / "real-eth.pcap").read_bytes()
+    path.write_bytes(data[:24] + data[24:] * copies)
+    return path
+
+
+FAILING_SCRIPT = """
+import sys, time
+import pcapcheck.capture.source as source
+import pcapcheck.parallel_read as parallel_read
+from pcapcheck.capture import open_capture
+from pcapcheck.errors import PcapcheckError
+real = parallel_read.decode
+
+def full_on_chunk_4(frames, file_index):
+    # Chunks of 256 KB hold about 1,800 records: chunk 4 (worker 0's third) starts near record
+    # 7,200, with a hundred chunks still to walk and worker 0's queue full.
+    time.sleep(0.05)
+    if 6_500 < frames.first_file_frame < 8_500:
+        raise PcapcheckError("no space left")
+    return real(frames, file_index)
+
+parallel_read.decode, parallel_read.PENDING, source.CHUNK_SIZE = full_on_chunk_4, 1, 256 * 1024
+held = parallel_read.read_in_processes(open_capture(sys.argv[1]), 2, min_buckets=4, expected_bytes=10**9)
+print(held.error)
+"""
+
+
+def test_a_worker_that_fails_with_chunks_still_coming_stops_the_walk(tmp_path):
+    import subprocess
+    import sys
+
+    big = large_pcap(tmp_path / "big.pcap", 4000)  # 28 MB: about 110 chunks of 256 KB
+    done = subprocess.run(
+        [sys.executable, "-c", FAILING_SCRIPT, str(big)], capture_output=True, text=True, timeout=60
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "no space left"
 
 
 def test_what_a_failing_worker_did_not_write_cuts_the_capture_there(monkeypatch):
@@ -181,9 +246,11 @@ def test_the_workers_end_when_the_reading_process_is_killed(tmp_path):
 
     marks = tmp_path / "workers"
     marks.mkdir()
-    reading = subprocess.Popen([sys.executable, "-c", ORPHAN_SCRIPT, str(DATA / "real-eth.pcap"), str(marks)])
+    # Killed, it cannot remove its temporary directory: let that be under tmp_path.
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    reading = subprocess.Popen([sys.executable, "-c", ORPHAN_SCRIPT, str(DATA / "real-eth.pcap"), str(marks)], env=env)
     try:
-        for _ in range(100):  # both workers busy: each has left its mark
+        for _ in range(400):  # both workers busy: each has left its mark (20 s at most)
             if len(list(marks.iterdir())) >= 2:
                 break
             time.sleep(0.05)
@@ -192,7 +259,7 @@ def test_the_workers_end_when_the_reading_process_is_killed(tmp_path):
     finally:
         reading.kill()
         reading.wait()
-    for _ in range(100):
+    for _ in range(400):  # 20 s at most
         alive = [pid for pid in workers if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)]
         if not alive:
             break

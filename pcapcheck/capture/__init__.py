@@ -82,8 +82,9 @@ class Capture:
             close_source(self.info, source)
 
     def single_pcap(self):
-        """The one file read, when it is a plain classic pcap file the default reader reads from a
-        regular file (what pcapcheck.parallel_read can split among processes), else None."""
+        """The one file to read, when it is a plain classic pcap file that the default reader reads
+        from a regular file (what pcapcheck.parallel_read can split among processes), else None.
+        Whoever reads it says so with ``claim``."""
         if self._started or len(self._files) != 1:
             return None
         from .files import CaptureFile
@@ -93,12 +94,15 @@ class Capture:
         if not isinstance(file, CaptureFile) or type(file.fmt) is not PcapFile or file.format_name != "pcap":
             return None
         try:
-            if not stat.S_ISREG(os.stat(file.path).st_mode):
+            if not stat.S_ISREG(os.fstat(file.fmt.reader.raw.fileno()).st_mode):
                 return None
-        except OSError:
+        except (OSError, AttributeError, ValueError):  # no descriptor: not a plain file
             return None
-        self._started = True  # read by the caller now, never by batches()
         return file
+
+    def claim(self) -> None:
+        """The files are read elsewhere (pcapcheck.parallel_read): ``batches`` is not to be called."""
+        self._started = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,14 +93,17 @@ def _write_in_processes(result: "AnalysisResult", writers: list, jobs: int) -> l
     Every child is waited for, whatever happens here: its reports are written whole or not at all
     (reports.atomic).  A bug in a child comes back as a RuntimeError with its traceback; a child
     killed from outside as one line, like bad input."""
-    split = _split_json(result, writers, jobs)
+    try:
+        split = _split_json(result, writers, jobs)
+    except PcapcheckError:  # e.g. the spilled text cannot be read: the JSON's own writer says so
+        split = None
     if split is None and len(writers) == 1:
         return [_written(result, writers[0])]
-    lanes = _lanes(result, writers, jobs, split)
-    context = multiprocessing.get_context("fork")
     children = []
-    unit_errors: list[list[PcapcheckError | None]] = [[None] * len(lane) for lane in lanes]
     try:
+        lanes = _lanes(writers, jobs, split)
+        unit_errors: list[list[PcapcheckError | None]] = [[None] * len(lane) for lane in lanes]
+        context = multiprocessing.get_context("fork")
         try:
             for k, lane in enumerate(lanes[1:], start=1):
                 receive, send = context.Pipe(duplex=False)
@@ -144,18 +147,19 @@ Unit = tuple[int, Callable[["AnalysisResult"], None]]
 
 
 def _split_json(result: "AnalysisResult", writers: list, jobs: int):
-    """(index of the JSON writer, its PiecewiseFile, the lanes' shares of the connections' JSON)
-    when the JSON is written in pieces; else None."""
-    from .json_report import write_json
+    """(index of the JSON writer, its PiecewiseFile, the pieces: json_report.document_pieces)
+    when the JSON is written in pieces, one a lane; else None."""
+    from .json_report import document_pieces, write_json
 
     owner = next((i for i, (write, _) in enumerate(writers) if write is write_json), None)
-    if owner is None or not hasattr(result.connections, "record_sizes"):
+    store = result.connections
+    if owner is None or not hasattr(store, "record_sizes"):
         return None
     from .atomic import PiecewiseFile
     from .csv_report import write_csv
     from .fragments import CSV, ID_PREFIX, JSON
 
-    sizes = result.connections.record_sizes(JSON, ID_PREFIX[JSON])
+    sizes = store.record_sizes(JSON, ID_PREFIX[JSON])
     if sizes is None:
         return None
     # What the other writers carry to their lanes: the CSV about its connections' bytes (it writes
@@ -163,25 +167,22 @@ def _split_json(result: "AnalysisResult", writers: list, jobs: int):
     loads = [0.0] * jobs
     for i, lane in _dealt(writers, owner, jobs):
         if writers[i][0] is write_csv:
-            csv_sizes = result.connections.record_sizes(CSV, ID_PREFIX[CSV])
-            loads[lane] += float(csv_sizes.sum()) if csv_sizes is not None else 0.0
+            loads[lane] += float(store.text_bytes(CSV) or 0)
     level = (float(sizes.sum()) + sum(loads)) / jobs
-    shares = [max(0.0, level - load) for load in loads]
+    pieces = document_pieces(result, [max(0.0, level - load) for load in loads], sizes)
     try:
         piecewise = PiecewiseFile(writers[owner][1])
     except ReportWriteError:
         return None  # the one-file writer says the same, in its turn
-    return owner, piecewise, shares
+    return owner, piecewise, pieces
 
 
-def _lanes(result: "AnalysisResult", writers: list, jobs: int, split) -> list[list[Unit]]:
+def _lanes(writers: list, jobs: int, split) -> list[list[Unit]]:
     lanes: list[list[Unit]] = [[] for _ in range(jobs)]
     owner = None
     if split is not None:
-        from .json_report import document_pieces
-
-        owner, piecewise, shares = split
-        for k, offset, write in document_pieces(result, shares):
+        owner, piecewise, pieces = split
+        for k, offset, write in pieces:
             lanes[k].append((owner, lambda _, o=offset, w=write: piecewise.write_piece(o, w)))
     for i, lane in _dealt(writers, owner, jobs):
         write, path = writers[i]

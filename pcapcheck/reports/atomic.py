@@ -24,29 +24,45 @@ class ReportWriteError(PcapcheckError):
 def write_atomically(path: str | os.PathLike, write: Callable[[IO[str]], None]) -> None:
     """Call ``write(handle)`` on a temporary text file next to ``path``, then move it into place."""
     target = Path(path)
+    temp_name = _temporary(target)
+    try:
+        with open(temp_name, "w", encoding="utf-8", newline="") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _publish(temp_name, target)
+    except BaseException as err:
+        _remove(temp_name)
+        if isinstance(err, OSError):
+            raise ReportWriteError(f"{target}: cannot write report: {err.strerror or err}") from None
+        raise
+
+
+def _temporary(target: Path) -> str:
+    """An empty temporary file in ``target``'s directory (so the final rename stays on one file system)."""
     directory = target.parent if str(target.parent) else Path(".")
     try:
         fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     except OSError as err:
         raise ReportWriteError(f"{target}: cannot write report: {err.strerror or err}") from None
+    os.close(fd)
+    return temp_name
+
+
+def _publish(temp_name: str, target: Path) -> None:
+    """The written temporary file in place of ``target``."""
+    # mkstemp creates 0600; a report is an ordinary file, readable like any other the user writes.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temp_name, 0o666 & ~umask)
+    os.replace(temp_name, target)
+
+
+def _remove(temp_name: str) -> None:
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp creates 0600; a report is an ordinary file, readable like any other the user writes.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp_name, 0o666 & ~umask)
-        os.replace(temp_name, target)
-    except BaseException as err:
-        try:
-            os.unlink(temp_name)
-        except FileNotFoundError:
-            pass
-        if isinstance(err, OSError):
-            raise ReportWriteError(f"{target}: cannot write report: {err.strerror or err}") from None
-        raise
+        os.unlink(temp_name)
+    except FileNotFoundError:
+        pass
 
 
 def write_text_atomically(path: str | os.PathLike, text: str) -> None:
@@ -60,12 +76,7 @@ class PiecewiseFile:
 
     def __init__(self, path: str | os.PathLike):
         self.target = Path(path)
-        directory = self.target.parent if str(self.target.parent) else Path(".")
-        try:
-            fd, self.temp_name = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=directory)
-        except OSError as err:
-            raise ReportWriteError(f"{self.target}: cannot write report: {err.strerror or err}") from None
-        os.close(fd)
+        self.temp_name = _temporary(self.target)
 
     def write_piece(self, offset: int, write: Callable[[IO[str]], None]) -> None:
         """``write(handle)`` on a text handle (UTF-8) that starts at ``offset`` bytes."""
@@ -85,16 +96,10 @@ class PiecewiseFile:
                 os.fsync(fd)  # the pieces other processes wrote too: the file's pages, whoever wrote them
             finally:
                 os.close(fd)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self.temp_name, 0o666 & ~umask)
-            os.replace(self.temp_name, self.target)
+            _publish(self.temp_name, self.target)
         except OSError as err:
             self.abort()
             raise ReportWriteError(f"{self.target}: cannot write report: {err.strerror or err}") from None
 
     def abort(self) -> None:
-        try:
-            os.unlink(self.temp_name)
-        except FileNotFoundError:
-            pass
+        _remove(self.temp_name)

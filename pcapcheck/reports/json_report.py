@@ -390,23 +390,23 @@ def write_json(result: "AnalysisResult", path: str | os.PathLike) -> None:
 
 
 def document_pieces(
-    result: "AnalysisResult", shares: Sequence[float]
-) -> list[tuple[int, int, Callable[[IO[str]], None]]] | None:
+    result: "AnalysisResult", shares: Sequence[float], sizes: np.ndarray
+) -> list[tuple[int, int, Callable[[IO[str]], None]]]:
     """``write_document``'s text as pieces that several processes can write at once: (k, offset in
     bytes, write(handle)) each, the k-th piece about ``shares[k]`` of the connections' bytes (empty
-    ones left out); None unless a partitioned run made the connections' text ahead (only then are
-    their sizes known without formatting them).  The first piece holds the document's head, the
-    last its findings and tail."""
-    connections = result.connections
-    sizes = getattr(connections, "record_sizes", lambda *a: None)(JSON, ID_PREFIX[JSON])
-    if sizes is None:
-        return None
+    ones left out), from the size of each connection's record (``ConnectionStore.record_sizes``,
+    taken over: changed in place).  The first piece holds the document's head, the last the
+    findings and the tail."""
     head = json.dumps(document_head(result), **DUMPS_OPTIONS)[:-1].encode("utf-8") + b',"connections":['
-    # A record's bytes and the comma before it (none before the first).
-    ends = np.cumsum(sizes + 1) - 1
+    # Where each record ends, with the comma before it (none before the first).
+    ends = sizes
+    ends += 1
+    np.cumsum(ends, out=ends)
+    ends -= 1
     total = int(ends[-1]) if len(ends) else 0
-    bounds = np.searchsorted(ends, np.cumsum(shares)[:-1] / sum(shares) * total, side="right").tolist()
-    starts, stops = [0, *bounds], [*bounds, len(sizes)]
+    weights = np.asarray(shares if sum(shares) > 0 else [1.0] * len(shares), dtype=np.float64)
+    bounds = np.searchsorted(ends, np.cumsum(weights)[:-1] / weights.sum() * total, side="right").tolist()
+    starts, stops = [0, *bounds], [*bounds, len(ends)]
     pieces: list[tuple[int, int, Callable[[IO[str]], None]]] = []
     offset = 0
     last = len(starts) - 1
