@@ -9,8 +9,9 @@ the page cache, through the descriptor it inherited), decodes it and appends its
 own file of every bucket (partition.Partition with several writers, which reads a bucket back in
 frame order, i.e. capture order).
 
-A worker holds at most PENDING chunks not yet taken: the walk, about three times as fast as one
-worker, waits when they all hold that many, so memory stays bounded however large the file.
+At most PENDING chunks wait for a worker (besides the one being sent and the one it decodes): the
+walk, about three times as fast as one worker, waits when every worker has that many waiting, so
+memory stays bounded however large the file.
 
 The result is the partition and CaptureInfo that ``partition.read_capture`` makes of the same file,
 errors included: a corrupt record part-way ends the reading with the chunks before it analysed,
@@ -40,7 +41,7 @@ from .partition import SEGMENTS_PER_BUCKET, Held, Partition, bucket_count
 
 # How long this process waits for a worker's word before checking that the workers still live.
 POLL_SECONDS = 0.5
-# Chunks sent to a worker and not yet taken (a chunk's record positions: about 200 KB).
+# Chunks waiting for a worker (a chunk's record positions: about 120 KB).
 PENDING = 8
 
 
