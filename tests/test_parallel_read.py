@@ -56,24 +56,32 @@ def test_the_workers_take_the_chunks_in_turn_and_each_bucket_comes_back_in_captu
         assert (np.diff(part.rows(b)["frame"].astype(np.int64)) > 0).all()
 
 
-def test_a_walk_ahead_of_the_workers_waits_for_them_and_reads_the_same(monkeypatch):
+def test_a_worker_holds_at_most_pending_chunks_and_then_the_walk_waits():
+    receive, send = multiprocessing.Pipe(duplex=False)
+    sender = parallel_read._Sender(send)
+    chunk = np.zeros(40_000, dtype=np.uint32)  # 160 KB: more than the pipe holds
+    try:
+        # One goes into the pipe (and waits there for a reader), PENDING wait behind it.
+        accepted = [sender.send((k, chunk), timeout=0.5) for k in range(parallel_read.PENDING + 3)]
+        assert accepted == [True] * (parallel_read.PENDING + 1) + [False, False]
+        assert receive.recv()[0] == 0  # a reader takes one: room for one more
+        assert sender.send(("next", chunk), timeout=2)
+    finally:
+        receive.close()  # the sender's thread sees the pipe break and drops the rest
+        sender.close()
+
+
+def test_a_walk_made_to_wait_reads_the_same(monkeypatch):
     monkeypatch.setattr(source, "CHUNK_SIZE", 700)
-    monkeypatch.setattr(parallel_read, "PENDING", 2)
-    real_decode, real_send = parallel_read.decode, parallel_read._Sender.send
-    waiting = []
+    monkeypatch.setattr(parallel_read, "PENDING", 1)
+    real = parallel_read.decode
 
     def slow(*args):
         time.sleep(0.01)
-        return real_decode(*args)
-
-    def watched(self, task, timeout):
-        waiting.append(self._waiting.qsize())
-        return real_send(self, task, timeout)
+        return real(*args)
 
     monkeypatch.setattr(parallel_read, "decode", slow)
-    monkeypatch.setattr(parallel_read._Sender, "send", watched)
     (serial, info), (parallel, parallel_info) = read_both(DATA / "real-eth.pcap")
-    assert max(waiting) == 2  # the walk ran ahead as far as it may, and no further
     assert parallel_info == info
     for b in range(serial.partition.buckets):
         assert parallel.partition.rows(b).tobytes() == serial.partition.rows(b).tobytes()
