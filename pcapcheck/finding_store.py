@@ -45,6 +45,7 @@ from .findings import Finding, Severity
 from .segments import Side
 from .sequences import ComparesAsList, IteratedSequence
 from .text_records import bucket_dtype, interleave, write_records
+from . import write_behind
 
 # Findings pickled together.  A merge holds one chunk per bucket, and every bucket stays open to
 # the end of it (buckets interleave in time): small chunks keep hundreds of buckets to a few MB.
@@ -104,14 +105,14 @@ def write_findings(
         frames, render = np.zeros(0, dtype=np.int64), None
     made: list[str] = []
     try:
-        with open(_path(directory, bucket), "wb") as handle:
+        with write_behind.create(_path(directory, bucket)) as handle:
             for start in range(0, len(ordered), CHUNK):
                 chunk = [_values(f) for f in ordered[start : start + CHUNK]]
                 pickle.dump(chunk, handle, protocol=pickle.HIGHEST_PROTOCOL)
         for kind, texts in (render(ordered) if render is not None else {}).items():
             if texts is None:
                 continue
-            with open(_text_path(directory, bucket, kind), "wb") as handle:
+            with write_behind.create(_text_path(directory, bucket, kind)) as handle:
                 for start in range(0, len(texts), TEXT_RECORDS):
                     write_records(handle, texts[start : start + TEXT_RECORDS])
             made.append(kind)

@@ -18,6 +18,7 @@ analysed like a capture that stopped there, and the error is reported with those
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import tempfile
@@ -30,6 +31,7 @@ from .capture.frames import take_rows
 from .connections import PeerCounts, _listener_counts
 from .errors import PcapcheckError
 from .segments import SEGMENT_DTYPE
+from . import write_behind
 
 # Segments held in memory before the capture is partitioned to disk (~130 bytes each).
 IN_MEMORY_SEGMENTS = 200_000
@@ -104,7 +106,8 @@ class Partition:
     def create(cls, directory: str, buckets: int, writers: int = 1, writer: int = 0) -> "Partition":
         part = cls(directory, buckets, writers=writers, writer=writer)
         try:
-            part._files = [open(part.path(b, writer), "wb") for b in range(buckets)]
+            # Hundreds of files open at once: the usual small buffer each.
+            part._files = [write_behind.create(part.path(b, writer), io.DEFAULT_BUFFER_SIZE) for b in range(buckets)]
         except OSError as err:
             part.close()
             raise PcapcheckError(f"{directory}: cannot create the temporary bucket files: {err.strerror or err}") from None

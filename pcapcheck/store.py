@@ -24,6 +24,7 @@ import numpy as np
 from .errors import PcapcheckError
 from .sequences import ComparesAsList, IteratedSequence
 from .text_records import bucket_dtype, interleave, record_lengths, write_records
+from . import write_behind
 
 if TYPE_CHECKING:
     from .analysis import ConnectionReport
@@ -473,7 +474,7 @@ def write_bucket(
     chunk_offsets: list[int] = []
     place = 0
     try:
-        with open(_path(directory, bucket), "wb") as handle:
+        with write_behind.create(_path(directory, bucket)) as handle:
             # Pieces of pieces: cutting a ConnectionReports looks at every block it holds.
             for piece in _chunks(stored, TEXT_CHUNK):
                 for part in _chunks(piece, CHUNK):
@@ -515,7 +516,7 @@ def _write_texts_of(
                 else:
                     made_kinds[kind] = True
                     if kind not in texts:
-                        texts[kind] = open(_text_path(directory, bucket, kind), "wb")
+                        texts[kind] = write_behind.create(_text_path(directory, bucket, kind))
                     for k in range(0, len(made), TEXT_RECORDS):
                         write_records(texts[kind], made[k : k + TEXT_RECORDS])
                 del made  # before the next kind's text is made

@@ -7,7 +7,6 @@ atomic.  When writing fails, the temporary file is removed and the previous repo
 
 from __future__ import annotations
 
-import io
 import os
 import tempfile
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import PcapcheckError
+from ..write_behind import text_file  # reports go to the disk as they are written
 
 
 class ReportWriteError(PcapcheckError):
@@ -26,7 +26,7 @@ def write_atomically(path: str | os.PathLike, write: Callable[[IO[str]], None]) 
     target = Path(path)
     temp_name = _temporary(target)
     try:
-        with _text_file(temp_name, 0) as handle:
+        with text_file(temp_name, 0) as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
@@ -36,50 +36,6 @@ def write_atomically(path: str | os.PathLike, write: Callable[[IO[str]], None]) 
         if isinstance(err, OSError):
             raise ReportWriteError(f"{target}: cannot write report: {err.strerror or err}") from None
         raise
-
-
-# A report's pages are handed to the disk every this many bytes as it is written.
-WRITE_BEHIND = 32 << 20
-
-
-def _text_file(name: str, offset: int) -> io.TextIOWrapper:
-    """A UTF-8 text handle on the (existing) file ``name`` from byte ``offset``, whose pages go to
-    the disk as it is written: nothing reads a report back, and a GB of written pages left for the
-    kernel to write back at its pace made the writes wait, 0.2 to 2.5 s a GB on the project's VM,
-    against 0.4 s when they go out behind the writing."""
-    raw = _WriteBehind(os.open(name, os.O_WRONLY), offset)
-    return io.TextIOWrapper(io.BufferedWriter(raw, buffer_size=1 << 20), encoding="utf-8", newline="")
-
-
-class _WriteBehind(io.RawIOBase):
-    """Writes at a file descriptor from ``offset`` on, starting the disk write of every
-    WRITE_BEHIND bytes once written (posix_fadvise DONTNEED: write back, then drop from the cache)."""
-
-    def __init__(self, fd: int, offset: int):
-        self._fd = fd
-        self._at = self._behind = offset
-        self._advise = getattr(os, "posix_fadvise", None)  # not on every system
-
-    def writable(self) -> bool:
-        return True
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def write(self, data) -> int:
-        written = os.pwrite(self._fd, data, self._at)
-        self._at += written
-        if self._advise is not None and self._at - self._behind >= WRITE_BEHIND:
-            self._advise(self._fd, self._behind, self._at - self._behind, os.POSIX_FADV_DONTNEED)
-            self._behind = self._at
-        return written
-
-    def close(self) -> None:
-        if not self.closed:
-            try:
-                os.close(self._fd)
-            finally:
-                super().close()
 
 
 def _temporary(target: Path) -> str:
@@ -125,7 +81,7 @@ class PiecewiseFile:
     def write_piece(self, offset: int, write: Callable[[IO[str]], None]) -> None:
         """``write(handle)`` on a text handle (UTF-8) that starts at ``offset`` bytes."""
         try:
-            with _text_file(self.temp_name, offset) as handle:
+            with text_file(self.temp_name, offset) as handle:
                 write(handle)
         except OSError as err:
             raise ReportWriteError(f"{self.target}: cannot write report: {err.strerror or err}") from None

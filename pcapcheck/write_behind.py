@@ -1,0 +1,75 @@
+"""Files whose pages go to the disk as they are written, a slice at a time.
+
+A run writes gigabytes: the partitioned capture, the report text made ahead, the reports.  Left
+for the kernel to write back at its pace, those pages pile up until it makes the writers wait; on
+the project's VM that cost 0.2 to 2.5 s a GB, against about 0.4 s a GB when each slice is handed
+to the disk once written (posix_fadvise DONTNEED: write back, then drop from the cache).  What is
+read again later (the temporary files) is read from the disk, which the same VM does at 3 GB/s.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+# Bytes written between two hand-overs to the disk.
+SLICE = 32 << 20
+
+
+class WriteBehind(io.RawIOBase):
+    """Writes at a file descriptor from ``offset`` on, handing every SLICE written to the disk."""
+
+    def __init__(self, fd: int, offset: int = 0):
+        self._fd = fd
+        self._at = self._behind = offset
+        self._advise = getattr(os, "posix_fadvise", None)  # not on every system
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_CUR:
+            offset += self._at
+        elif whence == os.SEEK_END:
+            offset += os.fstat(self._fd).st_size
+        self._at = offset
+        self._behind = min(self._behind, offset)
+        return offset
+
+    def tell(self) -> int:
+        return self._at
+
+    def write(self, data) -> int:
+        written = os.pwrite(self._fd, data, self._at)
+        self._at += written
+        if self._advise is not None and self._at - self._behind >= SLICE:
+            self._advise(self._fd, self._behind, self._at - self._behind, os.POSIX_FADV_DONTNEED)
+            self._behind = self._at
+        return written
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                os.close(self._fd)
+            finally:
+                super().close()
+
+
+def create(path: str | os.PathLike, buffer_size: int = 1 << 20) -> io.BufferedWriter:
+    """A new (or emptied) file at ``path``, for writing bytes, as ``open(path, "wb")`` gives."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    raw = WriteBehind(fd)
+    raw.name = os.fspath(path)  # as open() names its files, for messages
+    return io.BufferedWriter(raw, buffer_size=buffer_size)
+
+
+def text_file(path: str | os.PathLike, offset: int) -> io.TextIOWrapper:
+    """A UTF-8 text handle on the existing file ``path`` from byte ``offset`` on."""
+    raw = WriteBehind(os.open(path, os.O_WRONLY), offset)
+    return io.TextIOWrapper(io.BufferedWriter(raw, buffer_size=1 << 20), encoding="utf-8", newline="")
