@@ -75,3 +75,47 @@ def test_written_report_gets_the_usual_permissions_not_the_temp_files_0600(tmp_p
 def test_missing_folder_is_one_clear_error(tmp_path):
     with pytest.raises(PcapcheckError, match="cannot write report"):
         write_reports(sample_result(), json_path=tmp_path / "no" / "such" / "dir" / "r.json")
+
+
+def test_a_report_through_a_symbolic_link_replaces_the_file_it_names_and_keeps_the_link(tmp_path):
+    real = tmp_path / "reports" / "run.json"
+    real.parent.mkdir()
+    real.write_text("previous report")
+    link = tmp_path / "latest.json"
+    link.symlink_to(real)
+    write_atomically(link, lambda handle: handle.write("new report"))
+    assert link.is_symlink() and real.read_text() == "new report"
+    assert sorted(p.name for p in real.parent.iterdir()) == ["run.json"]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_report_to_a_named_pipe_is_written_through_it(tmp_path, jobs):
+    import threading
+
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    write_reports(sample_result(), json_path=fifo, csv_dir=tmp_path / "csv", jobs=jobs)
+    reader.join(timeout=30)
+    assert got and got[0].startswith(b'{"tool":{"name":"pcapcheck"')
+    assert fifo.is_fifo() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_json_to_dev_stdout_goes_to_standard_output_and_leaves_dev_stdout_alone(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.samples_support import all_samples
+
+    capture = str(all_samples()[0].capture_paths[0])
+    before = os.lstat("/dev/stdout")
+    done = subprocess.run(
+        [sys.executable, "-m", "pcapcheck", "analyze", capture, "--json", "/dev/stdout", "-q", "--jobs", "2"],
+        capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stderr
+    assert done.stdout.startswith(b'{"tool":{"name":"pcapcheck"')
+    after = os.lstat("/dev/stdout")
+    assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)

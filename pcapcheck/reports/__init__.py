@@ -151,11 +151,12 @@ def _split_json(result: "AnalysisResult", writers: list, jobs: int):
     when the JSON is written in pieces, one a lane; else None."""
     from .json_report import document_pieces, write_json
 
+    from .atomic import PiecewiseFile, replaceable
+
     owner = next((i for i, (write, _) in enumerate(writers) if write is write_json), None)
     store = result.connections
-    if owner is None or not hasattr(store, "record_sizes"):
-        return None
-    from .atomic import PiecewiseFile
+    if owner is None or not hasattr(store, "record_sizes") or not replaceable(writers[owner][1]):
+        return None  # not a file to write at offsets (e.g. --json /dev/stdout): one piece
     from .csv_report import write_csv
     from .fragments import CSV, ID_PREFIX, JSON
 

@@ -3,11 +3,16 @@
 Each report is written to a temporary file in the *same* directory (so the final rename never
 crosses a file system) and moved over the target with ``os.replace``, which POSIX and Windows make
 atomic.  When writing fails, the temporary file is removed and the previous report stays intact.
+
+A path through a symbolic link replaces the file the link names, not the link.  A path that names
+no regular file (``--json /dev/stdout``, a named pipe, a terminal) is written straight through:
+there is nothing to replace, and replacing the name would put a file where the device was.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +28,10 @@ class ReportWriteError(PcapcheckError):
 
 def write_atomically(path: str | os.PathLike, write: Callable[[IO[str]], None]) -> None:
     """Call ``write(handle)`` on a temporary text file next to ``path``, then move it into place."""
-    target = Path(path)
+    if not replaceable(path):
+        _write_through(Path(path), write)
+        return
+    target = _resolved(Path(path))
     temp_name = _temporary(target)
     try:
         with text_file(temp_name, 0) as handle:
@@ -36,6 +44,27 @@ def write_atomically(path: str | os.PathLike, write: Callable[[IO[str]], None]) 
         if isinstance(err, OSError):
             raise ReportWriteError(f"{target}: cannot write report: {err.strerror or err}") from None
         raise
+
+
+def replaceable(path: str | os.PathLike) -> bool:
+    """Is ``path`` a regular file, or nothing yet (what a temporary file can be moved over)?"""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return True  # missing (or unreadable: writing it says why)
+
+
+def _resolved(target: Path) -> Path:
+    """The file a symbolic link names (followed to the end), else ``target``."""
+    return Path(os.path.realpath(target)) if target.is_symlink() else target
+
+
+def _write_through(target: Path, write: Callable[[IO[str]], None]) -> None:
+    try:
+        with open(target, "w", encoding="utf-8", newline="") as handle:
+            write(handle)
+    except OSError as err:
+        raise ReportWriteError(f"{target}: cannot write report: {err.strerror or err}") from None
 
 
 def _temporary(target: Path) -> str:
@@ -75,7 +104,8 @@ class PiecewiseFile:
     or removed if a piece failed."""
 
     def __init__(self, path: str | os.PathLike):
-        self.target = Path(path)
+        """``path`` must be ``replaceable``."""
+        self.target = _resolved(Path(path))
         self.temp_name = _temporary(self.target)
 
     def write_piece(self, offset: int, write: Callable[[IO[str]], None]) -> None:
