@@ -26,7 +26,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue as queue_module
-import tempfile
 import threading
 import traceback
 from collections.abc import Callable
@@ -37,7 +36,7 @@ from .capture import Capture, CaptureInfo, ChunkCounts, close_source, count_chun
 from .capture.decode import decode
 from .capture.source import SLACK
 from .errors import CaptureError, PcapcheckError
-from .partition import SEGMENTS_PER_BUCKET, Held, Partition, bucket_count
+from .partition import SEGMENTS_PER_BUCKET, Held, Partition, bucket_count, work_directory
 
 # How long this process waits for a worker's word before checking that the workers still live.
 POLL_SECONDS = 0.5
@@ -60,7 +59,7 @@ def read_in_processes(
     file = capture.single_pcap()
     if file is None:
         return None
-    workdir = tempfile.TemporaryDirectory(prefix="pcapcheck-")
+    workdir = work_directory()
     buckets = max(min_buckets, bucket_count(0, SEGMENTS_PER_BUCKET, expected_bytes))
     try:
         crew = _Crew(file, workdir.name, buckets, workers, capture.info, progress)

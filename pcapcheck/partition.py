@@ -18,7 +18,6 @@ analysed like a capture that stopped there, and the error is reported with those
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import tempfile
@@ -31,7 +30,6 @@ from .capture.frames import take_rows
 from .connections import PeerCounts, _listener_counts
 from .errors import PcapcheckError
 from .segments import SEGMENT_DTYPE
-from . import write_behind
 
 # Segments held in memory before the capture is partitioned to disk (~130 bytes each).
 IN_MEMORY_SEGMENTS = 200_000
@@ -106,8 +104,7 @@ class Partition:
     def create(cls, directory: str, buckets: int, writers: int = 1, writer: int = 0) -> "Partition":
         part = cls(directory, buckets, writers=writers, writer=writer)
         try:
-            # Hundreds of files open at once: the usual small buffer each.
-            part._files = [write_behind.create(part.path(b, writer), io.DEFAULT_BUFFER_SIZE) for b in range(buckets)]
+            part._files = [open(part.path(b, writer), "wb") for b in range(buckets)]
         except OSError as err:
             part.close()
             raise PcapcheckError(f"{directory}: cannot create the temporary bucket files: {err.strerror or err}") from None
@@ -150,14 +147,25 @@ class Partition:
 
     def rows(self, bucket: int) -> np.ndarray:
         if self.writers == 1:
-            rows = np.fromfile(self.path(bucket), dtype=SEGMENT_DTYPE)
+            rows = self._read(self.path(bucket))
         else:
-            rows = np.concatenate([np.fromfile(self.path(bucket, w), dtype=SEGMENT_DTYPE) for w in range(self.writers)])
+            # A writer that failed before making all its files wrote nothing to the missing ones.
+            rows = np.concatenate([self._read(self.path(bucket, w)) for w in range(self.writers)])
             # Each file is in capture order, and a frame numbers one record: merged by frame.
             rows = take_rows(rows, np.argsort(rows["frame"], kind="stable"))
         if self.cut is not None:
             rows = rows[: np.searchsorted(rows["frame"], self.cut)]
         return rows
+
+    def _read(self, path: str) -> np.ndarray:
+        try:
+            return np.fromfile(path, dtype=SEGMENT_DTYPE)
+        except FileNotFoundError:
+            if self.writers > 1:
+                return np.zeros(0, dtype=SEGMENT_DTYPE)
+            raise PcapcheckError(f"{path}: a temporary bucket file is gone") from None
+        except OSError as err:
+            raise PcapcheckError(f"{path}: cannot read the temporary bucket file: {err.strerror or err}") from None
 
     def listener_rows(self) -> "ListenerRows":
         """What counts every endpoint's distinct peers over the whole capture, read when first asked."""
@@ -229,7 +237,7 @@ def read_capture(
             held.batches.append(batch)
             count += len(batch)
             if count > in_memory:
-                held.workdir = tempfile.TemporaryDirectory(prefix="pcapcheck-")
+                held.workdir = work_directory()
                 buckets = max(min_buckets, bucket_count(count, per_bucket, expected_bytes))
                 held.partition = Partition.create(held.workdir.name, buckets)
                 for earlier in held.batches:
@@ -242,6 +250,15 @@ def read_capture(
         if held.partition is not None:
             held.partition.close()
     return held
+
+
+def work_directory() -> tempfile.TemporaryDirectory:
+    """A private temporary directory for the bucket files and reports (in $TMPDIR), removed when
+    the result that reads it is gone."""
+    try:
+        return tempfile.TemporaryDirectory(prefix="pcapcheck-")
+    except OSError as err:
+        raise PcapcheckError(f"cannot create a temporary directory in {tempfile.gettempdir()}: {err.strerror or err}") from None
 
 
 # The smallest record a TCP segment makes in a capture file: a pcap record header (16 bytes) and

@@ -9,6 +9,7 @@ in id order, slicing; nothing holds all reports at once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import heapq
 from collections import Counter
@@ -509,22 +510,20 @@ def _write_texts_of(
     made_kinds: dict[str, bool] = {}  # kind -> made for every connection so far
     texts: dict[str, object] = {}
     try:
-        for number, chunk in enumerate(_chunks(reports, TEXT_CHUNK)):
-            for kind, made in render(chunk):
-                if made is None or not made_kinds.get(kind, number == 0):
-                    made_kinds[kind] = False  # one odd report: the writer formats the whole kind
-                else:
-                    made_kinds[kind] = True
-                    if kind not in texts:
-                        texts[kind] = write_behind.create(_text_path(directory, bucket, kind))
-                    for k in range(0, len(made), TEXT_RECORDS):
-                        write_records(texts[kind], made[k : k + TEXT_RECORDS])
-                del made  # before the next kind's text is made
+        with contextlib.ExitStack() as files:  # closing writes what is buffered: inside the try
+            for number, chunk in enumerate(_chunks(reports, TEXT_CHUNK)):
+                for kind, made in render(chunk):
+                    if made is None or not made_kinds.get(kind, number == 0):
+                        made_kinds[kind] = False  # one odd report: the writer formats the whole kind
+                    else:
+                        made_kinds[kind] = True
+                        if kind not in texts:
+                            texts[kind] = files.enter_context(write_behind.create(_text_path(directory, bucket, kind)))
+                        for k in range(0, len(made), TEXT_RECORDS):
+                            write_records(texts[kind], made[k : k + TEXT_RECORDS])
+                    del made  # before the next kind's text is made
     except OSError as err:
         raise PcapcheckError(f"{directory}: cannot write the temporary report file: {err.strerror or err}") from None
-    finally:
-        for text_handle in texts.values():
-            text_handle.close()
     return made_kinds
 
 

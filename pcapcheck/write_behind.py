@@ -1,6 +1,6 @@
 """Files whose pages go to the disk as they are written, a slice at a time.
 
-A run writes gigabytes: the partitioned capture, the report text made ahead, the reports.  Left
+A run writes gigabytes: the report text made ahead, the findings, the reports.  Left
 for the kernel to write back at its pace, those pages pile up until it makes the writers wait; on
 the project's VM that cost 0.2 to 2.5 s a GB, against about 0.4 s a GB when each slice is handed
 to the disk once written (posix_fadvise DONTNEED: write back, then drop from the cache).  What is
@@ -46,10 +46,17 @@ class WriteBehind(io.RawIOBase):
         return self._at
 
     def write(self, data) -> int:
-        written = os.pwrite(self._fd, data, self._at)
+        if hasattr(os, "pwrite"):
+            written = os.pwrite(self._fd, data, self._at)
+        else:  # Windows
+            os.lseek(self._fd, self._at, os.SEEK_SET)
+            written = os.write(self._fd, data)
         self._at += written
         if self._advise is not None and self._at - self._behind >= SLICE:
-            self._advise(self._fd, self._behind, self._at - self._behind, os.POSIX_FADV_DONTNEED)
+            try:
+                self._advise(self._fd, self._behind, self._at - self._behind, os.POSIX_FADV_DONTNEED)
+            except OSError:  # only advice: the bytes are written either way
+                pass
             self._behind = self._at
         return written
 

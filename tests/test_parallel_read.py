@@ -280,3 +280,15 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
     except OSError:
         return "Z"
+
+
+def test_a_bucket_file_a_failing_worker_never_made_reads_as_empty(monkeypatch):
+    monkeypatch.setattr(source, "CHUNK_SIZE", 700)
+    (serial, _), (parallel, _) = read_both(DATA / "real-eth.pcap", workers=3)
+    part = parallel.partition
+    for b in range(part.buckets):
+        expected = part.rows(b)
+        gone = part.path(b, 2)
+        kept = np.fromfile(gone, dtype=SEGMENT_DTYPE)
+        os.unlink(gone)
+        assert part.rows(b).tobytes() == expected[~np.isin(expected["frame"], kept["frame"])].tobytes()

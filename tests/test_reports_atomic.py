@@ -119,3 +119,26 @@ def test_json_to_dev_stdout_goes_to_standard_output_and_leaves_dev_stdout_alone(
     assert done.stdout.startswith(b'{"tool":{"name":"pcapcheck"')
     after = os.lstat("/dev/stdout")
     assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
+
+
+@pytest.mark.parametrize("mode", ["wb", "ab"])
+def test_json_to_dev_stdout_redirected_to_a_file_writes_into_that_file(tmp_path, mode):
+    import subprocess
+    import sys
+
+    from tests.samples_support import all_samples
+
+    out = tmp_path / "run.json"
+    out.write_bytes(b"earlier\n")
+    inode = out.stat().st_ino
+    capture = str(all_samples()[0].capture_paths[0])
+    with open(out, mode) as stdout:
+        done = subprocess.run(
+            [sys.executable, "-m", "pcapcheck", "analyze", capture, "--json", "/dev/stdout", "-q"],
+            stdout=stdout, stderr=subprocess.PIPE, timeout=120,
+        )  # fmt: skip
+    assert done.returncode in (0, 1), done.stderr
+    assert out.stat().st_ino == inode  # the shell's file, written to, not replaced
+    expected = (b"earlier\n" if mode == "ab" else b"") + b'{"tool":{"name":"pcapcheck"'
+    assert out.read_bytes().startswith(expected)
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -132,6 +132,13 @@ def test_a_bucket_whose_text_could_not_be_made_keeps_every_report(tmp_path):
     assert store.write_bucket(str(tmp_path), 1, reports, made, keep=[0]).kept.tolist() == [0]
 
 
+def test_a_full_disk_under_the_report_text_is_one_line(tmp_path, monkeypatch):
+    reports = sorted(sample_result().connections, key=lambda c: c.first_frame)
+    monkeypatch.setattr(store, "_text_path", lambda directory, bucket, kind: "/dev/full")
+    with pytest.raises(PcapcheckError, match="cannot write the temporary report file: No space left on device"):
+        store.write_bucket(str(tmp_path), 0, reports, renderer_for(json=True, csv=True))
+
+
 @pytest.mark.parametrize(
     "outputs, all_reports",
     [

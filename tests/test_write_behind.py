@@ -44,3 +44,15 @@ def test_create_empties_a_file_and_makes_it_readable_like_open_does(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_advice_the_system_refuses_does_not_write_anything_twice(tmp_path, monkeypatch):
+    def refused(*args):
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "posix_fadvise", refused, raising=False)
+    monkeypatch.setattr(write_behind, "SLICE", 4)
+    with write_behind.create(tmp_path / "x.bin", buffer_size=1) as handle:
+        handle.write(b"abcdefgh")
+        handle.write(b"ij")
+    assert (tmp_path / "x.bin").read_bytes() == b"abcdefghij"

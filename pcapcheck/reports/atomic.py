@@ -47,11 +47,25 @@ def write_atomically(path: str | os.PathLike, write: Callable[[IO[str]], None]) 
 
 
 def replaceable(path: str | os.PathLike) -> bool:
-    """Is ``path`` a regular file, or nothing yet (what a temporary file can be moved over)?"""
+    """Is ``path`` a regular file, or nothing yet (what a temporary file can be moved over)?  Not
+    when reached through /proc: ``--json /dev/stdout > run.json`` names the shell's file through
+    /proc/self/fd/1, an open descriptor to write to, not a name to replace."""
+    absolute = os.path.abspath(path)
+    for name in (absolute, os.path.realpath(os.path.dirname(absolute)), _link(absolute)):
+        if name is not None and (name + "/").startswith("/proc/"):
+            return False
     try:
         return stat.S_ISREG(os.stat(path).st_mode)
     except OSError:
         return True  # missing (or unreadable: writing it says why)
+
+
+def _link(path: str | os.PathLike) -> str | None:
+    """Where a symbolic link points, made absolute; None for anything else."""
+    try:
+        return os.path.join(os.path.dirname(os.path.abspath(path)), os.readlink(path))
+    except OSError:
+        return None
 
 
 def _resolved(target: Path) -> Path:
@@ -61,7 +75,8 @@ def _resolved(target: Path) -> Path:
 
 def _write_through(target: Path, write: Callable[[IO[str]], None]) -> None:
     try:
-        with open(target, "w", encoding="utf-8", newline="") as handle:
+        # Appending: standard output redirected with >> keeps what it held.
+        with open(target, "a", encoding="utf-8", newline="") as handle:
             write(handle)
     except OSError as err:
         raise ReportWriteError(f"{target}: cannot write report: {err.strerror or err}") from None
