@@ -200,6 +200,7 @@ class ConnectionStore(IteratedSequence):
         self._kept: list[np.ndarray | None] = []  # per bucket, the places of its reports stored (None: all)
         self._cut: int | None = None  # connections with a first frame at or after it are left out
         self._sorted: np.ndarray | None = None
+        self._places: np.ndarray | None = None  # ``_sequence``, once asked (reports ask it several times)
         self._lookups = True  # ``reports_of`` may be asked (``forbid_lookups``)
 
     def forbid_lookups(self) -> None:
@@ -223,6 +224,7 @@ class ConnectionStore(IteratedSequence):
         self._closes[bucket] = (np.fromiter(map(code.__getitem__, written.closes), np.uint8, len(written.closes)), names)
         self._texts[bucket] = written.texts
         self._sorted = None
+        self._places = None
 
     def close_counts(self) -> Counter:
         """Connections by how they closed, without reading the reports back."""
@@ -239,6 +241,7 @@ class ConnectionStore(IteratedSequence):
         """Leave out connections whose first frame is at or after ``frame`` (None: keep all)."""
         self._cut = frame
         self._sorted = None
+        self._places = None
 
     def _all_first_frames(self) -> np.ndarray:
         if self._sorted is None:
@@ -382,6 +385,11 @@ class ConnectionStore(IteratedSequence):
 
     def _sequence(self) -> np.ndarray:
         """The bucket of each connection kept, in id order."""
+        if self._places is None:
+            self._places = self._bucket_of_each_place()
+        return self._places
+
+    def _bucket_of_each_place(self) -> np.ndarray:
         # Merged by first frame without a heap: the order of buckets is known from the frames.  The
         # bucket of each place is kept as an array (text_records.bucket_dtype): as a list it would
         # hold tens of bytes a connection for the whole merge.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import struct
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from pcapcheck.capture import open_capture
 from pcapcheck.errors import PcapcheckError
 from pcapcheck.partition import read_capture
 from pcapcheck.segments import SEGMENT_DTYPE
+from tests.test_jobs import corrupt_record
 
 DATA = Path(__file__).resolve().parent / "data"
 PCAPS = ["real-eth.pcap", "incarnations.pcap", "real-eth-nsec.pcap", "big-endian-nsec.pcap", "real-sll2.pcap", "ipv6-ext.pcap"]
@@ -85,16 +85,6 @@ def test_a_walk_made_to_wait_reads_the_same(monkeypatch):
     assert parallel_info == info
     for b in range(serial.partition.buckets):
         assert parallel.partition.rows(b).tobytes() == serial.partition.rows(b).tobytes()
-
-
-def corrupt_record(source_path: Path, target: Path, record: int) -> Path:
-    """A copy of a pcap whose ``record``-th record (1-based) claims an impossible captured length."""
-    data = source_path.read_bytes()
-    pos = 24
-    for _ in range(record - 1):
-        pos += 16 + struct.unpack_from("<I", data, pos + 8)[0]
-    target.write_bytes(data[: pos + 8] + struct.pack("<I", 0x00FFFFFF) + data[pos + 12 :])
-    return target
 
 
 def test_a_corrupt_record_part_way_ends_the_reading_with_the_records_before_it_kept(tmp_path, monkeypatch):
