@@ -173,12 +173,10 @@ class Partition:
 
     def close(self) -> None:
         """Close the bucket files after an error, whatever is still buffered."""
-        files, self._files = self._files, []
-        for f in files:
-            try:
-                f.close()
-            except OSError:  # the error being handled says enough
-                pass
+        try:
+            self.finish()
+        except PcapcheckError:  # the error being handled says enough
+            pass
 
 
 @dataclass

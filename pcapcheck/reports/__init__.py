@@ -77,8 +77,12 @@ def _writers(json_path, csv_dir, html_path, junit_path, sarif_path) -> list[tupl
 def _written(result: "AnalysisResult", writer: tuple[Writer, str | os.PathLike]) -> PcapcheckError | None:
     """Run one writer: None, or why its report could not be written (bad input, a full disk)."""
     write, path = writer
+    return _attempt(lambda: write(result, path))
+
+
+def _attempt(write: Callable[[], None]) -> PcapcheckError | None:
     try:
-        write(result, path)
+        write()
     except PcapcheckError as err:
         return err
     return None
@@ -149,9 +153,8 @@ Unit = tuple[int, Callable[["AnalysisResult"], None]]
 def _split_json(result: "AnalysisResult", writers: list, jobs: int):
     """(index of the JSON writer, its PiecewiseFile, the pieces: json_report.document_pieces)
     when the JSON is written in pieces, one a lane; else None."""
-    from .json_report import document_pieces, write_json
-
     from .atomic import PiecewiseFile, replaceable
+    from .json_report import document_pieces, write_json
 
     owner = next((i for i, (write, _) in enumerate(writers) if write is write_json), None)
     store = result.connections
@@ -198,14 +201,7 @@ def _dealt(writers: list, split_owner: int | None, jobs: int) -> list[tuple[int,
 
 def _run_lane(result: "AnalysisResult", lane: list[Unit]) -> list[PcapcheckError | None]:
     """Each unit's error, or None."""
-    said: list[PcapcheckError | None] = []
-    for _, write in lane:
-        try:
-            write(result)
-            said.append(None)
-        except PcapcheckError as err:
-            said.append(err)
-    return said
+    return [_attempt(lambda: write(result)) for _, write in lane]
 
 
 def _outcome(child, receive) -> tuple[str, object]:
