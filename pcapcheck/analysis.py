@@ -681,29 +681,22 @@ class _Analyst:
         Reuse comes from the columns; the reuse rules are the only ones its checks run (``defer``:
         its template fired no other) and read nothing else of it, but its flags and endpoints."""
         from .checks import reuse_rules
-        from .reopened import pair_columns, who
+        from .reopened import lane_findings, pair_columns
 
         table = self.table
         ps = [p for p, _ in self.pairs]
         ks = [k for _, k in self.pairs]
         deferred = self.deferred
         columns = pair_columns(table, ps, ks, [deferred[p] for p in ps], [deferred[k] for k in ks])  # type: ignore[arg-type]
-        reuse_findings = reuse_rules(self.config, self.catalogue)
-        lane = [i for i, own in enumerate(columns.own) if not own]
-        with_reuse = [i for i in lane if columns.reuse.found[i]]
-        reuses = dict(zip(with_reuse, columns.reuse.objects(with_reuse)))
-        flags_seen = table.flags_seen.tolist()  # type: ignore[union-attr]
+        own = np.asarray(columns.own, dtype=bool)
+        found = lane_findings(table, np.asarray(ks, dtype=np.int64), columns.reuse, ~own, reuse_rules(self.config, self.catalogue))  # type: ignore[arg-type]
+        self.templates.column_pairs += int(len(own) - own.sum())  # type: ignore[union-attr]
         checked: dict[tuple, BlockKind] = {}
-        found: list[Finding] = []
+        owed = self.owed
         for i, (p, k) in enumerate(self.pairs):
             if columns.own[i]:
                 found.extend(self._pair_on_objects(p, k)[0])
-                continue
-            self.templates.column_pairs += 1  # type: ignore[union-attr]
-            reuse = reuses.get(i)
-            if reuse is not None:
-                found.extend(reuse_findings(reuse, k + 1, flags_seen[k], functools.partial(who, table, k)))
-            if p in self.owed:
+            elif p in owed:
                 self._settle_columns(p, k, columns.ended[i], columns.syn_rows[i], checked)
         return found
 

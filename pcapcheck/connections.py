@@ -34,7 +34,12 @@ class Endpoint:
     port: int
 
     def __str__(self) -> str:
-        return f"[{self.addr}]:{self.port}" if ":" in self.addr else f"{self.addr}:{self.port}"
+        return endpoint_text(self.addr, self.port)
+
+
+def endpoint_text(addr: str, port: int) -> str:
+    """An endpoint as findings and reports show it: '198.18.0.1:40000', '[fd00::1]:40000'."""
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
 
 @dataclass(slots=True)

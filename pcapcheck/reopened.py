@@ -11,8 +11,9 @@ numbers, timestamps).  ``pair_columns`` reads the rows of every pair of a run at
 numpy operations over all of them, and works out what ``checks.reuse.reuse_from`` makes of each
 pair over those columns too: which TIME-WAIT counts, and the safeguard's verdict
 (``verdict_codes``, held equal to checks.reuse.verdict_code by tests/test_reopened_columns.py).
-Only the words come one pair at a time: ``ReuseColumns.objects`` makes each pair's Reuse, which
-the reuse rules' ``said_of`` reads as their checks do.
+Only the words come one pair at a time: ``lane_findings`` selects the pairs each reuse rule
+reports over the columns, as its ``said_of`` (checks.reuse.reported) selects a Reuse, and words each
+one with the rule's own ``words``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import ReuseRule
 from .checks.reuse import (
     ISN_ABOVE,
     ISN_NOT_ABOVE,
@@ -31,10 +33,13 @@ from .checks.reuse import (
     TS_NOT_NEWER,
     UNKNOWN,
     Reuse,
+    Said,
     SynAt,
+    opening_text,
     verdict,
 )
-from .connections import ConnectionTable
+from .connections import ConnectionTable, endpoint_text
+from .findings import Finding
 from .replay.memo import Template
 from .replay.model import State
 from .segments import ACK, FIN, SYN, Side
@@ -116,9 +121,70 @@ class ReuseColumns:
         return out
 
 
-def who(table: ConnectionTable, k: int, side: Side) -> str:
-    """CheckContext.who of connection ``k`` of the table: 'client 198.18.0.1:40000'."""
-    return f"{side.value} {table.endpoint(k, 0 if side is Side.CLIENT else 1)}"
+def lane_findings(
+    table: ConnectionTable, ks: np.ndarray, reuse: ReuseColumns, lane: np.ndarray, rules: Sequence[ReuseRule]
+) -> list[Finding]:
+    """What the reuse rules find in the later incarnations ``ks`` (table indices, aligned with the
+    pairs) of the pairs where ``lane`` is set, as their checks find it (checks.reuse.reuse_check on
+    each one's Reuse): rule by rule, in the order of ``rules`` (a connection's findings are all at
+    its reuse's SYN, so by rule id within a connection), pair by pair within a rule."""
+    flags_seen = table.flags_seen[ks]
+    found = lane & reuse.found
+    chosen = []
+    for rule in rules:
+        # checks.reuse.reported, over columns: a verdict of the rule's, before TIME-WAIT could end;
+        # and _findings' NEEDS.
+        mask = found & ((flags_seen & rule.needs) == rule.needs) & np.isin(reuse.verdict, list(rule.verdicts))
+        mask &= ~(reuse.elapsed >= rule.time_wait)
+        chosen.append(mask)
+    said_of = _said(table, ks, reuse, np.flatnonzero(np.logical_or.reduce(chosen)) if chosen else [])
+    out: list[Finding] = []
+    holder, frame, time = reuse.holder.tolist(), reuse.syn_frame.tolist(), reuse.syn_time.tolist()
+    connection = (ks + 1).tolist()
+    for rule, mask in zip(rules, chosen):
+        rule_id, severity, rfc, words, time_wait = rule.spec.id, rule.severity, rule.spec.rfc_text, rule.words, rule.time_wait
+        for i in np.flatnonzero(mask).tolist():
+            message, quality = words(said_of[i], time_wait)
+            # CheckContext.finding at the reuse's SYN, by its holder.
+            out.append(Finding(rule_id, severity, connection[i], _SIDES[holder[i]], frame[i], time[i], message, rfc, quality))
+    return out
+
+
+def _said(table: ConnectionTable, ks: np.ndarray, reuse: ReuseColumns, at: np.ndarray) -> dict[int, Said]:
+    """checks.reuse.Said of the pairs ``at``, by pair: what the rules' ``words`` read of each reuse."""
+    holders = reuse.holder[at]
+    texts = endpoint_texts(table, ks[at], holders)
+    opener = reuse.syn_sender[at] ^ reuse.syn_lost[at]
+    columns = zip(
+        at.tolist() if isinstance(at, np.ndarray) else at, texts, (opener == holders).tolist(),
+        reuse.entered_frame[at].tolist(), reuse.syn_lost[at].tolist(), reuse.syn_frame[at].tolist(),
+        reuse.elapsed[at].tolist(), reuse.verdict[at].tolist(), reuse.ts_val[at].tolist(), reuse.has_ts[at].tolist(),
+        reuse.last_ts[at].tolist(), reuse.has_last[at].tolist(), reuse.received[at].tolist(), reuse.isn[at].tolist(),
+        reuse.old_end[at].tolist(), reuse.has_end[at].tolist(),
+    )  # fmt: skip
+    out = {}
+    for i, text, opened, entered, lost, frame, elapsed, code, ts, has_ts, last, has_last, received, isn, end, \
+            has_end in columns:  # fmt: skip
+        said = verdict(code, ts if has_ts else None, last if has_last else None, received, isn, end if has_end else None)
+        out[i] = Said(text, opened, entered, opening_text(lost, frame), elapsed, code, said.safeguard, said.unsafe)
+    return out
+
+
+def endpoint_texts(table: ConnectionTable, ks: np.ndarray, sides: np.ndarray) -> list[str]:
+    """CheckContext.who of each connection ``ks[i]`` of the table and its side ``sides[i]`` (0
+    client, 1 server): 'client 198.18.0.1:40000'."""
+    out = []
+    client_key, server_key, address = table.client_key, table.server_key, table.address
+    client, server = Side.CLIENT.value, Side.SERVER.value
+    for k, side, version, client_port, server_port in zip(
+        ks.tolist(), sides.tolist(), table.version[ks].tolist(), table.client_port[ks].tolist(),
+        table.server_port[ks].tolist(),
+    ):  # fmt: skip
+        if side == 0:
+            out.append(f"{client} {endpoint_text(address(client_key[k], version), client_port)}")
+        else:
+            out.append(f"{server} {endpoint_text(address(server_key[k], version), server_port)}")
+    return out
 
 
 class _Ranges:
@@ -189,13 +255,9 @@ def pair_columns(
     # checks.reuse.reuse_from: the first of the old TIME-WAITs (in order) whose holder, as a side of
     # the new connection, sent the SYN or accepted it (checks.reuse._accepted: its SYN-ACK, else the
     # later template's transitions).
-    accepted_by: dict[int, tuple[bool, bool]] = {}
-    by_transitions = np.zeros((2, len(ks)), dtype=bool)
-    for i, template in enumerate(later):
-        known = accepted_by.get(id(template))
-        if known is None:
-            known = accepted_by[id(template)] = (_accepted(template, Side.CLIENT), _accepted(template, Side.SERVER))
-        by_transitions[:, i] = known
+    distinct, of_pair = _distinct(later)
+    by_template = np.array([[_accepted(t, Side.CLIENT) for t in distinct], [_accepted(t, Side.SERVER) for t in distinct]])
+    by_transitions = by_template.reshape(2, len(distinct))[:, of_pair]
     answered = np.stack([new.any(synack & (new.sender == side)) for side in (0, 1)])
     accepts = answered | by_transitions
     pair, holder_old, entered, entered_frames = waits
@@ -265,37 +327,51 @@ def _time_waits(
     """checks.reuse._time_waits of every earlier incarnation, flat, pair by pair and in order within
     each: (pair, holder as a side of the old connection, entered time, entered frame); and per pair
     which of its TIME-WAITs the later one's SYN ended (end_time_wait_by_new_incarnation)."""
-    pair: list[int] = []
-    rows: list[int] = []
-    specs: list[tuple] = []
-    per_template: dict[int, list[tuple]] = {}
-    starts = table.starts[P].tolist()
-    for i, template in enumerate(earlier):
-        spec = per_template.get(id(template))
-        if spec is None:
-            spec = per_template[id(template)] = _wait_spec(template)
-        for entry in spec:
-            pair.append(i)
-            rows.append(starts[i] + entry[1])
-            specs.append(entry)
-    at_rows = np.asarray(rows, dtype=np.int64)
+    distinct, of_pair = _distinct(earlier)
+    # Each distinct template's entries (_wait_spec), one after another: a pair's entries are its
+    # template's, in order, found by the template's first entry and count.
+    spec_of = [_wait_spec(template) for template in distinct]
+    specs = [entry for spec in spec_of for entry in spec]
+    counts = np.array([len(spec) for spec in spec_of], dtype=np.int64)
+    firsts = np.zeros(len(distinct), dtype=np.int64)
+    np.cumsum(counts[:-1], out=firsts[1:])
+    per_pair = counts[of_pair]
+    where = np.repeat(np.arange(len(P), dtype=np.int64), per_pair)
+    pair_first = np.zeros(len(P), dtype=np.int64)
+    np.cumsum(per_pair[:-1], out=pair_first[1:])
+    entry = np.repeat(firsts[of_pair], per_pair) + np.arange(len(where), dtype=np.int64) - pair_first[where]
+    holders = np.array([0 if s[0] is Side.CLIENT else 1 for s in specs], dtype=np.int64)[entry]
+    index = np.array([s[1] for s in specs], dtype=np.int64)[entry]
+    offsets = np.array([s[2] for s in specs], dtype=np.float64)[entry]
+    durations = np.array([s[3] for s in specs], dtype=np.float64)[entry]
+    expires = np.array([s[4] for s in specs], dtype=bool)[entry]
+    record = np.array([s[5] for s in specs], dtype=bool)[entry]
+    at_rows = table.starts[P][where] + index
     entered = table.rows["ts_ns"][at_rows] / 1e9
     frames = table.rows["frame"][at_rows].astype(np.int64)
-    offsets = np.asarray([s[2] for s in specs], dtype=np.float64)
     entered = entered + offsets  # a TIME-WAIT entered at a deadline (a segment's time plus offset)
-    where = np.asarray(pair, dtype=np.int64)
-    durations = np.asarray([s[3] for s in specs], dtype=np.float64)
-    expires = np.asarray([s[4] for s in specs], dtype=bool)
-    record = np.asarray([s[5] for s in specs], dtype=bool)
-    holders = np.asarray([0 if s[0] is Side.CLIENT else 1 for s in specs], dtype=np.int64)
     at = syn_time[where]
     # A TIME-WAIT still held at the SYN; not one read from the transitions (no TIME-WAIT record).
     held = has_syn[where] & record & (entered <= at)
     held &= ~expires | (entered + durations > at)
-    ended: list[list[bool]] = [[] for _ in range(len(P))]
-    for i, end in zip(where[record].tolist(), held[record].tolist()):
-        ended[i].append(end)
-    return (where, holders, entered, frames), [tuple(e) if any(e) else None for e in ended]
+    ended: list[tuple[bool, ...] | None] = [None] * len(P)
+    # A pair with a TIME-WAIT the SYN ended gets a tuple: a flag per record entry of the pair, in order.
+    records = where[record]
+    bounds = np.searchsorted(records, np.arange(len(P) + 1, dtype=np.int64)).tolist()
+    flags = held[record].tolist()
+    for i in np.unique(where[held]).tolist():
+        ended[i] = tuple(flags[bounds[i] : bounds[i + 1]])
+    return (where, holders, entered, frames), ended
+
+
+def _distinct(templates: Sequence[Template]) -> tuple[list[Template], np.ndarray]:
+    """The distinct templates (by identity) in order of first appearance, and each one's index there."""
+    ids = np.fromiter(map(id, templates), dtype=np.uint64, count=len(templates))
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    by_appearance = np.argsort(first, kind="stable")
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[by_appearance] = np.arange(len(first), dtype=np.int64)
+    return [templates[i] for i in first[by_appearance].tolist()], rank[inverse.reshape(-1)]
 
 
 def _wait_spec(template: Template) -> list[tuple]:

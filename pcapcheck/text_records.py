@@ -35,10 +35,17 @@ def bucket_dtype(buckets: int) -> type:
 
 def write_records(handle, texts: list[str]) -> None:
     """One chunk of records."""
-    encoded = [text.encode("utf-8") for text in texts]
-    data = b"".join(encoded)
-    lengths = np.fromiter(map(len, encoded), dtype="<u4", count=len(encoded))
-    handle.write(_HEAD.pack(len(encoded), len(data)))
+    joined = "".join(texts)
+    if joined.isascii():
+        # Each text's length is its length in bytes, and one encode does them all (most report
+        # text is ASCII: JSON escapes the rest).
+        data = joined.encode("ascii")
+        lengths = np.fromiter(map(len, texts), dtype="<u4", count=len(texts))
+    else:
+        encoded = [text.encode("utf-8") for text in texts]
+        data = b"".join(encoded)
+        lengths = np.fromiter(map(len, encoded), dtype="<u4", count=len(encoded))
+    handle.write(_HEAD.pack(len(texts), len(data)))
     handle.write(lengths.tobytes())
     handle.write(data)
 

@@ -26,7 +26,6 @@ from ..connections import Connection
 from ..findings import Finding, Severity
 from ..profiles import Profile
 from ..replay.model import Replay
-from ..segments import Side
 from . import (
     abortive_close,
     capture_gap,
@@ -54,7 +53,7 @@ from . import (
     timestamps_dropped,
 )
 from .context import CheckContext
-from .reuse import Reuse, reuse_finding
+from .reuse import Words
 
 CheckFunction = Callable[[CheckContext], Iterable[Finding]]
 
@@ -202,25 +201,35 @@ def _findings(
     return _in_frame_order(findings)
 
 
-def reuse_rules(config, catalogue: Mapping[str, RuleSpec]) -> Callable[..., list[Finding]]:
-    """``run_checks`` with only the enabled rules that read the previous incarnation, which they
-    read only through checks.reuse.find_reuse, resolved once for a run, for connections whose Reuse
-    is known (the column lane of reopened tuples, pcapcheck.reopened):
-    ``findings(reuse, connection_id, flags_seen, who)``."""
+@dataclass(frozen=True, slots=True)
+class ReuseRule:
+    """An enabled rule that reads the previous incarnation, resolved for a run, as the column lane
+    of reopened tuples (pcapcheck.reopened) applies it to a reuse known from columns: what the
+    rule's ``said_of`` (checks.reuse.reported) reads, its VERDICTS and ``words``, and how
+    ``_findings`` runs it (NEEDS) and its findings read (CheckContext.finding)."""
+
+    rule_id: str
+    verdicts: frozenset[int]
+    words: Words
+    time_wait: float  # its parameter
+    needs: int
+    spec: RuleSpec
+    severity: Severity
+
+
+def reuse_rules(config, catalogue: Mapping[str, RuleSpec]) -> tuple[ReuseRule, ...]:
+    """The enabled rules that read the previous incarnation, which they read only through
+    checks.reuse.find_reuse, by rule id: the order of a connection's findings at one frame
+    (``_in_frame_order``), where each of them reports (the reuse's SYN)."""
     plan = _plan(config, catalogue)
-    chosen = [(_SAID_OF[rule.rule_id], rule) for rule in plan.rules if rule.rule_id in READS_PREVIOUS]
-
-    def findings(reuse: Reuse, connection_id: int, flags_seen: int, who: Callable[[Side], str]) -> list[Finding]:
-        out = []
-        for said_of, rule in chosen:
-            if rule.needs & flags_seen != rule.needs:
-                continue  # as _findings skips it
-            finding = reuse_finding(reuse, said_of, rule.params, who, rule.spec, rule.severity, connection_id)
-            if finding is not None:
-                out.append(finding)
-        return _in_frame_order(out)
-
-    return findings
+    chosen = (rule for rule in plan.rules if rule.rule_id in READS_PREVIOUS)
+    return tuple(
+        ReuseRule(
+            rule.rule_id, _REUSE_MODULES[rule.rule_id].VERDICTS, _REUSE_MODULES[rule.rule_id].words,
+            rule.params["time_wait"], rule.needs, rule.spec, rule.severity,
+        )  # fmt: skip
+        for rule in sorted(chosen, key=lambda rule: rule.rule_id)
+    )
 
 
 def _in_frame_order(findings: list[Finding]) -> list[Finding]:
@@ -230,5 +239,6 @@ def _in_frame_order(findings: list[Finding]) -> list[Finding]:
     return findings
 
 
-# Each rule that reads the previous incarnation reads only its Reuse (checks.reuse.reuse_check).
-_SAID_OF: dict[str, Callable] = {m.RULE: m.said_of for m in _MODULES if getattr(m, "READS_PREVIOUS", False)}
+# Each rule that reads the previous incarnation reads only its Reuse (checks.reuse.reuse_check),
+# through checks.reuse.reported with its VERDICTS and ``words``.
+_REUSE_MODULES = {m.RULE: m for m in _MODULES if getattr(m, "READS_PREVIOUS", False)}

@@ -83,10 +83,17 @@ class CheckContext:
         rfc: str | None = None,
     ) -> Finding:
         """A finding of this rule at ``segment``; ``rfc`` narrows the rule's first reference for this case."""
-        return rule_finding(
-            self.spec, self.severity, self.connection.id, segment, endpoint, message,
-            capture_quality=capture_quality, rfc=rfc,
-        )  # fmt: skip
+        return Finding(
+            rule=self.spec.id,
+            severity=self.severity,
+            connection=self.connection.id,
+            endpoint=endpoint,
+            frame=segment.frame,
+            time=segment.time,
+            message=message,
+            rfc=rfc or self.spec.rfc_text,
+            capture_quality=capture_quality,
+        )
 
     def who(self, side: Side) -> str:
         """'client 198.18.0.1:40000' for messages."""
@@ -107,31 +114,6 @@ class CheckContext:
         return self.replay.vantage is (Vantage.CLIENT if side is Side.CLIENT else Vantage.SERVER)
 
 
-
-
-def rule_finding(
-    spec: RuleSpec,
-    severity: Severity,
-    connection_id: int,
-    segment: "Located",
-    endpoint: Side | None,
-    message: str,
-    *,
-    capture_quality: bool = False,
-    rfc: str | None = None,
-) -> Finding:
-    """``CheckContext.finding`` without a context (the column lane of reopened tuples has none)."""
-    return Finding(
-        rule=spec.id,
-        severity=severity,
-        connection=connection_id,
-        endpoint=endpoint,
-        frame=segment.frame,
-        time=segment.time,
-        message=message,
-        rfc=rfc or spec.rfc_text,
-        capture_quality=capture_quality,
-    )
 
 
 def fin_number(segment: Segment) -> int:

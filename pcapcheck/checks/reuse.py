@@ -9,16 +9,15 @@ reopens the tuple itself from TIME-WAIT (Linux tcp_tw_reuse) has only the timest
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from ..catalogue import RuleSpec
 from ..connections import Connection
-from ..findings import Finding, Severity
+from ..findings import Finding
 from ..replay.model import Replay, State, Step
 from ..segments import FIN, SYN, Side
-from .context import CheckContext, rule_finding
+from .context import CheckContext
 
 _HALF = 1 << 31
 _MASK = 0xFFFFFFFF
@@ -58,9 +57,14 @@ class Reuse:
     @property
     def opening(self) -> str:
         """'the new SYN (frame 12)' or, when the capture lost it, how it is known, for messages."""
-        if self.syn_lost:
-            return f"a new SYN the capture lost (answered by the SYN-ACK, frame {self.syn.frame})"
-        return f"the new SYN (frame {self.syn.frame})"
+        return opening_text(self.syn_lost, self.syn.frame)
+
+
+def opening_text(syn_lost: bool, frame: int) -> str:
+    """Reuse.opening of a reuse opened at ``frame`` (the SYN-ACK's when the capture lost the SYN)."""
+    if syn_lost:
+        return f"a new SYN the capture lost (answered by the SYN-ACK, frame {frame})"
+    return f"the new SYN (frame {frame})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,30 +102,48 @@ def _opening(steps: list[Step]) -> Opened | None:
 SaidOf = Callable[["Reuse", float, Callable[[Side], str]], "tuple[str, bool] | None"]
 
 
-def reuse_check(ctx: CheckContext, said_of: SaidOf) -> Iterator[Finding]:
-    """The check of a rule that reads only the connection's Reuse (short-time-wait, time-wait-reuse)."""
-    reuse = find_reuse(ctx)
-    if reuse is not None:
-        finding = reuse_finding(reuse, said_of, ctx.params, ctx.who, ctx.spec, ctx.severity, ctx.connection.id)
-        if finding is not None:
-            yield finding
+class Said(NamedTuple):
+    """What a reuse rule's message reads of a reuse it reports (the rule module's ``words``), as the
+    column lane of reopened tuples (pcapcheck.reopened) has it without making the Reuse."""
+
+    holder: str  # who held TIME-WAIT, for messages: 'client 198.18.0.1:40000'
+    opened: bool  # the holder sent the new SYN (else it accepted it)
+    entered_frame: int
+    opening: str  # Reuse.opening
+    elapsed: float
+    verdict: int
+    safeguard: str | None
+    unsafe: str
 
 
-def reuse_finding(
-    reuse: "Reuse",
-    said_of: SaidOf,
-    params: Mapping[str, Any],
-    who: Callable[[Side], str],
-    spec: RuleSpec,
-    severity: Severity,
-    connection_id: int,
-) -> Finding | None:
-    """What a reuse rule finds in a connection whose Reuse is known: at the new SYN, by the holder.
-    Its check and the column lane of reopened tuples (checks.reuse_rules) both make it here."""
-    said = said_of(reuse, params["time_wait"], who)
-    if said is None:
+# A reuse rule's message of a reuse it reports, and whether it is a capture-quality note (the rule
+# module's ``words(said, time_wait)``).
+Words = Callable[[Said, float], "tuple[str, bool]"]
+
+
+def reported(
+    verdicts: frozenset[int], words: Words, reuse: "Reuse", time_wait: float, who: Callable[[Side], str]
+) -> tuple[str, bool] | None:
+    """A reuse rule's ``said_of``: it reports the reuses with one of its ``verdicts`` that came
+    before TIME-WAIT could end (as reopened.lane_findings selects them over columns)."""
+    if reuse.verdict not in verdicts or reuse.elapsed >= time_wait:
         return None
-    return rule_finding(spec, severity, connection_id, reuse.syn, reuse.holder, said[0], capture_quality=said[1])
+    said = Said(
+        who(reuse.holder), reuse.opener is reuse.holder, reuse.entered_frame, reuse.opening, reuse.elapsed,
+        reuse.verdict, reuse.safeguard, reuse.unsafe,
+    )  # fmt: skip
+    return words(said, time_wait)
+
+
+def reuse_check(ctx: CheckContext, said_of: SaidOf) -> Iterator[Finding]:
+    """The check of a rule that reads only the connection's Reuse (short-time-wait, time-wait-reuse):
+    at the new SYN, by the holder (pcapcheck.reopened.lane_findings makes the same over columns)."""
+    reuse = find_reuse(ctx)
+    if reuse is None:
+        return
+    said = said_of(reuse, ctx.params["time_wait"], ctx.who)
+    if said is not None:
+        yield ctx.finding(reuse.syn, reuse.holder, said[0], capture_quality=said[1])
 
 
 def find_reuse(ctx: CheckContext) -> Reuse | None:

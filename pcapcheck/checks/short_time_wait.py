@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from ..findings import Finding
 from ..segments import SYN, Side
 from .context import CheckContext, seconds
-from .reuse import UNSAFE, Reuse, reuse_check
+from .reuse import UNSAFE, Reuse, Said, reported, reuse_check
 
 RULE = "short-time-wait"
 READS_PREVIOUS = True  # compares this incarnation with the one before (checks/__init__.py)
@@ -34,14 +34,16 @@ def check(ctx: CheckContext) -> Iterator[Finding]:
 
 def said_of(reuse: Reuse, time_wait: float, who: Callable[[Side], str]) -> tuple[str, bool] | None:
     """What the rule says of a reuse: its message and whether it is a capture-quality note; None:
-    nothing.  Also read by the column lane of reopened tuples (pcapcheck.analysis), for the reuses
-    it works out in columns (pcapcheck.reopened)."""
-    if reuse.verdict not in VERDICTS or reuse.elapsed >= time_wait:
-        return None
-    role = "opened" if reuse.opener is reuse.holder else "accepted"
+    nothing.  The column lane of reopened tuples (pcapcheck.reopened) reads VERDICTS and ``words``."""
+    return reported(VERDICTS, words, reuse, time_wait, who)
+
+
+def words(said: Said, time_wait: float) -> tuple[str, bool]:
+    """The message of a reuse the rule reports, and whether it is a capture-quality note."""
+    role = "opened" if said.opened else "accepted"
     return (
-        f"{who(reuse.holder)} entered TIME-WAIT at frame {reuse.entered_frame} and {role} a new "
-        f"incarnation of the same 4-tuple with {reuse.opening} {seconds(reuse.elapsed)} later, "
-        f"before TIME-WAIT of {seconds(time_wait)}, without the RFC 6191 safeguard: {reuse.unsafe}",
+        f"{said.holder} entered TIME-WAIT at frame {said.entered_frame} and {role} a new "
+        f"incarnation of the same 4-tuple with {said.opening} {seconds(said.elapsed)} later, "
+        f"before TIME-WAIT of {seconds(time_wait)}, without the RFC 6191 safeguard: {said.unsafe}",
         False,
     )

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from ..findings import Finding
 from ..segments import SYN, Side
 from .context import CheckContext, seconds
-from .reuse import SAFE, UNKNOWN, Reuse, reuse_check
+from .reuse import SAFE, UNKNOWN, Reuse, Said, reported, reuse_check
 
 RULE = "time-wait-reuse"
 READS_PREVIOUS = True  # compares this incarnation with the one before (checks/__init__.py)
@@ -30,14 +30,16 @@ def check(ctx: CheckContext) -> Iterator[Finding]:
 
 def said_of(reuse: Reuse, time_wait: float, who: Callable[[Side], str]) -> tuple[str, bool] | None:
     """What the rule says of a reuse: its message and whether it is a capture-quality note; None:
-    nothing.  Also read by the column lane of reopened tuples (pcapcheck.analysis), for the reuses
-    it works out in columns (pcapcheck.reopened)."""
-    if reuse.verdict not in VERDICTS or reuse.elapsed >= time_wait:
-        return None
+    nothing.  The column lane of reopened tuples (pcapcheck.reopened) reads VERDICTS and ``words``."""
+    return reported(VERDICTS, words, reuse, time_wait, who)
+
+
+def words(said: Said, time_wait: float) -> tuple[str, bool]:
+    """The message of a reuse the rule reports, and whether it is a capture-quality note."""
     head = (
-        f"{who(reuse.holder)} reused the 4-tuple {seconds(reuse.elapsed)} after entering TIME-WAIT "
-        f"(frame {reuse.entered_frame}) with {reuse.opening}"
+        f"{said.holder} reused the 4-tuple {seconds(said.elapsed)} after entering TIME-WAIT "
+        f"(frame {said.entered_frame}) with {said.opening}"
     )
-    if reuse.verdict == UNKNOWN:
+    if said.verdict == UNKNOWN:
         return head + "; the capture's snap length cut the TCP options, so whether it had the RFC 6191 safeguard cannot be told", True
-    return f"{head}: {reuse.safeguard}", False
+    return f"{head}: {said.safeguard}", False

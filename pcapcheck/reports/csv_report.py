@@ -174,7 +174,7 @@ def _finding_tail(f: "Finding") -> str:
     """A finding's row after its connection's number."""
     if type(f.frame) is not int:
         raise _Unusual
-    endpoint = f.endpoint.value if f.endpoint is not None else None
+    endpoint = f.endpoint._value_ if f.endpoint is not None else None  # .value, cheaper
     return (
         f",{_csv_repeated(endpoint)},{f.frame},{csv_float(f.time)},{csv_text(f.message)},{_csv_repeated(f.rfc)},"
         f"{csv_bool(f.capture_quality)}{LINE_END}"

@@ -344,7 +344,7 @@ def _finding_tail(f: "Finding") -> str:
         raise _Unusual
     if not math.isfinite(time):
         raise _Unusual
-    endpoint = "null" if f.endpoint is None else _repeated(f.endpoint.value)
+    endpoint = "null" if f.endpoint is None else _repeated(f.endpoint._value_)  # .value, cheaper
     return (
         f',"endpoint":{endpoint},"frame":{frame},"time":{float.__repr__(time)},"message":{_json_str(f.message)},'
         f'"rfc":{_repeated(f.rfc)},"capture_quality":{"true" if quality else "false"}}}'
