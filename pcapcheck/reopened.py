@@ -35,6 +35,7 @@ from .checks.reuse import (
     Reuse,
     Said,
     SynAt,
+    Verdict,
     opening_text,
     verdict,
 )
@@ -104,21 +105,27 @@ class ReuseColumns:
         columns = zip(
             self.holder[at].tolist(), self.syn_sender[at].tolist(), self.syn_frame[at].tolist(),
             self.syn_time[at].tolist(), self.entered_time[at].tolist(), self.entered_frame[at].tolist(),
-            self.elapsed[at].tolist(), self.syn_lost[at].tolist(), self.verdict[at].tolist(), self.ts_val[at].tolist(),
-            self.has_ts[at].tolist(), self.last_ts[at].tolist(), self.has_last[at].tolist(), self.received[at].tolist(),
-            self.isn[at].tolist(), self.old_end[at].tolist(), self.has_end[at].tolist(),
+            self.elapsed[at].tolist(), self.syn_lost[at].tolist(), self.verdict[at].tolist(), self.verdicts(at),
         )  # fmt: skip
-        out = []
-        for holder, sender, frame, time, entered, entered_frame, elapsed, lost, code, ts, has_ts, last, has_last, \
-                received, isn, end, has_end in columns:  # fmt: skip
-            said = verdict(code, ts if has_ts else None, last if has_last else None, received, isn, end if has_end else None)
-            out.append(
-                Reuse(
-                    _SIDES[holder], SynAt(_SIDES[sender], frame, time), entered, entered_frame, elapsed,
-                    said.safeguard, said.unsafe, said.unknown, lost, code,
-                )  # fmt: skip
-            )
-        return out
+        return [
+            Reuse(
+                _SIDES[holder], SynAt(_SIDES[sender], frame, time), entered, entered_frame, elapsed,
+                said.safeguard, said.unsafe, said.unknown, lost, code,
+            )  # fmt: skip
+            for holder, sender, frame, time, entered, entered_frame, elapsed, lost, code, said in columns
+        ]
+
+    def verdicts(self, at: np.ndarray) -> list[Verdict]:
+        """checks.reuse.verdict of the pairs ``at``: the words of each one's safeguard."""
+        columns = zip(
+            self.verdict[at].tolist(), self.ts_val[at].tolist(), self.has_ts[at].tolist(), self.last_ts[at].tolist(),
+            self.has_last[at].tolist(), self.received[at].tolist(), self.isn[at].tolist(), self.old_end[at].tolist(),
+            self.has_end[at].tolist(),
+        )  # fmt: skip
+        return [
+            verdict(code, ts if has_ts else None, last if has_last else None, received, isn, end if has_end else None)
+            for code, ts, has_ts, last, has_last, received, isn, end, has_end in columns
+        ]
 
 
 def lane_findings(
@@ -137,14 +144,14 @@ def lane_findings(
         mask = found & ((flags_seen & rule.needs) == rule.needs) & np.isin(reuse.verdict, list(rule.verdicts))
         mask &= ~(reuse.elapsed >= rule.time_wait)
         chosen.append(mask)
-    said_of = _said(table, ks, reuse, np.flatnonzero(np.logical_or.reduce(chosen)) if chosen else [])
+    said = _said(table, ks, reuse, np.flatnonzero(np.logical_or.reduce(chosen)) if chosen else np.zeros(0, np.int64))
     out: list[Finding] = []
     holder, frame, time = reuse.holder.tolist(), reuse.syn_frame.tolist(), reuse.syn_time.tolist()
     connection = (ks + 1).tolist()
     for rule, mask in zip(rules, chosen):
         rule_id, severity, rfc, words, time_wait = rule.spec.id, rule.severity, rule.spec.rfc_text, rule.words, rule.time_wait
         for i in np.flatnonzero(mask).tolist():
-            message, quality = words(said_of[i], time_wait)
+            message, quality = words(said[i], time_wait)
             # CheckContext.finding at the reuse's SYN, by its holder.
             out.append(Finding(rule_id, severity, connection[i], _SIDES[holder[i]], frame[i], time[i], message, rfc, quality))
     return out
@@ -153,21 +160,16 @@ def lane_findings(
 def _said(table: ConnectionTable, ks: np.ndarray, reuse: ReuseColumns, at: np.ndarray) -> dict[int, Said]:
     """checks.reuse.Said of the pairs ``at``, by pair: what the rules' ``words`` read of each reuse."""
     holders = reuse.holder[at]
-    texts = endpoint_texts(table, ks[at], holders)
     opener = reuse.syn_sender[at] ^ reuse.syn_lost[at]
     columns = zip(
-        at.tolist() if isinstance(at, np.ndarray) else at, texts, (opener == holders).tolist(),
+        at.tolist(), endpoint_texts(table, ks[at], holders), (opener == holders).tolist(),
         reuse.entered_frame[at].tolist(), reuse.syn_lost[at].tolist(), reuse.syn_frame[at].tolist(),
-        reuse.elapsed[at].tolist(), reuse.verdict[at].tolist(), reuse.ts_val[at].tolist(), reuse.has_ts[at].tolist(),
-        reuse.last_ts[at].tolist(), reuse.has_last[at].tolist(), reuse.received[at].tolist(), reuse.isn[at].tolist(),
-        reuse.old_end[at].tolist(), reuse.has_end[at].tolist(),
+        reuse.elapsed[at].tolist(), reuse.verdict[at].tolist(), reuse.verdicts(at),
     )  # fmt: skip
-    out = {}
-    for i, text, opened, entered, lost, frame, elapsed, code, ts, has_ts, last, has_last, received, isn, end, \
-            has_end in columns:  # fmt: skip
-        said = verdict(code, ts if has_ts else None, last if has_last else None, received, isn, end if has_end else None)
-        out[i] = Said(text, opened, entered, opening_text(lost, frame), elapsed, code, said.safeguard, said.unsafe)
-    return out
+    return {
+        i: Said(text, opened, entered, opening_text(lost, frame), elapsed, code, words.safeguard, words.unsafe)
+        for i, text, opened, entered, lost, frame, elapsed, code, words in columns
+    }
 
 
 def endpoint_texts(table: ConnectionTable, ks: np.ndarray, sides: np.ndarray) -> list[str]:
