@@ -50,13 +50,23 @@ def write_records(handle, texts: list[str]) -> None:
     handle.write(data)
 
 
+# Bytes read between two drops of the text read from the page cache (``RecordReader``).
+DROP_SLICE = 8 << 20
+
+
 class RecordReader:
-    """A file of ``write_records`` chunks, read in order, a given number of records at a time."""
+    """A file of ``write_records`` chunks, read in order, a given number of records at a time.
+
+    What it has read is dropped from the page cache behind it: nothing reads a record twice, and
+    the pages it frees serve the report being written from it at once (fresh pages cost more; on
+    the project's VM, whose host takes freed memory back, the reports took a tenth longer)."""
 
     def __init__(self, handle):
         self._handle = handle
         self._held: list[bytes] = []
         self._at = 0
+        self._behind: int | None = None  # where the text not yet dropped begins
+        self._advise = getattr(os, "posix_fadvise", None)  # not on every system
 
     def take(self, count: int) -> list[bytes]:
         out: list[bytes] = []
@@ -91,10 +101,20 @@ class RecordReader:
 
     def _load(self, head: tuple[int, int]) -> None:
         count, size = head
-        ends = np.cumsum(np.frombuffer(self._handle.read(4 * count), dtype="<u4"), dtype=np.int64).tolist()
-        data = self._handle.read(size)
+        handle = self._handle
+        if self._behind is None:
+            self._behind = handle.tell() - _HEAD.size  # the first chunk read (after any skipped)
+        ends = np.cumsum(np.frombuffer(handle.read(4 * count), dtype="<u4"), dtype=np.int64).tolist()
+        data = handle.read(size)
         self._held = [data[a:b] for a, b in zip([0, *ends], ends)]
         self._at = 0
+        at = handle.tell()
+        if self._advise is not None and at - self._behind >= DROP_SLICE:
+            try:
+                self._advise(handle.fileno(), self._behind, at - self._behind, os.POSIX_FADV_DONTNEED)
+            except OSError:  # only advice
+                pass
+            self._behind = at
 
 
 def record_lengths(path: str) -> np.ndarray:
