@@ -689,7 +689,8 @@ class _Analyst:
         deferred = self.deferred
         columns = pair_columns(table, ps, ks, [deferred[p] for p in ps], [deferred[k] for k in ks])  # type: ignore[arg-type]
         own = np.asarray(columns.own, dtype=bool)
-        found = lane_findings(table, np.asarray(ks, dtype=np.int64), columns.reuse, ~own, reuse_rules(self.config, self.catalogue))  # type: ignore[arg-type]
+        rules = reuse_rules(self.config, self.catalogue)
+        found = lane_findings(table, np.asarray(ks, dtype=np.int64), columns.reuse, ~own, rules)  # type: ignore[arg-type]
         self.templates.column_pairs += int(len(own) - own.sum())  # type: ignore[union-attr]
         checked: dict[tuple, BlockKind] = {}
         owed = self.owed

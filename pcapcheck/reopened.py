@@ -149,11 +149,13 @@ def lane_findings(
     holder, frame, time = reuse.holder.tolist(), reuse.syn_frame.tolist(), reuse.syn_time.tolist()
     connection = (ks + 1).tolist()
     for rule, mask in zip(rules, chosen):
-        rule_id, severity, rfc, words, time_wait = rule.spec.id, rule.severity, rule.spec.rfc_text, rule.words, rule.time_wait
+        rule_id, severity, rfc = rule.spec.id, rule.severity, rule.spec.rfc_text
+        words, time_wait = rule.words, rule.time_wait
         for i in np.flatnonzero(mask).tolist():
             message, quality = words(said[i], time_wait)
             # CheckContext.finding at the reuse's SYN, by its holder.
-            out.append(Finding(rule_id, severity, connection[i], _SIDES[holder[i]], frame[i], time[i], message, rfc, quality))
+            side = _SIDES[holder[i]]
+            out.append(Finding(rule_id, severity, connection[i], side, frame[i], time[i], message, rfc, quality))
     return out
 
 

@@ -37,8 +37,8 @@ def write_records(handle, texts: list[str]) -> None:
     """One chunk of records."""
     joined = "".join(texts)
     if joined.isascii():
-        # Each text's length is its length in bytes, and one encode does them all (most report
-        # text is ASCII: JSON escapes the rest).
+        # Each text's length is its length in bytes, and one encode does them all (the CSV of
+        # connections is ASCII; the JSON's RFC references carry a raw "§").
         data = joined.encode("ascii")
         lengths = np.fromiter(map(len, texts), dtype="<u4", count=len(texts))
     else:
