@@ -259,6 +259,7 @@ def _analyze(
             outcome = analyze_in_processes(held.partition, store, shards, **settings)
         else:
             outcome = analyze_buckets(held.partition, store, **settings)
+        held.partition.remove()  # read for the last time (the peer counts included)
     if held.error is not None and outcome.error is None:
         outcome.error = held.error
 

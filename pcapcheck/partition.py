@@ -167,6 +167,17 @@ class Partition:
         except OSError as err:
             raise PcapcheckError(f"{path}: cannot read the temporary bucket file: {err.strerror or err}") from None
 
+    def remove(self) -> None:
+        """Delete the bucket files once every bucket is analysed, best effort: their pages, never
+        to be read again, are freed without being written back, and serve the reports' writing
+        (fresh pages cost more)."""
+        for bucket in range(self.buckets):
+            for writer in range(self.writers):
+                try:
+                    os.unlink(self.path(bucket, writer))
+                except OSError:  # gone already, or the directory's removal will say
+                    pass
+
     def listener_rows(self) -> "ListenerRows":
         """What counts every endpoint's distinct peers over the whole capture, read when first asked."""
         return ListenerRows(self)

@@ -65,6 +65,14 @@ def test_the_result_reads_its_connections_from_disk_when_partitioned(tiny_bucket
     assert [c.id for c in result.connections[1:3]] == ids[1:3] and result.connections[-1].id == ids[-1]
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_bucket_files_are_gone_once_analysed_and_the_reports_still_read(tiny_buckets, jobs):
+    result = analyze([str(DATA / "incarnations.pcap")], load_config(None), jobs=jobs)
+    directory = Path(result.connections.directory)
+    assert not list(directory.glob("segments-*.bin"))
+    assert len(list(result.connections)) == len(result.connections) > 1
+
+
 def test_every_segment_of_a_tuple_lands_in_one_bucket(tmp_path):
     rows = np.concatenate(list(open_capture(str(DATA / "incarnations.pcap")).batches()))
     part = partition.Partition.create(str(tmp_path), 5)
