@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
+from . import write_behind
 from .errors import PcapcheckError
 
 # Records taken from the buckets at a time while interleaving (a few MB of JSON).
@@ -35,11 +36,10 @@ def bucket_dtype(buckets: int) -> type:
 
 def write_records(handle, texts: list[str]) -> None:
     """One chunk of records."""
-    joined = "".join(texts)
-    if joined.isascii():
+    if all(map(str.isascii, texts)):  # a flag of each str: nothing is scanned or copied to know
         # Each text's length is its length in bytes, and one encode does them all (the CSV of
         # connections is ASCII; the JSON's RFC references carry a raw "§").
-        data = joined.encode("ascii")
+        data = "".join(texts).encode("ascii")
         lengths = np.fromiter(map(len, texts), dtype="<u4", count=len(texts))
     else:
         encoded = [text.encode("utf-8") for text in texts]
@@ -66,7 +66,6 @@ class RecordReader:
         self._held: list[bytes] = []
         self._at = 0
         self._behind: int | None = None  # where the text not yet dropped begins
-        self._advise = getattr(os, "posix_fadvise", None)  # not on every system
 
     def take(self, count: int) -> list[bytes]:
         out: list[bytes] = []
@@ -109,11 +108,8 @@ class RecordReader:
         self._held = [data[a:b] for a, b in zip([0, *ends], ends)]
         self._at = 0
         at = handle.tell()
-        if self._advise is not None and at - self._behind >= DROP_SLICE:
-            try:
-                self._advise(handle.fileno(), self._behind, at - self._behind, os.POSIX_FADV_DONTNEED)
-            except OSError:  # only advice
-                pass
+        if at - self._behind >= DROP_SLICE:
+            write_behind.drop(handle.fileno(), self._behind, at)
             self._behind = at
 
 

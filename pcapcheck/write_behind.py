@@ -3,8 +3,9 @@
 A run writes gigabytes: the report text made ahead, the findings, the reports.  Left
 for the kernel to write back at its pace, those pages pile up until it makes the writers wait; on
 the project's VM that cost 0.2 to 2.5 s a GB, against about 0.4 s a GB when each slice is handed
-to the disk once written (posix_fadvise DONTNEED: write back, then drop from the cache).  What is
-read again later (the temporary files) is read from the disk, which the same VM does at 3 GB/s.
+to the disk once written (posix_fadvise DONTNEED: write back, then drop from the cache).  Pages
+still being written back when advised stay cached, clean; the temporary files' readers drop them
+as they go (``drop``, text_records.RecordReader).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ class WriteBehind(io.RawIOBase):
     def __init__(self, fd: int, offset: int = 0):
         self._fd = fd
         self._at = self._behind = offset
-        self._advise = getattr(os, "posix_fadvise", None)  # not on every system
 
     def writable(self) -> bool:
         return True
@@ -52,11 +52,8 @@ class WriteBehind(io.RawIOBase):
             os.lseek(self._fd, self._at, os.SEEK_SET)
             written = os.write(self._fd, data)
         self._at += written
-        if self._advise is not None and self._at - self._behind >= SLICE:
-            try:
-                self._advise(self._fd, self._behind, self._at - self._behind, os.POSIX_FADV_DONTNEED)
-            except OSError:  # only advice: the bytes are written either way
-                pass
+        if self._at - self._behind >= SLICE:
+            drop(self._fd, self._behind, self._at)
             self._behind = self._at
         return written
 
@@ -66,6 +63,19 @@ class WriteBehind(io.RawIOBase):
                 os.close(self._fd)
             finally:
                 super().close()
+
+
+def drop(fd: int, start: int, stop: int) -> None:
+    """Bytes ``start`` to ``stop`` of ``fd`` out of the page cache: written to the disk first if
+    dirty, freed at once if clean.  Only advice: nothing else changes, and where the system has no
+    posix_fadvise, or refuses, nothing happens."""
+    advise = getattr(os, "posix_fadvise", None)  # not on every system
+    if advise is None:
+        return
+    try:
+        advise(fd, start, stop - start, os.POSIX_FADV_DONTNEED)
+    except OSError:
+        pass
 
 
 def create(path: str | os.PathLike, buffer_size: int = 1 << 20) -> io.BufferedWriter:

@@ -208,7 +208,6 @@ class ReuseRule:
     rule's ``said_of`` (checks.reuse.reported) reads, its VERDICTS and ``words``, and how
     ``_findings`` runs it (NEEDS) and its findings read (CheckContext.finding)."""
 
-    rule_id: str
     verdicts: frozenset[int]
     words: Words
     time_wait: float  # its parameter
@@ -225,7 +224,7 @@ def reuse_rules(config, catalogue: Mapping[str, RuleSpec]) -> tuple[ReuseRule, .
     chosen = (rule for rule in plan.rules if rule.rule_id in READS_PREVIOUS)
     return tuple(
         ReuseRule(
-            rule.rule_id, _REUSE_MODULES[rule.rule_id].VERDICTS, _REUSE_MODULES[rule.rule_id].words,
+            _REUSE_MODULES[rule.rule_id].VERDICTS, _REUSE_MODULES[rule.rule_id].words,
             rule.params["time_wait"], rule.needs, rule.spec, rule.severity,
         )  # fmt: skip
         for rule in sorted(chosen, key=lambda rule: rule.rule_id)
