@@ -10,7 +10,7 @@ Buckets are independent, so ``--jobs`` (pcapcheck.shard) analyses them in severa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,7 +98,7 @@ def analyze_bucket(
 
 def analyze_bucket_range(
     partition: Partition,
-    buckets: range,
+    buckets: Iterable[int],
     directory: str,
     *,
     capture: CaptureInfo,

@@ -5,9 +5,11 @@ the previous incarnation on the same tuple, the capture's last timestamp and, to
 a mid-stream pickup, how many peers talk to each endpoint.  So analysis reads the capture once and,
 with --jobs, always partitions its segments by a hash of the canonical 4-tuple (pcapcheck.partition),
 which keeps incarnations together and gives the last timestamp and the peer counts; then N
-processes (this one is the first) analyse the buckets, bucket ``b`` going to process ``b mod N``, each writing its
-buckets' reports and findings to the shared temporary directory and sending back only first frames
-and small arrays that number and count the findings (finding_store.SpilledFindings).
+processes (this one is the first) analyse the buckets, each taking the next bucket not yet taken
+when it is done with one (so a process slowed by other work on the machine takes fewer), each
+writing its buckets' reports and findings to the shared temporary directory and sending back only
+first frames and small arrays that number and count the findings (finding_store.SpilledFindings).
+Which process analyses a bucket changes nothing in what comes out of it.
 
 ``buckets.assemble`` makes the result identical to one process: connection ids 1-based in order of
 first frame (what ``rebuild`` does over the whole capture), findings remapped and ordered as one
@@ -20,8 +22,9 @@ import multiprocessing
 import os
 import queue as queue_module
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from .analysis import ConnectionsAnalysis
 from .buckets import BucketOutcome, analyze_bucket_range, assemble
@@ -58,11 +61,11 @@ class ShardTask:
 
     partition: Partition
     directory: str  # where the reports go
-    shards: int
     capture: CaptureInfo
     config: Config
     catalogue: dict[str, RuleSpec]
     profile: Profile
+    next_bucket: Any  # a shared multiprocessing.Value: the next bucket no process has taken
     render: Callable | None = None  # report text made by the workers (reports.fragments)
     steps: bool = True  # reports keep replay steps (analysis.analyze)
     all_reports: bool = True  # every report stays readable, not only those with findings (analysis.analyze)
@@ -70,12 +73,23 @@ class ShardTask:
 
 
 def analyze_shard(task: ShardTask, shard: int) -> list[BucketOutcome]:
-    """Analyse the buckets of ``shard`` (every ``shards``-th one, from ``shard``)."""
+    """Analyse the buckets process ``shard`` takes (``task.next_bucket``), one after the other."""
     return analyze_bucket_range(
-        task.partition, range(shard, task.partition.buckets, task.shards), task.directory,
+        task.partition, _taken(task.next_bucket, task.partition.buckets), task.directory,
         capture=task.capture, profile=task.profile, config=task.config, catalogue=task.catalogue, render=task.render,
         steps=task.steps, all_reports=task.all_reports, by_id=task.by_id,
     )  # fmt: skip
+
+
+def _taken(next_bucket, buckets: int) -> Iterator[int]:
+    """The buckets this process takes from the shared counter, until none is left."""
+    while True:
+        with next_bucket.get_lock():
+            bucket = next_bucket.value
+            next_bucket.value = bucket + 1
+        if bucket >= buckets:
+            return
+        yield bucket
 
 
 def _worker(messages, task: ShardTask, shard: int) -> None:
@@ -112,10 +126,11 @@ def analyze_in_processes(
     method: str | None = None,
 ) -> ConnectionsAnalysis:
     """The partition's buckets analysed in ``shards`` processes (this one is shard 0), merged."""
-    task = ShardTask(
-        partition, store.directory, shards, capture, config, catalogue, profile, render, steps, all_reports, by_id
-    )
     context = multiprocessing.get_context(method or start_method())
+    task = ShardTask(
+        partition, store.directory, capture, config, catalogue, profile, context.Value("q", 0), render,
+        steps, all_reports, by_id,
+    )  # fmt: skip
     messages = context.Queue()
     workers = {
         shard: context.Process(

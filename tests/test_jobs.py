@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import os
 import struct
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 import pcapcheck.analysis
+import pcapcheck.buckets
 import pcapcheck.shard
 from pcapcheck.analysis import analyze
 from pcapcheck.capture import open_capture
@@ -212,6 +214,28 @@ def test_a_bug_in_a_worker_raises_with_the_workers_traceback(monkeypatch):
     monkeypatch.setattr(pcapcheck.shard, "analyze_shard", broken)
     with pytest.raises(RuntimeError, match="shard worker 1 failed:(.|\n)*ValueError: shard one is broken"):
         analyze([str(DATA / "incarnations.pcap")], load_config(None), jobs=2)
+
+
+@pytest.mark.skipif(not HAS_FORK, reason="the stand-in analysis must reach the child through fork")
+def test_a_slowed_worker_takes_fewer_buckets_and_every_bucket_is_analysed_once(monkeypatch, tmp_path):
+    parent = os.getpid()
+    real = pcapcheck.buckets.analyze_bucket
+
+    def slowed_in_the_worker(partition, bucket, *args, **kwargs):
+        if os.getpid() != parent:
+            time.sleep(0.5)  # other work on the machine
+        (tmp_path / f"{bucket}.{os.getpid()}").touch()
+        return real(partition, bucket, *args, **kwargs)
+
+    paths = [DATA / "real-eth.pcap"]
+    one = document(paths)
+    monkeypatch.setattr(pcapcheck.buckets, "analyze_bucket", slowed_in_the_worker)
+    assert document(paths, jobs=2) == one
+    taken = [name.split(".") for name in os.listdir(tmp_path)]
+    buckets = sorted(int(bucket) for bucket, _ in taken)
+    assert buckets == list(range(len(buckets))) and len(buckets) >= 8  # each once: 4 per process at least
+    by_parent = sum(int(pid) == parent for _, pid in taken)
+    assert by_parent > len(buckets) - by_parent
 
 
 def test_progress_counts_every_segment_once_with_jobs():
