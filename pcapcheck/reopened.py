@@ -12,7 +12,7 @@ numpy operations over all of them, and works out what ``checks.reuse.reuse_from`
 pair over those columns too: which TIME-WAIT counts, and the safeguard's verdict
 (``verdict_codes``, held equal to checks.reuse.verdict_code by tests/test_reopened_columns.py).
 Only the words come one pair at a time: ``lane_findings`` selects the pairs each reuse rule
-reports over the columns, as its ``said_of`` (checks.reuse.reported) selects a Reuse, and words each
+reports over the columns, as its check (checks.reuse.reuse_check) selects a Reuse, and words each
 one with the rule's own ``words``.
 """
 
@@ -139,7 +139,7 @@ def lane_findings(
     found = lane & reuse.found
     chosen = []
     for rule in rules:
-        # checks.reuse.reported, over columns: a verdict of the rule's, before TIME-WAIT could end;
+        # checks.reuse.reuse_check, over columns: a verdict of the rule's, before TIME-WAIT could end;
         # and _findings' NEEDS.
         mask = found & ((flags_seen & rule.needs) == rule.needs) & np.isin(reuse.verdict, list(rule.verdicts))
         mask &= ~(reuse.elapsed >= rule.time_wait)

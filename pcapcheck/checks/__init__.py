@@ -205,7 +205,7 @@ def _findings(
 class ReuseRule:
     """An enabled rule that reads the previous incarnation, resolved for a run, as the column lane
     of reopened tuples (pcapcheck.reopened) applies it to a reuse known from columns: what the
-    rule's ``said_of`` (checks.reuse.reported) reads, its VERDICTS and ``words``, and how
+    rule's check (checks.reuse.reuse_check) reads: its VERDICTS, ``words`` and parameter, and how
     ``_findings`` runs it (NEEDS) and its findings read (CheckContext.finding)."""
 
     verdicts: frozenset[int]
@@ -238,6 +238,6 @@ def _in_frame_order(findings: list[Finding]) -> list[Finding]:
     return findings
 
 
-# Each rule that reads the previous incarnation reads only its Reuse (checks.reuse.reuse_check),
-# through checks.reuse.reported with its VERDICTS and ``words``.
+# Each rule that reads the previous incarnation reads only its Reuse, through
+# checks.reuse.reuse_check with its VERDICTS and ``words``.
 _REUSE_MODULES = {m.RULE: m for m in _MODULES if getattr(m, "READS_PREVIOUS", False)}

@@ -97,11 +97,6 @@ def _opening(steps: list[Step]) -> Opened | None:
     return at, Opening(first.sender.peer, (first.ack - 1) & _MASK, first.ts_ecr, first.truncated), True
 
 
-# What a reuse rule says of a Reuse: its message and whether it is a capture-quality note, or None
-# (the rule module's ``said_of(reuse, time_wait, who)``).
-SaidOf = Callable[["Reuse", float, Callable[[Side], str]], "tuple[str, bool] | None"]
-
-
 class Said(NamedTuple):
     """What a reuse rule's message reads of a reuse it reports (the rule module's ``words``), as the
     column lane of reopened tuples (pcapcheck.reopened) has it without making the Reuse."""
@@ -121,29 +116,21 @@ class Said(NamedTuple):
 Words = Callable[[Said, float], "tuple[str, bool]"]
 
 
-def reported(
-    verdicts: frozenset[int], words: Words, reuse: "Reuse", time_wait: float, who: Callable[[Side], str]
-) -> tuple[str, bool] | None:
-    """A reuse rule's ``said_of``: it reports the reuses with one of its ``verdicts`` that came
-    before TIME-WAIT could end (as reopened.lane_findings selects them over columns)."""
-    if reuse.verdict not in verdicts or reuse.elapsed >= time_wait:
-        return None
+def reuse_check(ctx: CheckContext, verdicts: frozenset[int], words: Words) -> Iterator[Finding]:
+    """The check of a rule that reads only the connection's Reuse (short-time-wait, time-wait-reuse):
+    a reuse with one of the rule's ``verdicts`` that came before TIME-WAIT could end, worded by the
+    rule's ``words``, at the new SYN, by the holder (pcapcheck.reopened.lane_findings selects and
+    words the same over columns)."""
+    reuse = find_reuse(ctx)
+    time_wait = ctx.params["time_wait"]
+    if reuse is None or reuse.verdict not in verdicts or reuse.elapsed >= time_wait:
+        return
     said = Said(
-        who(reuse.holder), reuse.opener is reuse.holder, reuse.entered_frame, reuse.opening, reuse.elapsed,
+        ctx.who(reuse.holder), reuse.opener is reuse.holder, reuse.entered_frame, reuse.opening, reuse.elapsed,
         reuse.verdict, reuse.safeguard, reuse.unsafe,
     )  # fmt: skip
-    return words(said, time_wait)
-
-
-def reuse_check(ctx: CheckContext, said_of: SaidOf) -> Iterator[Finding]:
-    """The check of a rule that reads only the connection's Reuse (short-time-wait, time-wait-reuse):
-    at the new SYN, by the holder (pcapcheck.reopened.lane_findings makes the same over columns)."""
-    reuse = find_reuse(ctx)
-    if reuse is None:
-        return
-    said = said_of(reuse, ctx.params["time_wait"], ctx.who)
-    if said is not None:
-        yield ctx.finding(reuse.syn, reuse.holder, said[0], capture_quality=said[1])
+    message, capture_quality = words(said, time_wait)
+    yield ctx.finding(reuse.syn, reuse.holder, message, capture_quality=capture_quality)
 
 
 def find_reuse(ctx: CheckContext) -> Reuse | None:

@@ -7,12 +7,12 @@ length cut the options that would tell, it is reported here as a capture-quality
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from ..findings import Finding
-from ..segments import SYN, Side
+from ..segments import SYN
 from .context import CheckContext, seconds
-from .reuse import SAFE, UNKNOWN, Reuse, Said, reported, reuse_check
+from .reuse import SAFE, UNKNOWN, Said, reuse_check
 
 RULE = "time-wait-reuse"
 READS_PREVIOUS = True  # compares this incarnation with the one before (checks/__init__.py)
@@ -25,17 +25,12 @@ VERDICTS = SAFE | {UNKNOWN}
 
 
 def check(ctx: CheckContext) -> Iterator[Finding]:
-    return reuse_check(ctx, said_of)
-
-
-def said_of(reuse: Reuse, time_wait: float, who: Callable[[Side], str]) -> tuple[str, bool] | None:
-    """What the rule says of a reuse: its message and whether it is a capture-quality note; None:
-    nothing.  The column lane of reopened tuples (pcapcheck.reopened) reads VERDICTS and ``words``."""
-    return reported(VERDICTS, words, reuse, time_wait, who)
+    return reuse_check(ctx, VERDICTS, words)
 
 
 def words(said: Said, time_wait: float) -> tuple[str, bool]:
-    """The message of a reuse the rule reports, and whether it is a capture-quality note."""
+    """The message of a reuse the rule reports, and whether it is a capture-quality note (also read
+    by the column lane of reopened tuples, pcapcheck.reopened)."""
     head = (
         f"{said.holder} reused the 4-tuple {seconds(said.elapsed)} after entering TIME-WAIT "
         f"(frame {said.entered_frame}) with {said.opening}"
