@@ -23,7 +23,7 @@ from .findings import Finding
 from .partition import BUCKETS_PER_JOB, read_capture
 from .profiles import Profile
 from .replay import end_time_wait_by_new_incarnation, replay
-from .replay.memo import MAX_TEMPLATES, ReplayMemo, Template, memo_enabled, time_parameters
+from .replay.memo import MAX_TEMPLATES, ReplayMemo, Template, memo_enabled, memo_for_run
 from .replay.incarnation import HALF_OPEN_STATES, first_syn_row
 from .replay.model import PatternMove, Replay, Step, TemplatedTransitions, Transition, TransitionPattern
 from .segments import Side, flags_text
@@ -597,7 +597,7 @@ class _Analyst:
                 return False
         else:
             p = previous_id - 1 if previous_id is not None else None
-            if p not in self.owed or not template.fired <= READS_PREVIOUS:
+            if p not in self.owed or not template.rerun <= READS_PREVIOUS:
                 return False
             table = self.table
             if table.version[p] != table.version[k]:  # type: ignore[union-attr]
@@ -657,7 +657,7 @@ class _Analyst:
             capture_end=self.capture.last_time,
             config=self.config,
             catalogue=self.catalogue,
-            only=later.fired | READS_PREVIOUS,
+            only=later.rerun | READS_PREVIOUS,
         )
         ended = tuple(w.ended_by == "new-syn" for w in previous[1].time_waits)
         return found, ended if changed else None
@@ -680,7 +680,7 @@ class _Analyst:
     def _pairs_in_columns(self) -> list[Finding]:
         """The pairs' findings, and each earlier incarnation settled.  Each later incarnation's
         Reuse comes from the columns; the reuse rules are the only ones its checks run (``defer``:
-        its template fired no other) and read nothing else of it, but its flags and endpoints."""
+        its template reruns no other) and read nothing else of it, but its flags and endpoints."""
         from .checks import reuse_rules
         from .reopened import lane_findings, pair_columns
 
@@ -770,6 +770,8 @@ class _Analyst:
                 self._settle((pending[0], previous[1], pending[2]), conn if changed else None)
             elif changed:
                 _update_time_wait(self._report_of[previous[0].id], previous[1])
+        learning = shape_key is not None and known is None
+        end_readers: set[str] | None = set() if learning else None
         found = run_checks(
             conn,
             rep,
@@ -778,11 +780,13 @@ class _Analyst:
             config=self.config,
             catalogue=self.catalogue,
             # A member of a template: the other rules find what they found in its first, nothing.
-            only=None if known is None else known.fired | READS_PREVIOUS,
+            only=None if known is None else known.rerun | READS_PREVIOUS,
+            end_readers=end_readers,
         )
         self.findings.extend(found)
-        if shape_key is not None and known is None:
-            templates.learn(shape_key, conn, rep, frozenset(f.rule for f in found))  # type: ignore[union-attr]
+        if learning:
+            rerun = frozenset(f.rule for f in found).union(end_readers)  # type: ignore[arg-type]
+            templates.learn(shape_key, conn, rep, rerun)  # type: ignore[union-attr, arg-type]
         if self.table is not None and known is not None and not (self.steps and found):
             self._report_later(conn, rep, known.template)  # type: ignore[arg-type]
         else:
@@ -816,7 +820,7 @@ def _memo_for(
     if memo is False or (memo is None and not memo_enabled()):
         return None
     rule_params = [config.parameters(spec, profile) for spec in catalogue.values()]
-    return ReplayMemo(capture.last_time, time_parameters(profile, rule_params))
+    return memo_for_run(capture.last_time, profile, rule_params)
 
 
 def _without_steps(rep: Replay) -> Replay:

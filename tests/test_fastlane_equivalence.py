@@ -27,7 +27,7 @@ from pcapcheck.catalogue import load_catalogue
 from pcapcheck.config import load_config
 from pcapcheck.connections import rebuild, rebuild_table, segment_columns, segment_list
 from pcapcheck.replay.facts import find_controls
-from pcapcheck.replay.memo import ENV_SWITCH, ReplayMemo, _event_order, time_parameters
+from pcapcheck.replay.memo import ENV_SWITCH, ReplayMemo, _event_order, memo_for_run
 from pcapcheck.replay.timeline import event_order
 from pcapcheck.replay.vantage import infer_vantage
 from pcapcheck.reports import csv_report, json_report
@@ -248,19 +248,19 @@ def _both_ways(rows: np.ndarray, capture_end: float):
     profile, config, catalogue = _run_settings()
     connections = list(rebuild([rows]))
     capture = CaptureInfo(paths=["generated"], last_time=capture_end)
-    parameters = time_parameters(profile, [config.parameters(spec, profile) for spec in catalogue.values()])
-    memo = ReplayMemo(capture_end, parameters)
+    rule_params = [config.parameters(spec, profile) for spec in catalogue.values()]
+    memo = memo_for_run(capture_end, profile, rule_params)
     run = dict(capture=capture, profile=profile, config=config, catalogue=catalogue)
     # The CLI's way: templated members stay columns (pcapcheck.templated), made into reports here.
     fast = analyze_table(rebuild_table([rows]), memo=memo, **run)
     fast.reports = list(fast.reports)
     reference = analyze_connections(iter(connections), memo=False, **run)
     # The memo on connection objects (no columns) agrees too.
-    by_objects = analyze_connections(iter(connections), memo=ReplayMemo(capture_end, parameters), **run)
+    by_objects = analyze_connections(iter(connections), memo=memo_for_run(capture_end, profile, rule_params), **run)
     assert by_objects.reports == reference.reports and by_objects.findings == reference.findings
     # Without steps (the CLI without --html) every report made from a template is kept as columns,
     # those whose TIME-WAIT the next incarnation ended too (analysis._matched_ended_kind).
-    lean = analyze_table(rebuild_table([rows]), memo=ReplayMemo(capture_end, parameters), steps=False, **run)
+    lean = analyze_table(rebuild_table([rows]), memo=memo_for_run(capture_end, profile, rule_params), steps=False, **run)
     assert list(lean.reports) == [replace(r, steps=None) for r in reference.reports]
     assert lean.findings == reference.findings
     assert _texts(lean.reports) == _texts(reference.reports)
@@ -387,6 +387,46 @@ def test_every_rule_that_reads_the_previous_incarnation_runs_on_every_member():
         ):
             assert module.RULE in READS_PREVIOUS, module.RULE
     assert READS_PREVIOUS == {"short-time-wait", "time-wait-reuse"}
+
+
+def test_rules_see_the_capture_end_only_through_the_property_that_notes_the_reading():
+    import inspect
+
+    import pcapcheck.checks.reuse as reuse
+    from pcapcheck.checks import _MODULES
+
+    for module in [*_MODULES, reuse]:
+        assert "_capture_end" not in inspect.getsource(module), module.__name__
+
+
+def test_a_rule_that_read_the_capture_end_for_a_templates_first_runs_again_on_every_member():
+    """The key holds the capture's end only as the replay compares it (the TIME-WAIT deadline).
+    close-wait-leak reads the end itself.  Connections of one structure leave the server in
+    CLOSE-WAIT at 0.5 s intervals, on both sides of its threshold; as with buckets, one memo
+    first learns from the two last ones (no leak: too near the end), then serves the others,
+    which leaked."""
+    from pcapcheck.config import Config
+
+    script = [(0, "S", 0), (1, "SA", 0), (0, "A", 0), (0, "PA", 100), (1, "A", 0), (0, "FA", 0), (1, "A", 0)]
+    variant = {"gaps": [0.00005] * len(script), "window": 64240, "wscale": 7, "ts": True, "isn": 1000}
+    base = 1_700_000_000.0
+    conversations = [_conversation(script, dict(variant, start=0.5 * k, port=41000 + k), base) for k in range(20)]
+    capture_end = base + 14.0  # threshold 5 s: the connections opened before base + 9 s leaked
+    config = Config(params={"close-wait-leak": {"threshold": 5}})
+    profile, catalogue = config.profile_for_run(), load_catalogue(config.extra_rule_dirs)
+    rule_params = [config.parameters(spec, profile) for spec in catalogue.values()]
+    run = dict(capture=CaptureInfo(paths=["generated"], last_time=capture_end), profile=profile, config=config,
+               catalogue=catalogue)  # fmt: skip
+    memo = memo_for_run(capture_end, profile, rule_params)
+    leaks = []
+    for part in (conversations[18:], conversations[:18]):
+        rows = _capture_rows(part)
+        lean = analyze_table(rebuild_table([rows]), memo=memo, steps=False, **run)
+        reference = analyze_connections(iter(list(rebuild([rows]))), memo=False, **run)
+        assert lean.findings == reference.findings
+        leaks.append([f.connection for f in reference.findings if f.rule == "close-wait-leak"])
+    assert leaks == [[], list(range(1, 19))], leaks
+    assert memo.hits >= 15, (memo.seen, memo.hits)
 
 
 def test_keys_forgotten_past_their_bound_find_their_templates_again_by_event_order(monkeypatch):

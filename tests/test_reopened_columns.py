@@ -25,7 +25,7 @@ from pcapcheck.connections import rebuild, rebuild_table
 from pcapcheck.reopened import pair_columns
 from pcapcheck.replay import end_time_wait_by_new_incarnation
 from pcapcheck.replay.incarnation import HALF_OPEN_STATES
-from pcapcheck.replay.memo import ReplayMemo, Template, time_parameters
+from pcapcheck.replay.memo import Template, memo_for_run
 from pcapcheck.segments import ACK, SYN
 from tests.test_fastlane_equivalence import (
     _analysed,
@@ -45,8 +45,7 @@ def _learnt(rows, capture_end: float):
     """The table, a memo that has learnt the run's templates, and each connection's template."""
     profile, config, catalogue = _run_settings()
     table = rebuild_table([rows])
-    parameters = time_parameters(profile, [config.parameters(spec, profile) for spec in catalogue.values()])
-    memo = ReplayMemo(capture_end, parameters)
+    memo = memo_for_run(capture_end, profile, [config.parameters(spec, profile) for spec in catalogue.values()])
     capture = CaptureInfo(paths=["generated"], last_time=capture_end)
     analyze_table(table, capture=capture, profile=profile, config=config, catalogue=catalogue, memo=memo)
     keys = memo.keys(table)
@@ -76,7 +75,7 @@ def _on_objects(table, earlier: Template, later: Template, p: int, k: int):
     ended = tuple(w.ended_by == "new-syn" for w in previous.time_waits) if changed else None
     rule = catalogue["time-wait-reuse"]
     ctx = CheckContext(
-        connection=conn_k, replay=later.instantiate(conn_k), previous=(conn_p, previous), capture_end=None,
+        connection=conn_k, replay=later.instantiate(conn_k), previous=(conn_p, previous), _capture_end=None,
         params={}, profile=profile, spec=rule, severity=config.severity_of(rule),
     )  # fmt: skip
     return ended, find_reuse(ctx)
@@ -168,8 +167,7 @@ def _assert_lane_matches_reference(rows) -> list:
     capture_end = int(rows["ts_ns"].max()) / 1e9 + 10.0
     assert _assert_columns_match_objects(rows, capture_end) >= 30
     profile, config, catalogue = _run_settings()
-    parameters = time_parameters(profile, [config.parameters(spec, profile) for spec in catalogue.values()])
-    memo = ReplayMemo(capture_end, parameters)
+    memo = memo_for_run(capture_end, profile, [config.parameters(spec, profile) for spec in catalogue.values()])
     run = dict(capture=CaptureInfo(paths=["generated"], last_time=capture_end), profile=profile, config=config,
                catalogue=catalogue)  # fmt: skip
     lean = analyze_table(rebuild_table([rows]), memo=memo, steps=False, **run)
@@ -214,10 +212,10 @@ def test_ipv4_then_the_same_tuple_as_mapped_ipv6_is_not_one_tuple_to_the_reuse_r
     rows = _capture_rows(conversations)
     capture_end = int(rows["ts_ns"].max()) / 1e9 + 10.0
     profile, config, catalogue = _run_settings()
-    parameters = time_parameters(profile, [config.parameters(spec, profile) for spec in catalogue.values()])
+    rule_params = [config.parameters(spec, profile) for spec in catalogue.values()]
     run = dict(capture=CaptureInfo(paths=["generated"], last_time=capture_end), profile=profile, config=config,
                catalogue=catalogue)  # fmt: skip
-    lean = analyze_table(rebuild_table([rows]), memo=ReplayMemo(capture_end, parameters), steps=False, **run)
+    lean = analyze_table(rebuild_table([rows]), memo=memo_for_run(capture_end, profile, rule_params), steps=False, **run)
     reference = analyze_connections(iter(list(rebuild([rows]))), memo=False, **run)
     assert list(lean.reports) == [replace(r, steps=None) for r in reference.reports]
     assert lean.findings == reference.findings

@@ -162,12 +162,13 @@ def run_checks(
     config,
     catalogue: Mapping[str, RuleSpec],
     only: frozenset[str] | None = None,
+    end_readers: set[str] | None = None,
 ) -> list[Finding]:
     """Every enabled rule (or those of them in ``only``) over one connection, in frame order;
-    severities as configured."""
+    severities as configured.  ``end_readers``: where to add the rules that read ``capture_end``."""
     plan = _plan(config, catalogue)
     rules = plan.rules if only is None else [rule for rule in plan.rules if rule.rule_id in only]
-    return _findings(plan, rules, conn, replay, previous, capture_end, {})
+    return _findings(plan, rules, conn, replay, previous, capture_end, {}, end_readers)
 
 
 def _findings(
@@ -178,8 +179,10 @@ def _findings(
     previous: tuple[Connection, Replay] | None,
     capture_end: float | None,
     shared: dict[str, Any],
+    end_readers: set[str] | None = None,
 ) -> list[Finding]:
-    """``rules`` over one connection, in frame order; ``shared``: what they derive alike."""
+    """``rules`` over one connection, in frame order; ``shared``: what they derive alike;
+    ``end_readers``: see ``run_checks``."""
     seen = conn.flags_seen  # the OR of every segment's flags, as the steps would give
     findings: list[Finding] = []
     for rule in rules:
@@ -189,7 +192,7 @@ def _findings(
             connection=conn,
             replay=replay,  # type: ignore[arg-type]
             previous=previous,
-            capture_end=capture_end,
+            _capture_end=capture_end,
             params=rule.params,
             profile=plan.profile,
             spec=rule.spec,
@@ -198,6 +201,8 @@ def _findings(
             shared=shared,
         )
         findings.extend(rule.check(ctx))
+        if end_readers is not None and ctx.read_capture_end:
+            end_readers.add(rule.rule_id)
     return _in_frame_order(findings)
 
 

@@ -43,7 +43,7 @@ class CheckContext:
     connection: Connection
     replay: Replay
     previous: tuple[Connection, Replay] | None  # the incarnation before on the same tuple
-    capture_end: float | None  # time of the capture's last packet (any connection)
+    _capture_end: float | None  # read as ``capture_end``, which notes the reading
     params: Mapping[str, Any]  # effective parameter values ("profile" already resolved)
     profile: Profile
     spec: RuleSpec
@@ -54,6 +54,16 @@ class CheckContext:
     # Shared by every rule's context on one connection: what several rules derive alike (e.g.
     # reuse.find_reuse for short-time-wait and time-wait-reuse) is worked out once.
     shared: dict[str, Any] = field(default_factory=dict)
+    # Whether the check read ``capture_end``: the replay memo (pcapcheck.replay.memo) keys
+    # connections by the capture's end only for what the replay compares with it, so the rules
+    # that read it on a template's first connection run again on every member.
+    read_capture_end: bool = False
+
+    @property
+    def capture_end(self) -> float | None:
+        """Time of the capture's last packet (any connection); the only way a check sees it."""
+        self.read_capture_end = True
+        return self._capture_end
 
     def param_of(self, rule_id: str, name: str) -> Any:
         """Another rule's effective parameter; the profile's value when that rule is not catalogued."""

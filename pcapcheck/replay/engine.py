@@ -19,8 +19,9 @@ everything this replay and the checks read from it but frames, times and byte co
 numpy for all connections at once; ``replay.memo`` replays and checks the first connection of each
 key here, and when that found no anomaly makes the others' Replays from it, reading only their
 frames and times: without steps and without checks when the first found nothing and the connection
-is a first incarnation (the fast lane), else with their steps, and then only the rules that fired
-in the first and the rules reading the previous incarnation run (the checked lane).
+is a first incarnation (the fast lane), else with their steps, and then only the rules that found
+something in the first or read the capture's end for it and the rules reading the previous
+incarnation run (the checked lane).
 shape.py's docstring argues the key's soundness input by input; tests/test_fastlane_equivalence.py
 holds the memo to this replay on every sample, the bench capture and generated conversations.
 
@@ -110,6 +111,12 @@ def replay(
     ``order``: the connection's ``timeline.event_order`` when the caller already computed it
     (replay.memo does on a key miss); it must be exactly that order."""
     return _Replayer(connection, profile, capture_end, order).run()
+
+
+def capture_end_parameters(profile: Profile) -> tuple[float, ...]:
+    """How long after one of its segments' times the replay compares the capture's end with: only
+    the TIME-WAIT deadline (``_expire``).  The replay memo keys connections by these alone."""
+    return (profile.time_wait,)
 
 
 class _Replayer:

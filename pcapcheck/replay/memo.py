@@ -6,13 +6,14 @@ path; if it had no anomaly, its replay becomes a template: transitions and TIME-
 (segment index, offset) pairs, final states, close, vantage, and each segment's Step without
 its segment.  Later connections of the key take one of two lanes:
 
-* fast: when the first had no finding and the connection is a first incarnation, a ``Replay``
-  with ``steps=[]`` (what analysis keeps for connections without findings anyway) and no checks:
-  they would find nothing, as the first did;
-* checked: otherwise (the first had findings, e.g. every client abort; or the connection reopens
-  a tuple, whose checks read the incarnation before), the full ``Replay``, each Step the
-  template's states, notes and delivery around the connection's own Segment, and the real
-  checks run on it.  Replay reads nothing of the previous incarnation: only the checks and
+* fast: when the first had no finding, no rule read the capture's end for it, and the connection
+  is a first incarnation, a ``Replay`` with ``steps=[]`` (what analysis keeps for connections
+  without findings anyway) and no checks: they would find nothing, as the first did;
+* checked: otherwise (the first had findings, e.g. every client abort; a rule read the capture's
+  end; or the connection reopens a tuple, whose checks read the incarnation before), the full
+  ``Replay``, each Step the template's states, notes and delivery around the connection's own
+  Segment, and the real checks run on it: those the template names (``Template.rerun``) and the
+  rules reading the previous incarnation.  Replay reads nothing of the previous incarnation: only the checks and
   incarnation.py (applied afterwards, to the previous replay) do, and facts.py reads whether there
   is one (NOTE_NEW_INCARNATION_SYN), which is a bit of the key.
 
@@ -24,11 +25,19 @@ The key is the connection's shape plus what this run adds (soundness argument in
   parameters and the profile's timers, a non-time one only making the bound stricter), so every
   gap between two of its segments compares the same way with every one of them, and TIME-WAIT
   cannot expire between two of its segments;
-* for each parameter P, one bit: is the capture's end more than P after the connection's first
-  segment.  A connection whose distance to the end lies within its own span plus a millisecond of
-  some P (where "capture_end - t <= P", "capture_end <= t + P" and "capture_end >= t + P", as the
-  checks and the TIME-WAIT expiry compute them, could differ between its segments or from that bit
-  by rounding) takes the reference path;
+* for each duration P the replay compares the capture's end with (engine.capture_end_parameters:
+  the TIME-WAIT deadline), one bit: is the capture's end more than P after the connection's
+  first segment.  A connection whose distance to the end lies within its own span plus a
+  millisecond of some P (where "capture_end >= t + P", as the TIME-WAIT expiry computes it,
+  could differ between its segments or from that bit by rounding) takes the reference path.
+  The checks see the capture's end only through ``CheckContext.capture_end``, which notes the
+  reading: a rule that read it for the first connection of a key runs again on every member
+  (``Template.rerun``), with the member's own capture end.  A rule that did not read it read
+  nothing that differs between members (shape.py), so it took the same path on every member and
+  did not read it there either: its verdict is the first one's.  Eligible shapes rarely make a
+  rule read it (every FIN is acknowledged), whereas a bit for each rule parameter (0.05 s to
+  60 s) split every key up to six ways over the last two seconds of a capture: most of a test
+  run of a few seconds;
 * whether the connection reopens a tuple (incarnation > 1: facts.py notes its SYN as such).
 
 The shape holds the order of the timeline's keys before its causal bounds, so connections that
@@ -72,6 +81,7 @@ from .model import (
     TransitionPattern,
     Vantage,
 )
+from .engine import capture_end_parameters
 from .shape import ROW_DTYPE
 from .timeline import RECEIVE, SEND, event_order
 from .vantage import Legs, handshake_legs
@@ -94,6 +104,11 @@ def time_parameters(profile: Profile, rule_params: Iterable[Mapping[str, object]
     for params in rule_params:
         values.update(float(v) for v in params.values() if isinstance(v, (int, float)) and not isinstance(v, bool))
     return tuple(sorted(values))
+
+
+def memo_for_run(capture_end: float | None, profile: Profile, rule_params: Iterable[Mapping[str, object]]) -> "ReplayMemo":
+    """The memo of one run: ``rule_params``, every enabled rule's effective parameters."""
+    return ReplayMemo(capture_end, time_parameters(profile, rule_params), capture_end_parameters(profile))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,11 +141,13 @@ class Template:
     vantage: Vantage
     # Per segment index: the Step's sender and receiver states before and after, notes, delivered.
     steps: tuple[tuple[State, State, State, State, frozenset[str], bool], ...] = field(compare=False, repr=False)
-    # Members run the checks (on a full Replay): the first had findings, or reopened a tuple.
+    # Members run the checks (on a full Replay): the first had findings, a rule read the capture's
+    # end for it, or it reopened a tuple.
     checked: bool = False
-    # The rules that found something in the first: only they, and the rules that read the previous
-    # incarnation, can find something in a member (every other rule reads what the key fixes).
-    fired: frozenset[str] = frozenset()
+    # The rules that found something in the first or read the capture's end for it: only they,
+    # and the rules that read the previous incarnation, can find something in a member (every
+    # other rule reads only what the key fixes).
+    rerun: frozenset[str] = frozenset()
     # Made from the above: an instance is the pattern plus its values (model.TemplatedTransitions).
     pattern: TransitionPattern = field(init=False, compare=False, repr=False)
     _read: Callable[[list], tuple] = field(init=False, compare=False, repr=False)  # indices' entries of a column
@@ -206,7 +223,7 @@ class Template:
 class TemplatedSteps(ComparesAsList, Sequence[Step]):
     """A checked member's steps: the template's states, notes and delivery around the connection's
     own segments.  A Step is made when first read: the checks that run on a member (those that
-    fired in the template's first, and the reuse rules) mostly read the first one or two.  Reads
+    the template names, and the reuse rules) mostly read the first one or two.  Reads
     behave as the list the replay makes."""
 
     __slots__ = ("_conn", "_around", "_made", "_bases")
@@ -263,7 +280,7 @@ def template_of(
     rep: Replay,
     order: list[tuple[int, int]],
     checked: bool = False,
-    fired: frozenset[str] = frozenset(),
+    rerun: frozenset[str] = frozenset(),
 ) -> Template | None:
     """``rep`` as a template, or None when it holds anything not expressed by segment indices.
 
@@ -330,7 +347,7 @@ def template_of(
         rep.vantage,
         steps,
         checked,
-        fired,
+        rerun,
     )
 
 
@@ -347,7 +364,7 @@ class Known(NamedTuple):
 
     replay: Replay
     checked: bool  # the checks must run on it (it carries its steps); else they would find nothing
-    fired: frozenset[str] = frozenset()  # the rules that found something in the template's first
+    rerun: frozenset[str] = frozenset()  # Template.rerun: the only rules but the reuse ones to run on it
     template: "Template | None" = None  # what made it (analysis keeps such reports as columns)
 
 
@@ -356,10 +373,12 @@ class ReplayMemo:
     them ``checked_hits`` in the checked lane, ``ordered_hits`` after computing their event
     order); ``seen``: connections looked up; ``column_pairs``: see analysis."""
 
-    def __init__(self, capture_end: float | None, parameters: tuple[float, ...]):
+    def __init__(self, capture_end: float | None, parameters: tuple[float, ...], end_parameters: tuple[float, ...]):
+        """``parameters``: time_parameters (the span bound); ``end_parameters``: those the replay
+        compares the capture's end with (engine.capture_end_parameters), one key bit each."""
         self.capture_end = capture_end
-        self.parameters = tuple(sorted(set(parameters)))  # ascending: ``key`` bisects them
-        self.shortest = self.parameters[0] if parameters else 0.0
+        self.shortest = min(parameters) if parameters else 0.0
+        self.end_parameters = tuple(sorted(set(end_parameters)))  # ascending: ``key`` bisects them
         self.templates: dict[tuple, object] = {}  # by key: a Template, or _UNTEMPLATED
         # By structure, time bits and each endpoint's own event order: the templates seen so far.
         self.by_endpoint_orders: dict[tuple, list[Template]] = {}
@@ -392,7 +411,7 @@ class ReplayMemo:
             return None
         to_end = end - first
         slack = span + CAPTURE_END_SLACK
-        parameters = self.parameters
+        parameters = self.end_parameters
         # Bit k: to_end > parameters[k], so the bits below ``below`` are set.  Rounded subtraction
         # is monotonic, so the parameters nearest to_end are the two around it.
         below = bisect_left(parameters, to_end)
@@ -417,7 +436,7 @@ class ReplayMemo:
         ok = (span < self.shortest) & (first + self.shortest > last)
         to_end = end - first
         slack = span + CAPTURE_END_SLACK
-        parameters = np.asarray(self.parameters, dtype=np.float64)
+        parameters = np.asarray(self.end_parameters, dtype=np.float64)
         below = np.searchsorted(parameters, to_end, side="left")  # bisect_left
         if len(parameters):
             lower = parameters[np.maximum(below - 1, 0)]
@@ -471,16 +490,16 @@ class ReplayMemo:
         checked: bool = template.checked  # type: ignore[union-attr]
         if checked:
             self.checked_hits += 1
-        return Known(template.instantiate(conn), checked, template.fired, template)  # type: ignore[union-attr, arg-type]
+        return Known(template.instantiate(conn), checked, template.rerun, template)  # type: ignore[union-attr, arg-type]
 
     def order_of(self, conn: Connection) -> list[tuple[int, int]] | None:
         """The event order ``replay`` computed for ``conn`` on a miss (None: it computed none)."""
         pending = self._pending.get(conn.id)
         return None if pending is None or pending[0] is not conn else pending[2]
 
-    def learn(self, key: tuple, conn: Connection, rep: Replay, fired: frozenset[str]) -> None:
-        """Remember what the reference path made of the first connection of ``key``; ``fired``: the
-        rules its checks found something with."""
+    def learn(self, key: tuple, conn: Connection, rep: Replay, rerun: frozenset[str]) -> None:
+        """Remember what the reference path made of the first connection of ``key``; ``rerun``: the
+        rules its checks found something with or that read the capture's end (Template.rerun)."""
         pending = self._pending.pop(conn.id, None)
         if key in self.templates or pending is None or pending[0] is not conn:
             return
@@ -488,7 +507,7 @@ class ReplayMemo:
             self._sweep()  # bounded memory on captures of millions of connections
         _, orders_key, order = pending
         later = key[2]
-        template = template_of(conn, rep, order, checked=bool(fired) or later, fired=frozenset(fired))
+        template = template_of(conn, rep, order, checked=bool(rerun) or later, rerun=frozenset(rerun))
         self._remember(key, _UNTEMPLATED if template is None else template)
         if template is not None:
             self.by_endpoint_orders.setdefault(orders_key, []).append(template)

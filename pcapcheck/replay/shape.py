@@ -52,8 +52,10 @@ Why the key is sound, input by input (the modules of pcapcheck/replay and pcapch
   tuple); a later incarnation's checks read the previous one, so memo.py runs its checks (the
   checked lane).  A later incarnation does not matter:
   incarnation.py edits the previous replay after the fact, on the instance memo.py makes.
-* **Time against the capture's end** (TIME-WAIT expiry, close-wait-leak, handshake-incomplete):
-  run-level, added by memo.py.
+* **Time against the capture's end**: run-level, added by memo.py: a bit for the TIME-WAIT
+  expiry (the replay's only comparison with it); the rules that read it (close-wait-leak,
+  missing-fin-retransmit, handshake-incomplete) run again on members when they read it for the
+  template's first (CheckContext.capture_end notes the reading).
 """
 
 from __future__ import annotations
