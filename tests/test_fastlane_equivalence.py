@@ -389,6 +389,40 @@ def test_every_rule_that_reads_the_previous_incarnation_runs_on_every_member():
     assert READS_PREVIOUS == {"short-time-wait", "time-wait-reuse"}
 
 
+def test_truncation_is_in_the_key_only_where_a_rule_reads_it():
+    """Timestamps negotiated on the SYNs; the client's request carries them in half of the
+    connections, and the snap length cut the request in half of each half.  timestamps-dropped
+    skips a cut segment: without timestamps, a cut and a whole request are different keys; with
+    them, cut and whole requests share their templates."""
+    conversations, cut = [], []
+    for k in range(24):
+        stamped = k % 2 == 0
+        conv = Conversation(client=("198.18.0.1", 41000 + k), client_isn=1000, server_isn=5000,
+                            start=1_700_000_000.0 + 0.01 * k)  # fmt: skip
+        conv.client("S", dt=0.00005, wscale=7, ts=(100, 0)).server("SA", dt=0.00005, wscale=7, ts=(50, 100))
+        conv.client("A", dt=0.00005, ts=(101, 50))
+        conv.client("PA", length=1400, dt=0.00005, ts=(102, 50) if stamped else None)
+        conv.server("A", dt=0.00005, ts=(51, 102)).client("FA", dt=0.00005, ts=(103, 51))
+        conv.server("FA", dt=0.00005, ts=(52, 103)).client("A", dt=0.00005, ts=(104, 52))
+        conversations.append(conv)
+        cut.append(k % 4 < 2)
+    parts = []
+    for conv, truncated in zip(conversations, cut):
+        rows = conv.rows()
+        rows["truncated"][3] = truncated  # the request
+        parts.append(rows)
+    rows = np.concatenate(parts)
+    rows = rows[np.argsort(rows["ts_ns"], kind="stable")]
+    rows["frame"] = rows["file_frame"] = np.arange(1, len(rows) + 1)
+    fast, reference, memo = _both_ways(rows, int(rows["ts_ns"].max()) / 1e9 + 10.0)
+    dropped = sorted(f.connection for f in reference.findings if f.rule == "timestamps-dropped")
+    assert dropped == [k + 1 for k in range(24) if k % 2 == 1 and not cut[k]], dropped
+    assert fast.findings == reference.findings
+    # Whole and cut stamped requests: one sequence of segment codes; unstamped: one each.
+    codes = {orders_key[0][: 4 * 8] for orders_key in memo.by_endpoint_orders}  # 8 segments, 4 bytes a code
+    assert len(codes) == 3, len(codes)
+
+
 def test_rules_see_the_capture_end_only_through_the_property_that_notes_the_reading():
     import inspect
 

@@ -29,10 +29,13 @@ Why the key is sound, input by input (the modules of pcapcheck/replay and pcapch
   says zero or larger than the peer's span (scaled as machine scales it: RFC 7323, both SYNs'
   wscale, SYN windows unscaled); anything between makes the connection ineligible, and so does
   a side spanning 65535 or more (machine's DEFAULT_WINDOW).  RST windows are never read.
-* **Options**: presence of MSS, wscale, SACK-permitted and timestamps, truncation and a bad
-  checksum are code bits (option-not-negotiated, timestamps-dropped and reuse read presence
-  only; values are read only for retransmitted SYNs and for the next incarnation, both outside).
-  SACK blocks make a connection ineligible.
+* **Options**: presence of MSS, wscale, SACK-permitted and timestamps and a bad checksum are
+  code bits (option-not-negotiated, timestamps-dropped and reuse read presence only; values are
+  read only for retransmitted SYNs and for the next incarnation, both outside).  So is truncation
+  (the snap length cut the packet) of a SYN or of a segment without timestamps, the only ones
+  any rule reads it of: option-not-negotiated and the reuse rules of SYNs, timestamps-dropped of
+  segments without timestamps; a capture with a short snap length cuts some data segments and
+  not others, which would otherwise split a key.  SACK blocks make a connection ineligible.
 * **Time inside the connection** (timeline, delivery, checks).  Timestamps must not decrease;
   a bit per segment says its float time equals the previous one (checks compare segment times
   with >=, decided then by order and ties).  The timeline orders events by integer keys built
@@ -377,7 +380,7 @@ def _segment_codes(rows, flags, side, length, window_code, tie) -> np.ndarray:
     code |= rows["sack_permitted"].astype(np.int64) << 12
     code |= (rows["mss"] >= 0).astype(np.int64) << 13
     code |= (rows["wscale"] >= 0).astype(np.int64) << 14
-    code |= rows["truncated"].astype(np.int64) << 15
+    code |= (rows["truncated"] & (((flags & SYN) != 0) | ~rows["has_ts"])).astype(np.int64) << 15
     code |= (rows["checksum"] == CHECKSUM_BAD).astype(np.int64) << 16
     code |= window_code.astype(np.int64) << 17
     code |= tie.astype(np.int64) << 18
