@@ -282,3 +282,10 @@ def test_a_bucket_file_a_failing_worker_never_made_reads_as_empty(monkeypatch):
         kept = np.fromfile(gone, dtype=SEGMENT_DTYPE)
         os.unlink(gone)
         assert part.rows(b).tobytes() == expected[~np.isin(expected["frame"], kept["frame"])].tobytes()
+
+
+def test_a_small_file_is_cut_into_chunks_enough_to_keep_every_worker_busy():
+    # A worker waits for its first chunk to be walked, and the run for the last one to be decoded.
+    assert parallel_read.chunk_size(25_000_000, 2) == 25_000_000 // (2 * parallel_read.CHUNKS_PER_WORKER)
+    assert parallel_read.chunk_size(3_000_000, 2) == parallel_read.MIN_CHUNK
+    assert parallel_read.chunk_size(400_000_000, 2) == source.CHUNK_SIZE

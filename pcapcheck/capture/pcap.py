@@ -61,11 +61,14 @@ class PcapFile:
         """Frames chunk by chunk; raises CaptureError at a corrupt record after yielding the ones before."""
         return self.chunks(self.frames_at)
 
-    def chunks(self, make: Callable[[memoryview, np.ndarray, int], Chunk]) -> Iterator[Chunk]:
-        """``make(data, record positions, first frame)`` of each chunk, as ``frames`` walks them
-        (pcapcheck.parallel_read makes them elsewhere)."""
+    def chunks(
+        self, make: Callable[[memoryview, np.ndarray, int], Chunk], chunk_size: int | None = None
+    ) -> Iterator[Chunk]:
+        """``make(data, record positions, first frame)`` of each chunk (of ``chunk_size`` bytes,
+        source.CHUNK_SIZE by default), as ``frames`` walks them (pcapcheck.parallel_read makes
+        them elsewhere)."""
         yield from walk_chunks(
-            self.reader, b"", self._walk, make, path=self.path,
+            self.reader, b"", self._walk, make, path=self.path, chunk_size=chunk_size,
             corrupt_at="record {frame}", cut_at="last record (frame {frame})", warnings=self.warnings,
         )  # fmt: skip
 

@@ -168,6 +168,7 @@ def walk_chunks(
     corrupt_at: str,
     cut_at: str,
     warnings: list[str],
+    chunk_size: int | None = None,
 ) -> Iterator[Chunk]:
     """The reading loop both capture formats share: complete records chunk by chunk.
 
@@ -180,19 +181,20 @@ def walk_chunks(
     One buffer holds the raw bytes: each read goes in after the part of a record the last chunk
     ended with, so ``data`` (and what ``decode`` made of it that still points into it) is only
     valid until the next chunk is read.  ``data`` has SLACK writable bytes after its end
-    (``with_slack``).
+    (``with_slack``).  ``chunk_size``: the bytes of each read (CHUNK_SIZE by default).
     """
-    buffer = bytearray(len(head) + CHUNK_SIZE + SLACK)
+    chunk_size = chunk_size or CHUNK_SIZE
+    buffer = bytearray(len(head) + chunk_size + SLACK)
     buffer[: len(head)] = head
     held = len(head)  # bytes of an incomplete record kept from the chunk before
     next_frame = 1
     while True:
-        if len(buffer) < held + CHUNK_SIZE + SLACK:
-            # A record longer than a chunk (or CHUNK_SIZE changed): a larger buffer.
-            larger = bytearray(held + CHUNK_SIZE + SLACK)
+        if len(buffer) < held + chunk_size + SLACK:
+            # A record longer than a chunk: a larger buffer.
+            larger = bytearray(held + chunk_size + SLACK)
             larger[:held] = buffer[:held]
             buffer = larger
-        got = reader.readinto(memoryview(buffer)[held : held + CHUNK_SIZE])
+        got = reader.readinto(memoryview(buffer)[held : held + chunk_size])
         size = held + got
         if not size:
             break
