@@ -1,5 +1,5 @@
 """``python3 -m pcapcheck``: the same as the ``pcapcheck`` console script."""
 
-from .cli import app
+from .cli import run
 
-app(prog_name="pcapcheck")
+run()

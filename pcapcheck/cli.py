@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -239,5 +240,15 @@ def explain(
     print_explanation(catalogue[rule], out_console())
 
 
+def run() -> None:
+    """The console script and ``python3 -m pcapcheck``: ``app``, then the process ends.  Every
+    object left dies with it, so the interpreter's garbage collections at exit, which would walk
+    them all (about 25 ms, a fortieth of a 250k-packet run), are told to leave them."""
+    try:
+        app(prog_name="pcapcheck")
+    finally:
+        gc.freeze()
+
+
 if __name__ == "__main__":
-    app()
+    run()
