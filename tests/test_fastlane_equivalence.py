@@ -433,7 +433,7 @@ def test_rules_see_the_capture_end_only_through_the_property_that_notes_the_read
         assert "_capture_end" not in inspect.getsource(module), module.__name__
 
 
-def test_a_rule_that_read_the_capture_end_for_a_templates_first_runs_again_on_every_member():
+def test_when_a_rule_read_the_capture_end_for_a_templates_first_the_rules_run_on_every_member():
     """The key holds the capture's end only as the replay compares it (the TIME-WAIT deadline).
     close-wait-leak reads the end itself.  Connections of one structure leave the server in
     CLOSE-WAIT at 0.5 s intervals, on both sides of its threshold; as with buckets, one memo

@@ -165,7 +165,8 @@ def run_checks(
     end_readers: set[str] | None = None,
 ) -> list[Finding]:
     """Every enabled rule (or those of them in ``only``) over one connection, in frame order;
-    severities as configured.  ``end_readers``: where to add the rules that read ``capture_end``."""
+    severities as configured.  ``end_readers``: where to add every rule run when one of them read
+    ``capture_end`` (the others may have used what it derived: CheckContext.shared)."""
     plan = _plan(config, catalogue)
     rules = plan.rules if only is None else [rule for rule in plan.rules if rule.rule_id in only]
     return _findings(plan, rules, conn, replay, previous, capture_end, {}, end_readers)
@@ -185,6 +186,7 @@ def _findings(
     ``end_readers``: see ``run_checks``."""
     seen = conn.flags_seen  # the OR of every segment's flags, as the steps would give
     findings: list[Finding] = []
+    read_capture_end = False
     for rule in rules:
         if rule.needs & seen != rule.needs:
             continue  # e.g. a RST rule on a connection without RST: nothing to find
@@ -201,8 +203,9 @@ def _findings(
             shared=shared,
         )
         findings.extend(rule.check(ctx))
-        if end_readers is not None and ctx.read_capture_end:
-            end_readers.add(rule.rule_id)
+        read_capture_end = read_capture_end or ctx.read_capture_end
+    if end_readers is not None and read_capture_end:
+        end_readers.update(rule.rule_id for rule in rules)
     return _in_frame_order(findings)
 
 

@@ -55,8 +55,8 @@ class CheckContext:
     # reuse.find_reuse for short-time-wait and time-wait-reuse) is worked out once.
     shared: dict[str, Any] = field(default_factory=dict)
     # Whether the check read ``capture_end``: the replay memo (pcapcheck.replay.memo) keys
-    # connections by the capture's end only for what the replay compares with it, so the rules
-    # that read it on a template's first connection run again on every member.
+    # connections by the capture's end only for what the replay compares with it, so when a rule
+    # read it on a template's first connection the rules run again on every member.
     read_capture_end: bool = False
 
     @property

@@ -20,8 +20,8 @@ numpy for all connections at once; ``replay.memo`` replays and checks the first 
 key here, and when that found no anomaly makes the others' Replays from it, reading only their
 frames and times: without steps and without checks when the first found nothing and the connection
 is a first incarnation (the fast lane), else with their steps, and then only the rules that found
-something in the first or read the capture's end for it and the rules reading the previous
-incarnation run (the checked lane).
+something in the first (all of them when one read the capture's end for it) and the rules reading
+the previous incarnation run (the checked lane).
 shape.py's docstring argues the key's soundness input by input; tests/test_fastlane_equivalence.py
 holds the memo to this replay on every sample, the bench capture and generated conversations.
 

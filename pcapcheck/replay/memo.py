@@ -12,8 +12,8 @@ its segment.  Later connections of the key take one of two lanes:
 * checked: otherwise (the first had findings, e.g. every client abort; a rule read the capture's
   end; or the connection reopens a tuple, whose checks read the incarnation before), the full
   ``Replay``, each Step the template's states, notes and delivery around the connection's own
-  Segment, and the real checks run on it: those the template names (``Template.rerun``) and the
-  rules reading the previous incarnation.  Replay reads nothing of the previous incarnation: only the checks and
+  Segment, and the real checks run on it: the rules the template names (``Template.rerun``) and
+  those reading the previous incarnation.  Replay reads nothing of the previous incarnation: only the checks and
   incarnation.py (applied afterwards, to the previous replay) do, and facts.py reads whether there
   is one (NOTE_NEW_INCARNATION_SYN), which is a bit of the key.
 
@@ -31,10 +31,11 @@ The key is the connection's shape plus what this run adds (soundness argument in
   millisecond of some P (where "capture_end >= t + P", as the TIME-WAIT expiry computes it,
   could differ between its segments or from that bit by rounding) takes the reference path.
   The checks see the capture's end only through ``CheckContext.capture_end``, which notes the
-  reading: a rule that read it for the first connection of a key runs again on every member
-  (``Template.rerun``), with the member's own capture end.  A rule that did not read it read
-  nothing that differs between members (shape.py), so it took the same path on every member and
-  did not read it there either: its verdict is the first one's.  Eligible shapes rarely make a
+  reading: when a rule read it for the first connection of a key, every rule runs again on every
+  member (``Template.rerun``; one rule may use what another derived, CheckContext.shared), with
+  the member's own capture end.  When none read it, none read anything that differs between
+  members (shape.py), so each took the same path on every member and did not read it there
+  either: their verdicts are the first one's.  Eligible shapes rarely make a
   rule read it (every FIN is acknowledged), whereas a bit for each rule parameter (0.05 s to
   60 s) split every key up to six ways over the last two seconds of a capture: most of a test
   run of a few seconds;
@@ -144,9 +145,9 @@ class Template:
     # Members run the checks (on a full Replay): the first had findings, a rule read the capture's
     # end for it, or it reopened a tuple.
     checked: bool = False
-    # The rules that found something in the first or read the capture's end for it: only they,
-    # and the rules that read the previous incarnation, can find something in a member (every
-    # other rule reads only what the key fixes).
+    # The rules that found something in the first (all of them when one read the capture's end
+    # for it): only they, and the rules that read the previous incarnation, can find something
+    # in a member (every other rule reads only what the key fixes).
     rerun: frozenset[str] = frozenset()
     # Made from the above: an instance is the pattern plus its values (model.TemplatedTransitions).
     pattern: TransitionPattern = field(init=False, compare=False, repr=False)
@@ -498,8 +499,8 @@ class ReplayMemo:
         return None if pending is None or pending[0] is not conn else pending[2]
 
     def learn(self, key: tuple, conn: Connection, rep: Replay, rerun: frozenset[str]) -> None:
-        """Remember what the reference path made of the first connection of ``key``; ``rerun``: the
-        rules its checks found something with or that read the capture's end (Template.rerun)."""
+        """Remember what the reference path made of the first connection of ``key``; ``rerun``:
+        Template.rerun."""
         pending = self._pending.pop(conn.id, None)
         if key in self.templates or pending is None or pending[0] is not conn:
             return

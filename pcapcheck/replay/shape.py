@@ -56,9 +56,9 @@ Why the key is sound, input by input (the modules of pcapcheck/replay and pcapch
   checked lane).  A later incarnation does not matter:
   incarnation.py edits the previous replay after the fact, on the instance memo.py makes.
 * **Time against the capture's end**: run-level, added by memo.py: a bit for the TIME-WAIT
-  expiry (the replay's only comparison with it); the rules that read it (close-wait-leak,
-  missing-fin-retransmit, handshake-incomplete) run again on members when they read it for the
-  template's first (CheckContext.capture_end notes the reading).
+  expiry (the replay's only comparison with it); when a rule (close-wait-leak,
+  missing-fin-retransmit, handshake-incomplete) read it for the template's first, the rules run
+  again on members (CheckContext.capture_end notes the reading).
 """
 
 from __future__ import annotations
