@@ -32,9 +32,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .capture import Capture, CaptureInfo, ChunkCounts, close_source, count_chunk
+from .capture import Capture, CaptureInfo, ChunkCounts, close_source, count_chunk, source
 from .capture.decode import decode
-from .capture import source
 from .capture.source import SLACK
 from .errors import CaptureError, PcapcheckError
 from .partition import SEGMENTS_PER_BUCKET, Held, Partition, bucket_count, work_directory

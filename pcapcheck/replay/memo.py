@@ -13,9 +13,9 @@ its segment.  Later connections of the key take one of two lanes:
   end; or the connection reopens a tuple, whose checks read the incarnation before), the full
   ``Replay``, each Step the template's states, notes and delivery around the connection's own
   Segment, and the real checks run on it: the rules the template names (``Template.rerun``) and
-  those reading the previous incarnation.  Replay reads nothing of the previous incarnation: only the checks and
-  incarnation.py (applied afterwards, to the previous replay) do, and facts.py reads whether there
-  is one (NOTE_NEW_INCARNATION_SYN), which is a bit of the key.
+  those reading the previous incarnation.  Replay reads nothing of the previous incarnation:
+  only the checks and incarnation.py (applied afterwards, to the previous replay) do, and
+  facts.py reads whether there is one (NOTE_NEW_INCARNATION_SYN), which is a bit of the key.
 
 connections.py gives every connection whose roles are not inferred its shape (``connection_shapes``).
 
@@ -35,10 +35,9 @@ The key is the connection's shape plus what this run adds (soundness argument in
   member (``Template.rerun``; one rule may use what another derived, CheckContext.shared), with
   the member's own capture end.  When none read it, none read anything that differs between
   members (shape.py), so each took the same path on every member and did not read it there
-  either: their verdicts are the first one's.  Eligible shapes rarely make a
-  rule read it (every FIN is acknowledged), whereas a bit for each rule parameter (0.05 s to
-  60 s) split every key up to six ways over the last two seconds of a capture: most of a test
-  run of a few seconds;
+  either: their verdicts are the first one's.  Eligible shapes rarely make a rule read it (every
+  FIN is acknowledged), whereas a bit for each rule parameter (0.05 s to 60 s) split every key
+  up to six ways over the last two seconds of a capture: most of a test run of a few seconds;
 * whether the connection reopens a tuple (incarnation > 1: facts.py notes its SYN as such).
 
 The shape holds the order of the timeline's keys before its causal bounds, so connections that
@@ -107,7 +106,9 @@ def time_parameters(profile: Profile, rule_params: Iterable[Mapping[str, object]
     return tuple(sorted(values))
 
 
-def memo_for_run(capture_end: float | None, profile: Profile, rule_params: Iterable[Mapping[str, object]]) -> "ReplayMemo":
+def memo_for_run(
+    capture_end: float | None, profile: Profile, rule_params: Iterable[Mapping[str, object]]
+) -> "ReplayMemo":
     """The memo of one run: ``rule_params``, every enabled rule's effective parameters."""
     return ReplayMemo(capture_end, time_parameters(profile, rule_params), capture_end_parameters(profile))
 
