@@ -34,8 +34,10 @@ Why the key is sound, input by input (the modules of pcapcheck/replay and pcapch
   read only for retransmitted SYNs and for the next incarnation, both outside).  So is truncation
   (the snap length cut the packet) of a SYN or of a segment without timestamps, the only ones
   any rule reads it of: option-not-negotiated and the reuse rules of SYNs, timestamps-dropped of
-  segments without timestamps; a capture with a short snap length cuts some data segments and
-  not others, which would otherwise split a key.  SACK blocks make a connection ineligible.
+  segments without timestamps (the reuse rules also read every segment of the incarnation
+  before, from its own rows, and always run for real); a capture with a short snap length cuts
+  some data segments and not others, which would otherwise split a key.  SACK blocks make a
+  connection ineligible.
 * **Time inside the connection** (timeline, delivery, checks).  Timestamps must not decrease;
   a bit per segment says its float time equals the previous one (checks compare segment times
   with >=, decided then by order and ties).  The timeline orders events by integer keys built
