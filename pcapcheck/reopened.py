@@ -169,8 +169,8 @@ def _said(table: ConnectionTable, ks: np.ndarray, reuse: ReuseColumns, at: np.nd
         reuse.elapsed[at].tolist(), reuse.verdict[at].tolist(), reuse.verdicts(at),
     )  # fmt: skip
     return {
-        i: Said(text, opened, entered, opening_text(lost, frame), elapsed, code, words.safeguard, words.unsafe)
-        for i, text, opened, entered, lost, frame, elapsed, code, words in columns
+        i: Said(text, opened, entered, opening_text(lost, frame), elapsed, code, judged.safeguard, judged.unsafe)
+        for i, text, opened, entered, lost, frame, elapsed, code, judged in columns
     }
 
 

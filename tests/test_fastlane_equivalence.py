@@ -406,14 +406,9 @@ def test_truncation_is_in_the_key_only_where_a_rule_reads_it():
         conv.server("FA", dt=0.00005, ts=(52, 103)).client("A", dt=0.00005, ts=(104, 52))
         conversations.append(conv)
         cut.append(k % 4 < 2)
-    parts = []
-    for conv, truncated in zip(conversations, cut):
-        rows = conv.rows()
-        rows["truncated"][3] = truncated  # the request
-        parts.append(rows)
-    rows = np.concatenate(parts)
-    rows = rows[np.argsort(rows["ts_ns"], kind="stable")]
-    rows["frame"] = rows["file_frame"] = np.arange(1, len(rows) + 1)
+    rows = _capture_rows(conversations)
+    cut_ports = [41000 + k for k in range(24) if cut[k]]
+    rows["truncated"] = (rows["payload_len"] == 1400) & np.isin(rows["sport"], cut_ports)  # the requests
     fast, reference, memo = _both_ways(rows, int(rows["ts_ns"].max()) / 1e9 + 10.0)
     dropped = sorted(f.connection for f in reference.findings if f.rule == "timestamps-dropped")
     assert dropped == [k + 1 for k in range(24) if k % 2 == 1 and not cut[k]], dropped
