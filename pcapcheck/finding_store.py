@@ -44,7 +44,7 @@ from .errors import PcapcheckError
 from .findings import Finding, Severity
 from .segments import Side
 from .sequences import ComparesAsList, IteratedSequence
-from .text_records import bucket_dtype, interleave, write_records
+from .text_records import bucket_dtype, interleave, joined, write_records
 from . import write_behind
 
 # Findings pickled together.  A merge holds one chunk per bucket, and every bucket stays open to
@@ -253,10 +253,8 @@ class FindingStore(ComparesAsList, IteratedSequence):
     def _joined(self, kind: str, order: "_RunOrder", heads: list[bytes], separator: bytes) -> Iterator[bytes]:
         for start, texts in interleave(order.buckets, lambda b: _text_path(self.directory, b, kind)):
             end = start + len(texts)
-            yield separator.join([
-                heads[h] + b"%d" % n + text
-                for h, n, text in zip(order.head_codes[start:end].tolist(), order.numbers[start:end].tolist(), texts)
-            ])  # fmt: skip
+            codes, numbers = order.head_codes[start:end].tolist(), order.numbers[start:end].tolist()
+            yield joined([heads[h] + b"%d" % n for h, n in zip(codes, numbers)], texts, separator)
 
     def _run_order(self, numbers: list[np.ndarray]) -> "_RunOrder":
         """The findings, numbered (``_numbers``, none cut), in the run's order (the module

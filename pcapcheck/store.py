@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import PcapcheckError
 from .sequences import ComparesAsList, IteratedSequence
-from .text_records import bucket_dtype, interleave, record_lengths, write_records
+from .text_records import bucket_dtype, interleave, joined, record_lengths, write_records
 from . import write_behind
 
 if TYPE_CHECKING:
@@ -337,7 +337,7 @@ class ConnectionStore(IteratedSequence):
         sequence = self._sequence()
         skip = dict(enumerate(np.bincount(sequence[:start]).tolist())) if start else None
         return (
-            separator.join([prefix % number + text for number, text in enumerate(texts, start=start + first + 1)])
+            joined([prefix % number for number in _numbers(start + first, len(texts))], texts, separator)
             for first, texts in interleave(
                 sequence[start:stop], functools.partial(_text_path, self.directory, kind=kind), skip
             )
@@ -573,3 +573,8 @@ def _stored(chunk: Sequence["ConnectionReport"]) -> object:
         chunk.object_positions,  # type: ignore[attr-defined]
         blocks,
     )
+
+
+def _numbers(place: int, count: int) -> range:
+    """The ids (1-based) of ``count`` records from 0-based ``place`` on."""
+    return range(place + 1, place + 1 + count)

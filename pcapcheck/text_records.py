@@ -63,12 +63,12 @@ class RecordReader:
 
     def __init__(self, handle):
         self._handle = handle
-        self._held: list[bytes] = []
+        self._held: list[memoryview] = []
         self._at = 0
         self._behind: int | None = None  # where the text not yet dropped begins
 
-    def take(self, count: int) -> list[bytes]:
-        out: list[bytes] = []
+    def take(self, count: int) -> list[memoryview]:
+        out: list[memoryview] = []
         while count:
             if self._at == len(self._held):
                 self._load(self._head())
@@ -104,7 +104,9 @@ class RecordReader:
         if self._behind is None:
             self._behind = handle.tell() - _HEAD.size  # the first chunk read (after any skipped)
         ends = np.cumsum(np.frombuffer(handle.read(4 * count), dtype="<u4"), dtype=np.int64).tolist()
-        data = handle.read(size)
+        # Views, not copies: a record of a few KB copied costs a malloc as well, and the text is
+        # copied once more anyway, into the report's blocks (``joined``).
+        data = memoryview(handle.read(size))
         self._held = [data[a:b] for a, b in zip([0, *ends], ends)]
         self._at = 0
         at = handle.tell()
@@ -130,12 +132,28 @@ def record_lengths(path: str) -> np.ndarray:
     return np.concatenate(lengths) if lengths else np.zeros(0, dtype="<u4")
 
 
+def joined(heads: list[bytes], texts: list[memoryview], separator: bytes) -> bytes:
+    """Each head followed by its record's text, the records joined by ``separator``: one copy of
+    the text (``head + text`` for each, then a join, copied it twice)."""
+    if not heads:
+        return b""
+    flat: list[bytes | memoryview] = [b""] * (2 * len(heads))
+    if separator:
+        flat[0] = heads[0]
+        flat[2::2] = [separator + head for head in heads[1:]]
+    else:
+        flat[0::2] = heads
+    flat[1::2] = texts
+    return b"".join(flat)
+
+
 def interleave(
     sequence: np.ndarray, path_of: Callable[[int], str], skip: Mapping[int, int] | None = None
-) -> Iterator[tuple[int, list[bytes]]]:
+) -> Iterator[tuple[int, list[memoryview]]]:
     """The records of several files in the order ``sequence`` gives (the file of each place: the
     k-th place naming file b takes b's next record), as (first place, records) per slice of
-    MERGE_SLICE places; each file ``b`` from after its first ``skip[b]`` records."""
+    MERGE_SLICE places; each file ``b`` from after its first ``skip[b]`` records.  A record is a
+    view of the chunk it was read in (bytes() copies it out)."""
     with contextlib.ExitStack() as files:
         readers: dict[int, RecordReader] = {}
         # The files named (bincount, not np.unique: its first call imports numpy.ma, ~8 ms).
@@ -152,7 +170,7 @@ def interleave(
             # A file's records in the slice are its next ones: taken at once, then put in the
             # slice's order (the k-th of the pool goes to place order[k]).
             counts = np.bincount(part)
-            pool: list[bytes] = []
+            pool: list[memoryview] = []
             for b in np.flatnonzero(counts).tolist():
                 pool += readers[b].take(int(counts[b]))
             order = np.argsort(part, kind="stable")
