@@ -40,7 +40,8 @@ CHUNK = 256
 # than 2048 on 1M, 7 MB more held).
 TEXT_CHUNK = 8192
 # Records of text per chunk on disk.  Writing a report merges every bucket, holding one chunk of
-# each (about 2 KB a record): small chunks keep that flat with hundreds of buckets.
+# each (about 2 KB a record), and the one before where a slice of the merge began in it (records
+# are views of their chunk, text_records): small chunks keep that flat with hundreds of buckets.
 TEXT_RECORDS = 64
 
 

@@ -133,8 +133,8 @@ def record_lengths(path: str) -> np.ndarray:
 
 
 def joined(heads: list[bytes], texts: list[memoryview], separator: bytes) -> bytes:
-    """Each head followed by its record's text, the records joined by ``separator``: one copy of
-    the text (``head + text`` for each, then a join, copied it twice)."""
+    """Each head followed by its record's text, the records joined by ``separator``.  The join is
+    the only copy of the text (``head + text`` and then a join copied it twice)."""
     if not heads:
         return b""
     flat: list[bytes | memoryview] = [b""] * (2 * len(heads))
