@@ -28,6 +28,7 @@ from .replay.incarnation import HALF_OPEN_STATES, first_syn_row
 from .replay.model import PatternMove, Replay, Step, TemplatedTransitions, Transition, TransitionPattern
 from .segments import Side, flags_text
 from .templated import BlockKind, ConnectionReports, TemplatedBlock, templated_block
+from .timestamps import second
 
 
 @dataclass(slots=True)
@@ -43,6 +44,8 @@ class ConnectionReport:
     last_frame: int
     start: float
     end: float
+    # From the nanoseconds: end - start of the rounded floats could be off in the last place.
+    duration: float
     packets: int
     packets_client_to_server: int
     packets_server_to_client: int
@@ -108,8 +111,9 @@ def connection_report(conn: Connection, rep: Replay, keep_steps: bool) -> Connec
         roles_inferred=conn.roles_inferred,
         first_frame=int(frames[0]),
         last_frame=int(frames[-1]),
-        start=int(times[0]) / 1e9,
-        end=int(times[-1]) / 1e9,
+        start=second(times[0]),
+        end=second(times[-1]),
+        duration=conn.duration,
         packets=len(rows),
         packets_client_to_server=totals[0],
         packets_server_to_client=totals[1],
@@ -438,7 +442,7 @@ def _matched_ended_kind(template: Template, rep: Replay, ended_by: Connection, s
         return None
     pattern, values = transitions.pattern, transitions.values
     rows = ended_by.rows
-    syn_time, syn_frame = int(rows["ts_ns"][syn_row]) / 1e9, int(rows["frame"][syn_row])
+    syn_time, syn_frame = second(rows["ts_ns"][syn_row]), int(rows["frame"][syn_row])
     segments = len(template.indices)
 
     def moved(i: int) -> int:  # a value's place once the SYN's time and frame are inserted

@@ -26,6 +26,7 @@ import numpy as np
 
 from .capture.frames import take_rows
 from .segments import ACK, CHECKSUM_BAD, FIN, MAX_SACK_BLOCKS, RST, SYN, Segment, Side, address_text
+from .timestamps import NS_PER_S, second
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -81,11 +82,17 @@ class Connection:
 
     @property
     def start(self) -> float:
-        return int(self.rows["ts_ns"][0]) / 1e9
+        return second(self.rows["ts_ns"][0])
 
     @property
     def end(self) -> float:
-        return int(self.rows["ts_ns"][-1]) / 1e9
+        return second(self.rows["ts_ns"][-1])
+
+    @property
+    def duration(self) -> float:
+        """From the nanoseconds: ``end - start`` could be off in the last place (pcapcheck.timestamps)."""
+        times = self.rows["ts_ns"]
+        return second(int(times[-1]) - int(times[0]))
 
     def bytes_sent(self, side: Side) -> int:
         if self.totals is not None:
@@ -195,7 +202,7 @@ def segment_list(conn: Connection, columns: SegmentColumns | None = None) -> lis
             Segment(
                 i,
                 frame[i],
-                ts_ns[i] / 1e9,
+                ts_ns[i] / NS_PER_S,
                 sides[side],
                 s,
                 a,
@@ -239,7 +246,7 @@ def segment_at(conn: Connection, i: int, bases: tuple[int, int]) -> Segment:
     return Segment(
         index=i,
         frame=row[at["frame"]],
-        time=row[at["ts_ns"]] / 1e9,
+        time=second(row[at["ts_ns"]]),
         sender=sender,
         seq=seq,
         ack=ack,

@@ -44,6 +44,7 @@ from .findings import Finding
 from .replay.memo import Template
 from .replay.model import State
 from .segments import ACK, FIN, SYN, Side
+from .timestamps import seconds
 
 _MASK = 0xFFFFFFFF
 _HALF = 1 << 31
@@ -242,7 +243,7 @@ def pair_columns(
     place = new.first + np.where(has_syn, first_syn, 0)
     opening = table.rows[new.at[place]]  # one row per pair
     syn_sender = new.sender[place].astype(np.int64)
-    syn_time = opening["ts_ns"] / 1e9
+    syn_time = seconds(opening["ts_ns"])
     isn = np.where(lost, table.ack[new.at[place]] - 1, table.seq[new.at[place]]) & _MASK
     ts = np.where(lost, opening["ts_ecr"], opening["ts_val"]).astype(np.int64)
     opener = syn_sender ^ lost  # who sent the SYN, captured or not
@@ -351,7 +352,7 @@ def _time_waits(
     expires = np.array([s[4] for s in specs], dtype=bool)[entry]
     record = np.array([s[5] for s in specs], dtype=bool)[entry]
     at_rows = table.starts[P][where] + index
-    entered = table.rows["ts_ns"][at_rows] / 1e9
+    entered = seconds(table.rows["ts_ns"][at_rows])
     frames = table.rows["frame"][at_rows].astype(np.int64)
     entered = entered + offsets  # a TIME-WAIT entered at a deadline (a segment's time plus offset)
     at = syn_time[where]

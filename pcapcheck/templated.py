@@ -26,6 +26,7 @@ from .connections import ConnectionTable, Endpoint
 from .replay.model import TemplatedTransitions, TransitionPattern
 from .segments import flags_text
 from .sequences import IteratedSequence
+from .timestamps import seconds
 
 if TYPE_CHECKING:
     from .analysis import ConnectionReport
@@ -62,9 +63,10 @@ class TemplatedBlock:
     packets: np.ndarray
     totals: np.ndarray  # (n, 4): packets client, packets server, bytes client, bytes server
     flags_seen: np.ndarray
-    # TemplatedTransitions.values by column: times of the template's segments, their frames,
-    # then TIME-WAIT deadlines.
-    times: np.ndarray  # (n, segments) float64 seconds
+    # TemplatedTransitions.values by column: times of the template's segments (kept in ns: the
+    # JSON writes their text from the digits, pcapcheck.timestamps), their frames, then TIME-WAIT
+    # deadlines.
+    times: np.ndarray  # (n, segments) int64 ns
     frames: np.ndarray  # (n, segments) int64
     deadlines: np.ndarray  # (n, deadlines) float64
 
@@ -95,10 +97,13 @@ class TemplatedBlock:
         )
 
     def starts(self) -> list[float]:
-        return (self.start_ns / 1e9).tolist()
+        return seconds(self.start_ns).tolist()
 
     def ends(self) -> list[float]:
-        return (self.end_ns / 1e9).tolist()
+        return seconds(self.end_ns).tolist()
+
+    def durations(self) -> np.ndarray:
+        return self.end_ns - self.start_ns
 
     def flag_texts(self) -> list[str]:
         return [_flags_text(f) for f in self.flags_seen.tolist()]
@@ -107,7 +112,7 @@ class TemplatedBlock:
         """Each member's TemplatedTransitions.values."""
         return [
             (*t, *f, *d)
-            for t, f, d in zip(self.times.tolist(), self.frames.tolist(), self.deadlines.tolist())
+            for t, f, d in zip(seconds(self.times).tolist(), self.frames.tolist(), self.deadlines.tolist())
         ]
 
     def reports(self) -> list["ConnectionReport"]:
@@ -134,6 +139,7 @@ class TemplatedBlock:
             self.last_frame.tolist(),
             self.starts(),
             self.ends(),
+            seconds(self.durations()).tolist(),
             self.packets.tolist(),
             self.totals.tolist(),
             self.flag_texts(),
@@ -142,11 +148,11 @@ class TemplatedBlock:
         return [
             ConnectionReport(
                 position + 1, Endpoint(c_addr, c_port), endpoint(s_addr, s_port), inc, False, first, last,
-                start, end, packets, *totals, kind.client_final_state, kind.server_final_state, kind.close,
+                start, end, duration, packets, *totals, kind.client_final_state, kind.server_final_state, kind.close,
                 kind.vantage, flags, TemplatedTransitions(kind.pattern, values), None,
             )  # fmt: skip
-            for (position, c_addr, c_port, s_addr, s_port, inc, first, last, start, end, packets, totals, flags,
-                 values) in columns  # fmt: skip
+            for (position, c_addr, c_port, s_addr, s_port, inc, first, last, start, end, duration, packets, totals,
+                 flags, values) in columns  # fmt: skip
         ]
 
 
@@ -166,14 +172,14 @@ def templated_block(
     starts, ends = table.starts[k], table.ends[k]
     ts_ns, frame = table.rows["ts_ns"], table.rows["frame"]
     at = starts[:, None] + np.asarray(indices, dtype=np.int64)[None, :]
-    times = ts_ns[at] / 1e9
+    times = ts_ns[at]
     if deadlines:
-        deadline_values = np.stack([times[:, i] + offset for i, offset in deadlines], axis=1)
+        deadline_values = np.stack([seconds(times[:, i]) + offset for i, offset in deadlines], axis=1)
     else:
         deadline_values = np.zeros((len(k), 0), dtype=np.float64)
     if extra_rows is not None:
         at = np.concatenate([at, np.asarray(extra_rows, dtype=np.int64)[:, None]], axis=1)
-        times = ts_ns[at] / 1e9
+        times = ts_ns[at]
     version = table.version[k].tolist()
     address = table.address
     return TemplatedBlock(

@@ -155,6 +155,7 @@ def connection_reports(draw, usual_only: bool):
         last_frame=draw(count),
         start=draw(number),
         end=draw(number),
+        duration=draw(number),
         packets=draw(count),
         packets_client_to_server=draw(count),
         packets_server_to_client=draw(count),

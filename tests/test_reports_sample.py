@@ -93,6 +93,7 @@ def scripted(
         last_frame=conn.last_frame,
         start=conn.start,
         end=conn.end,
+        duration=conn.duration,
         packets=conn.packets,
         packets_client_to_server=conn.packets_sent(C),
         packets_server_to_client=conn.packets_sent(S),

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import CaptureError, ConfigError
+from ..timestamps import second
 
 
 @dataclass(slots=True)
@@ -131,7 +132,7 @@ def count_chunk(info: CaptureInfo, source, counts: ChunkCounts) -> None:
     info.non_tcp_packets = info.packets - info.tcp_packets
     info.truncated_packets += counts.truncated
     if counts.records:
-        first, last = counts.first_ns / 1e9, counts.last_ns / 1e9
+        first, last = second(counts.first_ns), second(counts.last_ns)
         info.first_time = first if info.first_time is None else min(info.first_time, first)
         info.last_time = last if info.last_time is None else max(info.last_time, last)
     for name in source.link_names:

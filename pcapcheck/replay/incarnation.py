@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from ..connections import Connection
 from ..segments import ACK, RST, SYN, Side
+from ..timestamps import second
 from .model import Close, Replay, State, TimeWait, Transition
 
 RFC_NEW_INCARNATION = "RFC 9293 §3.6.1; RFC 6191"
@@ -121,7 +122,7 @@ def _first_syn(conn: Connection) -> _Syn | None:
     if at is None:
         return None
     sender = Side.CLIENT if int(conn.sender[at]) == 0 else Side.SERVER
-    return _Syn(int(rows["ts_ns"][at]) / 1e9, int(rows["frame"][at]), sender)
+    return _Syn(second(rows["ts_ns"][at]), int(rows["frame"][at]), sender)
 
 
 def _half_open_reset(new_connection: Connection, opener: Side):

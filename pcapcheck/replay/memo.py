@@ -69,6 +69,7 @@ from ..connections import Connection, ConnectionTable, segment_at, segment_colum
 from ..profiles import Profile
 from ..segments import FIN, RST, SYN, Side
 from ..sequences import ComparesAsList
+from ..timestamps import NS_PER_S, second, seconds
 from .facts import Controls
 from .model import (
     Close,
@@ -199,7 +200,7 @@ class Template:
     def instantiate(self, conn: Connection) -> Replay:
         rows = conn.rows
         read = self._read
-        times = [ns / 1e9 for ns in read(rows["ts_ns"].tolist())]
+        times = [ns / NS_PER_S for ns in read(rows["ts_ns"].tolist())]
         frames = read(rows["frame"].tolist())
         deadlines = [times[at] + offset for at, offset in self._deadlines]
         waits = [
@@ -295,7 +296,7 @@ def template_of(
     last_event = -1
     expiries_only = False
     frames = conn.rows["frame"].tolist()
-    times = [ns / 1e9 for ns in conn.rows["ts_ns"].tolist()]
+    times = [ns / NS_PER_S for ns in conn.rows["ts_ns"].tolist()]
     index_of = {frame: i for i, frame in enumerate(frames)}
     used: set[int] = set()
     transitions = []
@@ -407,7 +408,7 @@ class ReplayMemo:
         if shape is None or end is None:
             return None
         times = conn.rows["ts_ns"]
-        first, last = int(times[0]) / 1e9, int(times[-1]) / 1e9  # conn.start, conn.end
+        first, last = second(times[0]), second(times[-1])  # conn.start, conn.end
         span = last - first
         if not span < self.shortest or not first + self.shortest > last:
             return None
@@ -432,8 +433,8 @@ class ReplayMemo:
         if end is None or not n:
             return [None] * n
         times = table.rows["ts_ns"]
-        first = times[table.starts] / 1e9
-        last = times[table.ends - 1] / 1e9
+        first = seconds(times[table.starts])
+        last = seconds(times[table.ends - 1])
         span = last - first
         ok = (span < self.shortest) & (first + self.shortest > last)
         to_end = end - first

@@ -68,6 +68,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..segments import ACK, CHECKSUM_BAD, FIN, RST, SYN
+from ..timestamps import seconds
 from .model import Vantage
 from .timeline import REORDER_WINDOW_NS
 from .vantage import INITIAL_TTLS, NEAR_RATIO, TIMING_NOISE
@@ -158,9 +159,9 @@ def connection_shapes(
     step_ns[1:] = np.where(same_conn[1:], ts[1:] - ts[:-1], 0)
     bad |= step_ns < 0
     ok &= (ts[ends - 1] - ts[starts]) < MAX_SPAN_NS
-    seconds = ts / 1e9  # as Segment.time is made: int / 1e9
+    times = seconds(ts)  # as Segment.time is made: two ns apart can be one float
     tie = np.zeros(len(rows), dtype=bool)
-    tie[1:] = same_conn[1:] & (seconds[1:] == seconds[:-1])
+    tie[1:] = same_conn[1:] & (times[1:] == times[:-1])
     gap = np.where(step_ns <= KEY_NEAR // 8, step_ns, 255)
     reorder = _reorder_counts(conn, rel_t, starts)
 

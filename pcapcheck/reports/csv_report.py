@@ -28,6 +28,7 @@ from typing import IO, TYPE_CHECKING
 from ..replay.model import TemplatedTransitions, TransitionPattern
 from ..segments import flags_text
 from ..templated import by_source, report_pieces, shown_addresses
+from ..timestamps import seconds
 from .atomic import ReportWriteError, write_atomically
 from .document import PatternTexts, connection_record, finding_record, plain_numbers
 from .fragments import CSV, prerendered, prerendered_findings, write_blocks
@@ -149,7 +150,7 @@ def _connection_row(conn: "ConnectionReport", states: _StatesText) -> str:
     return (
         f"{cid},{csv_text(str(conn.client))},{csv_text(str(conn.server))},{incarnation},"
         f"{csv_bool(conn.roles_inferred)},{first},{last},{csv_float(start)},{csv_float(end)},"
-        f"{csv_float(end - start)},{packets},{p_cs},{p_sc},{b_cs},{b_sc},{csv_text(conn.client_final_state)},"
+        f"{csv_float(conn.duration)},{packets},{p_cs},{p_sc},{b_cs},{b_sc},{csv_text(conn.client_final_state)},"
         f"{csv_text(conn.server_final_state)},{csv_text(conn.close)},{csv_text(conn.vantage)},"
         f"{csv_text(conn.flags_seen)},{states.field(conn.transitions)}{LINE_END}"
     )
@@ -272,13 +273,13 @@ def block_fragments(block: "TemplatedBlock") -> list[str]:
         assert fallback is not None  # the values are plain: ints, floats, str
         return fallback
     text, order = made
-    starts, ends = block.start_ns / 1e9, block.end_ns / 1e9
+    starts, ends, durations = seconds(block.start_ns), seconds(block.end_ns), seconds(block.durations())
     frames = block.frames.T
     offset = block.times.shape[1]  # TemplatedTransitions.values: times, then frames
     rows = zip(
         client, block.client_port.tolist(), server, block.server_port.tolist(), block.incarnation.tolist(),
         block.first_frame.tolist(), block.last_frame.tolist(), starts.tolist(), ends.tolist(),
-        (ends - starts).tolist(), block.packets.tolist(), *(column.tolist() for column in block.totals.T),
+        durations.tolist(), block.packets.tolist(), *(column.tolist() for column in block.totals.T),
         [_csv_flags(f) for f in block.flags_seen.tolist()], *(frames[i - offset].tolist() for i in order),
     )  # fmt: skip
     return [text % row for row in rows]

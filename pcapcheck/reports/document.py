@@ -83,7 +83,7 @@ def connection_record(conn: "ConnectionReport") -> dict[str, Any]:
         "last_frame": conn.last_frame,
         "start": conn.start,
         "end": conn.end,
-        "duration": conn.end - conn.start,
+        "duration": conn.duration,
         "packets": conn.packets,
         "packets_client_to_server": conn.packets_client_to_server,
         "packets_server_to_client": conn.packets_server_to_client,

@@ -71,7 +71,7 @@ def _connection_view(conn: "ConnectionReport", findings: list[Finding], context:
         "ladder": ladder,
         "drawn_frames": drawn,
         "omitted": bool(conn.steps) and not draw,
-        "duration": conn.end - conn.start,
+        "duration": conn.duration,
     }
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from ..replay.model import TemplatedTransitions, TransitionPattern
 from ..segments import flags_text
 from ..templated import by_source, report_pieces, shown_addresses
+from ..timestamps import texts
 from .atomic import write_atomically
 from .fragments import ID_PREFIX, JSON, prerendered, prerendered_findings, write_blocks
 from .document import (
@@ -145,7 +146,7 @@ def _connection_text(conn: "ConnectionReport", transitions: _TransitionsText) ->
         f'{{"id":{cid},"client":{_json_str(str(conn.client))},"server":{_json_str(str(conn.server))},'
         f'"incarnation":{incarnation},"roles_inferred":{"true" if conn.roles_inferred else "false"},'
         f'"first_frame":{first},"last_frame":{last},"start":{_json_float(start)},"end":{_json_float(end)},'
-        f'"duration":{_json_float(end - start)},"packets":{packets},"packets_client_to_server":{p_cs},'
+        f'"duration":{_json_float(conn.duration)},"packets":{packets},"packets_client_to_server":{p_cs},'
         f'"packets_server_to_client":{p_sc},"bytes_client_to_server":{b_cs},"bytes_server_to_client":{b_sc},'
         f'"client_final_state":{_json_str(conn.client_final_state)},'
         f'"server_final_state":{_json_str(conn.server_final_state)},"close":{_json_str(conn.close)},'
@@ -179,8 +180,25 @@ def _texts(connections: Iterable["ConnectionReport"]) -> Iterator[str]:
 
 def fragments_of(connections: Iterable["ConnectionReport"]) -> list[str] | None:
     """Each record's text after ``{"id":N,`` (reports/fragments.py); None if one needs json.dumps.
-    Templated blocks (pcapcheck.templated) are formatted a block at a time."""
-    return by_source(connections, _object_fragments, block_fragments)
+    Templated blocks (pcapcheck.templated) are formatted a block at a time, the texts of all their
+    times at once (timestamps.texts costs tens of microseconds a call, a block has tens of members)."""
+    blocks = getattr(connections, "blocks", None)
+    if not blocks:
+        return by_source(connections, _object_fragments, block_fragments)
+    shown = iter(_time_texts(blocks))
+    return by_source(connections, _object_fragments, lambda block: block_fragments(block, next(shown)))
+
+
+def _time_texts(blocks: Sequence["TemplatedBlock"]) -> list[tuple[list[str], list[str]]]:
+    """Per block, the texts of its times column by column, and of its members' durations."""
+    times = texts(np.concatenate([b.times.T.ravel() for b in blocks]))
+    durations = texts(np.concatenate([b.durations() for b in blocks]))  # apart: fewer whole digits
+    out, at, member = [], 0, 0
+    for b in blocks:
+        out.append((times[at : at + b.times.size], durations[member : member + len(b)]))
+        at += b.times.size
+        member += len(b)
+    return out
 
 
 def _object_fragments(connections: Iterable["ConnectionReport"]) -> list[str] | None:
@@ -195,9 +213,10 @@ def _object_fragments(connections: Iterable["ConnectionReport"]) -> list[str] | 
     return out
 
 
-def block_fragments(block: "TemplatedBlock") -> list[str]:
+def block_fragments(block: "TemplatedBlock", shown: tuple[list[str], list[str]] | None = None) -> list[str]:
     """Every member's record text after ``{"id":N,``: one %-format per member, of a text made
-    once per template; the same text ``_connection_text`` makes from the member's report."""
+    once per template; the same text ``_connection_text`` makes from the member's report.
+    ``shown``: the texts of its times and durations (``_time_texts``), if made already."""
     kind = block.kind
     made = _block_format(kind)
     client = shown_addresses(block.client_addr, _json_plain)
@@ -207,44 +226,53 @@ def block_fragments(block: "TemplatedBlock") -> list[str]:
         assert fallback is not None  # the values are plain: ints, floats, str
         return fallback
     text, order = made
-    starts, ends = block.start_ns / 1e9, block.end_ns / 1e9
     values = [*block.times.T, *block.frames.T, *block.deadlines.T]
-    floats = _FloatTexts(values, block.times.shape[1], block.frames.shape[1])
+    floats = _FloatTexts(values, block.times.shape[1], block.frames.shape[1], shown or _time_texts([block])[0])
     totals = block.totals.T
     flags = [_json_flags(f) for f in block.flags_seen.tolist()]
     rows = zip(
         client, block.client_port.tolist(), server, block.server_port.tolist(), block.incarnation.tolist(),
-        block.first_frame.tolist(), block.last_frame.tolist(), floats.like(starts), floats.like(ends),
-        map(_float_repr, (ends - starts).tolist()), block.packets.tolist(), *(column.tolist() for column in totals),
+        block.first_frame.tolist(), block.last_frame.tolist(), floats.like(block.start_ns),
+        floats.like(block.end_ns), floats.durations, block.packets.tolist(),
+        *(column.tolist() for column in totals),
         flags, *(floats.column(i) for i in order),
     )  # fmt: skip
     return [text % row for row in rows]
 
 
 class _FloatTexts:
-    """A block's TemplatedTransitions.values by column, floats as their JSON text: each time column
-    is written once, however many transitions (and the start and end) show it."""
+    """A block's TemplatedTransitions.values by column as their JSON text (times kept in ns, then
+    frames, then deadlines in seconds), and its members' durations: each time column is written
+    once, however many transitions (and the start and end) show it. ``shown``: the texts of the
+    times, column after column, and of the durations (``_time_texts``)."""
 
-    def __init__(self, values: list[np.ndarray], times: int, frames: int):
+    def __init__(self, values: list[np.ndarray], times: int, frames: int, shown: tuple[list[str], list[str]]):
         self._values = values
+        self._times = range(times)
         self._frames = range(times, times + frames)
-        self._texts: dict[int, list] = {}
+        made, self.durations = shown
+        n = len(self.durations)
+        self._texts: dict[int, list] = {i: made[i * n : (i + 1) * n] for i in self._times}
 
     def column(self, i: int) -> list:
         made = self._texts.get(i)
         if made is None:
-            column = self._values[i].tolist()
-            made = self._texts[i] = column if i in self._frames else list(map(_float_repr, column))
+            if i in self._frames:
+                made = self._values[i].tolist()
+            else:
+                made = list(map(_float_repr, self._values[i].tolist()))
+            self._texts[i] = made
         return made
 
-    def like(self, floats: np.ndarray) -> list[str]:
-        """The texts of ``floats``, from a time column equal to it when there is one."""
-        first = floats[0]
-        for i, column in enumerate(self._values):
+    def like(self, ns: np.ndarray) -> list[str]:
+        """The texts of the times ``ns``, from a time column equal to it when there is one."""
+        first = ns[0]
+        for i in self._times:
+            column = self._values[i]
             # The first values first: most columns differ there, and array_equal costs microseconds.
-            if i not in self._frames and column[0] == first and np.array_equal(column, floats):
+            if column[0] == first and np.array_equal(column, ns):
                 return self.column(i)
-        return list(map(_float_repr, floats.tolist()))
+        return texts(ns)
 
 
 @functools.lru_cache(maxsize=BLOCK_FORMATS)

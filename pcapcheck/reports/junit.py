@@ -117,7 +117,7 @@ def build_junit(result: "AnalysisResult") -> ET.ElementTree:
     root, suite, orphans = _skeleton(result, by_conn, fail_on)
     classname = _classname(result)
     for conn in result.connections:
-        _add_case(suite, classname, case_name(conn), conn.end - conn.start, by_conn.get(conn.id, []), fail_on)
+        _add_case(suite, classname, case_name(conn), conn.duration, by_conn.get(conn.id, []), fail_on)
     _capture_case(suite, result, classname, orphans, fail_on)
     return ET.ElementTree(root)
 
@@ -144,7 +144,7 @@ def write_junit(result: "AnalysisResult", path: str | os.PathLike) -> None:
         cases = 0
         for conn in result.connections:
             holder = ET.Element("testsuite")
-            _add_case(holder, classname, case_name(conn), conn.end - conn.start, by_conn.get(conn.id, []), fail_on)
+            _add_case(holder, classname, case_name(conn), conn.duration, by_conn.get(conn.id, []), fail_on)
             ET.indent(holder[0], level=_CASE_LEVEL)
             handle.write(head if cases == 0 else between)
             handle.write(ET.tostring(holder[0], encoding="unicode"))
