@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -95,3 +97,14 @@ def test_a_nanosecond_captures_times_are_rounded_once(tmp_path):
         for state in conn["states"]:
             assert state["time"] == times[state["frame"] - 1] / NS_PER_S, state
     assert doc["capture"]["first_time"] == min(times) / NS_PER_S
+
+
+def test_texts_of_mixed_times_load_no_more_of_numpy():
+    # np.unique's first call imports numpy.ma: about 8 ms in every process of a run.
+    script = (
+        "import sys, numpy as np; from pcapcheck.timestamps import texts; "
+        "texts(np.array([34_000, 439_000, 1_795_549_490_863_129_000, 1_795_549_490_863_129_123])); "
+        "print('numpy.ma' in sys.modules)"
+    )
+    shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert shown.stdout.strip() == "False"
