@@ -10,10 +10,12 @@ Python's int / int and repr element for element.
 from __future__ import annotations
 
 import json
+import math
 import re
 import struct
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -33,15 +35,29 @@ EPOCH_US = st.integers(1_000_000_000_000_000, 2_000_000_000_000_000).map(lambda 
 ANY_NS = st.integers(-(2**63), 2**63 - 1)
 SMALL_NS = st.integers(-(10**10), 10**10)
 SMALL_US = st.integers(-(10**10), 10**10).map(lambda us: us * 1000)  # 1e-4 s and up: the digit path
+# Zero, the first plain text, a time that whole + fraction / 1e9 rounds twice (it does below 1024 s),
+# the first big integer.
+EDGES = st.sampled_from([0, 10**5, 1_948_649_446, 2**53, 2**53 + 1])
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(EPOCH_US, ANY_NS, SMALL_NS, SMALL_US, st.sampled_from([0, 10**5, 2**53, 2**53 + 1])), max_size=40))
+@given(st.lists(st.one_of(EPOCH_US, ANY_NS, SMALL_NS, SMALL_US, EDGES), max_size=40))
 def test_vectorised_seconds_and_texts_equal_int_division_and_repr(values):
     ns = np.asarray(values, dtype=np.int64)
     expected = [n / NS_PER_S for n in values]
     assert seconds(ns).tolist() == expected
     assert texts(ns) == [repr(x) for x in expected]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(min_value=2.0**10, max_value=9.2e9), st.integers(-2, 2), st.booleans())  # int64 ns: to 9.22e9 s
+def test_times_next_to_a_rounding_midpoint_round_as_the_exact_time(near, step, whole_microseconds):
+    # The hardest times: the nanosecond (or microsecond) nearest a midpoint between two floats.
+    midpoint = Fraction(near) + Fraction(math.ulp(near)) / 2
+    unit = 1000 if whole_microseconds else 1
+    n = (round(midpoint * NS_PER_S / unit) + step) * unit
+    assert seconds(np.array([n, n])).tolist() == [n / NS_PER_S] * 2
+    assert texts(np.array([n, n])) == [repr(n / NS_PER_S)] * 2
 
 
 def _frame_times(path: Path) -> list[int]:
