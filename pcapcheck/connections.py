@@ -202,7 +202,7 @@ def segment_list(conn: Connection, columns: SegmentColumns | None = None) -> lis
             Segment(
                 i,
                 frame[i],
-                ts_ns[i] / NS_PER_S,
+                ts_ns[i] / NS_PER_S,  # Python ints (tolist): int / int rounds once, as second() does
                 sides[side],
                 s,
                 a,

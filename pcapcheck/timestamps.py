@@ -15,10 +15,12 @@ import numpy as np
 NS_PER_S = 1_000_000_000
 # Below this many nanoseconds an int64 converts to a float exactly: one division, one rounding.
 _EXACT_NS = 1 << 53
-# A time of at least 1024 s whole in ns lies at least 512 * 2**e / (1e9 * 2**53) from a midpoint
-# of its binade [2**e, 2**(e+1)) (the gcd of 2**(53-e) and 10**9 is 2**9, and an odd multiple of
-# 2**(e-53) is no multiple of 10**-9), more than the error of fraction / 1e9 (2**-54): adding it to
-# the whole seconds rounds as the exact time would. Every time from 2**53 ns (104 days) up is one.
+# A time in whole ns in the binade [2**e, 2**(e+1)) lies at least 512 * 2**e / (1e9 * 2**53) from
+# a midpoint between two floats (the gcd of 2**(53-e) and 10**9 is 2**9, and an odd multiple of
+# 2**(e-53) is no multiple of 10**-9). From 2**20 s on that is more than the error of
+# fraction / 1e9 (2**-54), so adding it to the whole seconds rounds as the exact time would; below,
+# it does not always (2819.734419226 s comes out 2819.7344192259998). Every time from 2**53 ns
+# (104 days) up is above 2**20 s.
 # Above 2**33 s the float spacing reaches a microsecond: a text of digits could be shorter.
 _HIGH_S = 1 << 33
 # repr switches to an exponent below 1e-4 s (and far above any time here).
