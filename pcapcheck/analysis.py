@@ -94,7 +94,7 @@ class ConnectionsAnalysis:
 
 def connection_report(conn: Connection, rep: Replay, keep_steps: bool) -> ConnectionReport:
     rows = conn.rows
-    frames, times = rows["frame"], rows["ts_ns"]
+    frames = rows["frame"]
     totals = conn.totals
     if totals is None:
         totals = (
@@ -111,8 +111,8 @@ def connection_report(conn: Connection, rep: Replay, keep_steps: bool) -> Connec
         roles_inferred=conn.roles_inferred,
         first_frame=int(frames[0]),
         last_frame=int(frames[-1]),
-        start=second(times[0]),
-        end=second(times[-1]),
+        start=conn.start,
+        end=conn.end,
         duration=conn.duration,
         packets=len(rows),
         packets_client_to_server=totals[0],

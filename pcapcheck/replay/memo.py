@@ -69,7 +69,7 @@ from ..connections import Connection, ConnectionTable, segment_at, segment_colum
 from ..profiles import Profile
 from ..segments import FIN, RST, SYN, Side
 from ..sequences import ComparesAsList
-from ..timestamps import NS_PER_S, second, seconds
+from ..timestamps import NS_PER_S, seconds
 from .facts import Controls
 from .model import (
     Close,
@@ -407,8 +407,7 @@ class ReplayMemo:
         end = self.capture_end
         if shape is None or end is None:
             return None
-        times = conn.rows["ts_ns"]
-        first, last = second(times[0]), second(times[-1])  # conn.start, conn.end
+        first, last = conn.start, conn.end
         span = last - first
         if not span < self.shortest or not first + self.shortest > last:
             return None

@@ -273,13 +273,12 @@ def block_fragments(block: "TemplatedBlock") -> list[str]:
         assert fallback is not None  # the values are plain: ints, floats, str
         return fallback
     text, order = made
-    starts, ends, durations = seconds(block.start_ns), seconds(block.end_ns), seconds(block.durations())
     frames = block.frames.T
     offset = block.times.shape[1]  # TemplatedTransitions.values: times, then frames
     rows = zip(
         client, block.client_port.tolist(), server, block.server_port.tolist(), block.incarnation.tolist(),
-        block.first_frame.tolist(), block.last_frame.tolist(), starts.tolist(), ends.tolist(),
-        durations.tolist(), block.packets.tolist(), *(column.tolist() for column in block.totals.T),
+        block.first_frame.tolist(), block.last_frame.tolist(), block.starts(), block.ends(),
+        seconds(block.durations()).tolist(), block.packets.tolist(), *(column.tolist() for column in block.totals.T),
         [_csv_flags(f) for f in block.flags_seen.tolist()], *(frames[i - offset].tolist() for i in order),
     )  # fmt: skip
     return [text % row for row in rows]
